@@ -15,7 +15,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .base import UnreadableImageError
+from .base import InvalidQueryError, UnreadableImageError
 
 ImageSource = Union[str, Path, bytes, Image.Image]
 
@@ -100,7 +100,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
         array = np.asarray(image.convert("I"), dtype=np.float64)
         peak = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        gray = np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8)
+        gray = np.clip(np.rint(array * (255.0 / peak)), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, "L").convert("RGB")
     if mode == "F":
         array = np.asarray(image, dtype=np.float64)
@@ -114,3 +114,32 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background.paste(image, mask=image.getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def parse_query(query: object) -> Image.Image | str:
+    """A decoded RGB image for an image query (a PIL image or an image file's path), or the
+    stripped text of a text query. Which engines take text is theirs to decide."""
+    if isinstance(query, Image.Image):
+        return load_image(query)
+    if isinstance(query, Path) or isinstance(query, str) and _looks_like_image_path(query):
+        path = str(query).strip()
+        if not os.path.isfile(path):
+            raise UnreadableImageError(path, "no such file")
+        return load_image(path)
+    if isinstance(query, str):
+        text = query.strip()
+        if not text:
+            raise InvalidQueryError("Expected an image or a non-empty text query, got empty text")
+        return text
+    raise InvalidQueryError(
+        f"Expected the query to be a PIL image, an image file path or text, got {type(query).__name__}"
+    )
+
+
+def _looks_like_image_path(text: str) -> bool:
+    # An existing file is a path; so is a single token ending like an image file. Anything
+    # else ("a red bus") is text, even if it contains a slash.
+    stripped = text.strip()
+    if stripped and os.path.isfile(stripped):
+        return True
+    return " " not in stripped and os.path.splitext(stripped)[1].lower() in IMAGE_EXTENSIONS

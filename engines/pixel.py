@@ -16,7 +16,7 @@ from PIL import Image
 
 from .base import InvalidQueryError, Query, UnreadableImageError
 from .gallery import GalleryItem
-from .images import load_image
+from .images import parse_query
 from .metrics import METRICS
 from .vector_engine import VectorEngine
 
@@ -27,25 +27,6 @@ FEATURES = ("pixels", "histogram")
 DEFAULT_SIZE = (32, 32)
 #: Colour histograms are computed on a thumbnail this large: plenty of pixels for 512 bins.
 HISTOGRAM_SIDE = 128
-
-
-def query_image(query: Query, engine: str) -> Image.Image:
-    """Decode an image query (a PIL image or a file path) or refuse it clearly."""
-    if isinstance(query, Image.Image):
-        return load_image(query)
-    if isinstance(query, (str, Path)):
-        text = str(query)
-        if text.strip() and os.path.isfile(text):
-            return load_image(text)
-        if isinstance(query, Path) or os.path.sep in text and os.path.splitext(text)[1]:
-            raise UnreadableImageError(text, "no such file")
-        raise InvalidQueryError(
-            f"The {engine} engine expected an image or an image file path, got text "
-            f"{text[:60]!r}: text queries need a CLIP engine"
-        )
-    raise InvalidQueryError(
-        f"Expected the query to be a PIL image or an image file path, got {type(query).__name__}"
-    )
 
 
 class PixelEngine(VectorEngine):
@@ -98,7 +79,13 @@ class PixelEngine(VectorEngine):
             yield from pool.map(one, items)
 
     def _query_vector(self, query: Query) -> np.ndarray:
-        return self.describe(query_image(query, self.name))
+        parsed = parse_query(query)
+        if isinstance(parsed, str):
+            raise InvalidQueryError(
+                f"The {self.name} engine expected an image or an image file path, got text "
+                f"{parsed[:60]!r}: text queries need a CLIP engine"
+            )
+        return self.describe(parsed)
 
     def _draft_size(self) -> tuple[int, int]:
         # The JPEG decoder may shrink by up to 8x while decoding; asking for at least

@@ -12,6 +12,7 @@ from .base import SearchEngine
 #: that importing ``engines`` stays instant (torch and chromadb are heavy).
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "pixel": ("engines.pixel", "PixelEngine", "Pixels"),
+    "clip": ("engines.clip", "ClipEngine", "CLIP"),
 }
 
 

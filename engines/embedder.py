@@ -1,0 +1,233 @@
+"""The one CLIP embedder, shared by the CLIP and Chroma engines.
+
+It loads a CLIP-family model (CLIP, SigLIP, ...) with ``transformers`` on first use, from
+the Hugging Face Hub or a local directory saved with ``save_pretrained``, and turns images
+and sentences into L2-normalised float32 vectors through the model's own processor and
+``get_image_features`` / ``get_text_features``. Batching and overlapping the decoding with
+the model's work make indexing fast without changing a single vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .base import InvalidQueryError, ModelUnavailableError, UnreadableImageError
+from .gallery import GalleryItem
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+#: The environment variable the app reads for its default model.
+MODEL_ENV = "IMAGE_SEARCH_MODEL"
+
+
+def _how_to_point_local(model: str) -> str:
+    return (
+        f"To use a local copy, download it where the Hub is reachable "
+        f"(`hf download {model} --local-dir DIR`, or `save_pretrained(DIR)` on the model and "
+        f"its processor), then pass model=DIR, start the app with `--model DIR`, or set "
+        f"{MODEL_ENV}=DIR."
+    )
+
+
+class ClipEmbedder:
+    """Image and text embeddings from one CLIP-family model, loaded lazily.
+
+    ``model`` is a Hub id or a local directory; ``device`` defaults to the GPU when one
+    is present. ``batch_size`` images go through the model at once while ``workers``
+    threads decode and preprocess the next batches.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        revision: str | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        workers: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size of at least 1, got {batch_size}")
+        self.model_name = str(model)
+        self.revision = revision
+        self.batch_size = batch_size
+        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+        self._device = device
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._processor: Any = None
+        self._error: ModelUnavailableError | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            if self._error is not None:
+                # A failed Hub look-up can take a while; do not repeat it on every query.
+                raise self._error
+            try:
+                import torch
+                from transformers import AutoModel, AutoProcessor
+
+                device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+                kwargs = {"revision": self.revision} if self.revision else {}
+                processor = AutoProcessor.from_pretrained(self.model_name, **kwargs)
+                model = AutoModel.from_pretrained(self.model_name, **kwargs).to(device).eval()
+            except Exception as exc:  # the Hub client and transformers raise many types
+                self._error = ModelUnavailableError(
+                    f"Could not load the CLIP model {self.model_name!r} "
+                    f"({type(exc).__name__}: {_first_line(exc)}). {_how_to_point_local(self.model_name)}"
+                )
+                raise self._error from exc
+            if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
+                self._error = ModelUnavailableError(
+                    f"The model {self.model_name!r} ({type(model).__name__}) is not a CLIP-family "
+                    "model: it has no get_image_features/get_text_features"
+                )
+                raise self._error
+            self._processor, self._device, self._model = processor, device, model
+
+    @property
+    def device(self) -> str:
+        self._load()
+        return str(self._device)
+
+    @property
+    def dim(self) -> int:
+        """Size of the embedding vectors."""
+        self._load()
+        config = self._model.config
+        return int(getattr(config, "projection_dim", None) or config.vision_config.hidden_size)
+
+    def identity(self) -> dict[str, object]:
+        """What identifies the vectors this embedder makes, for caches and collections.
+
+        A Hub model is named by id and resolved commit; a local directory by its absolute
+        path and the size and modification time of its files, so re-saving another model
+        there is noticed.
+        """
+        self._load()
+        if os.path.isdir(self.model_name):
+            folder = Path(self.model_name).resolve()
+            files = sorted(
+                (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                for p in folder.iterdir() if p.is_file()
+            )
+            return {"model": str(folder), "files": files}
+        commit = getattr(self._model.config, "_commit_hash", None)
+        return {"model": self.model_name, "revision": commit or self.revision or "main"}
+
+    # -- embedding -----------------------------------------------------------------------
+    def _features(self, method: str, inputs: dict[str, Any]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            inputs = {k: v.to(self._device) for k, v in inputs.items()}
+            out = getattr(self._model, method)(**inputs)
+            # transformers 5 returns a model output whose pooler_output is the projected
+            # embedding; older releases return the tensor itself.
+            tensor = out if isinstance(out, torch.Tensor) else out.pooler_output
+            tensor = torch.nn.functional.normalize(tensor.float(), dim=-1)
+        return tensor.cpu().numpy().astype(np.float32)
+
+    def _pixel_values(self, images: Sequence[Image.Image]) -> dict[str, Any]:
+        return {"pixel_values": self._processor(images=list(images), return_tensors="pt")["pixel_values"]}
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Unit vectors of RGB ``images``, shape ``(len(images), dim)``."""
+        self._load()
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [
+            self._features("get_image_features", self._pixel_values(images[i : i + self.batch_size]))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(chunks)
+
+    def embed_items(self, items: Sequence[GalleryItem]) -> Iterator[np.ndarray | UnreadableImageError]:
+        """One unit vector, or the reason it could not be made, per gallery item, in order.
+
+        Worker threads decode and preprocess upcoming batches while the model runs on the
+        current one; the vectors are the same as ``embed_images`` gives one by one.
+        """
+        self._load()
+
+        def prepare(batch: Sequence[GalleryItem]) -> tuple[list[UnreadableImageError | None], dict[str, Any] | None]:
+            images, outcomes = [], []
+            for item in batch:
+                try:
+                    images.append(item.open())
+                    outcomes.append(None)
+                except UnreadableImageError as exc:
+                    outcomes.append(exc)
+            return outcomes, (self._pixel_values(images) if images else None)
+
+        batches = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            queue: deque[Future] = deque()
+            upcoming = iter(batches)
+            for batch in upcoming:
+                queue.append(pool.submit(prepare, batch))
+                if len(queue) > self.workers:
+                    break
+            while queue:
+                outcomes, inputs = queue.popleft().result()
+                next_batch = next(upcoming, None)
+                if next_batch is not None:
+                    queue.append(pool.submit(prepare, next_batch))
+                vectors = iter(self._features("get_image_features", inputs) if inputs else [])
+                for outcome in outcomes:
+                    yield outcome if outcome is not None else next(vectors)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``texts``; text longer than the model's context is truncated."""
+        cleaned = [t.strip() if isinstance(t, str) else "" for t in texts]
+        if not cleaned or not all(cleaned):
+            raise InvalidQueryError("Expected non-empty text queries, got empty or whitespace text")
+        self._load()
+        config = self._model.config
+        text_config = getattr(config, "text_config", config)
+        max_length = int(getattr(text_config, "max_position_embeddings", 77))
+        # SigLIP was trained on text padded to its full context; CLIP on unpadded text.
+        padding = "max_length" if "siglip" in getattr(config, "model_type", "") else True
+        inputs = self._processor(
+            text=cleaned, padding=padding, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        wanted = {"input_ids", "attention_mask"} if padding is True else {"input_ids"}
+        return self._features("get_text_features", {k: v for k, v in inputs.items() if k in wanted})
+
+
+_SHARED: dict[tuple[Any, ...], ClipEmbedder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_embedder(
+    model: str = DEFAULT_MODEL, *, revision: str | None = None, device: str | None = None,
+    batch_size: int = 32, workers: int | None = None,
+) -> ClipEmbedder:
+    """The process-wide embedder for these settings: the CLIP and Chroma engines asking for
+    the same model get the same loaded model, and so exactly the same vectors."""
+    key = (str(model), revision, device, batch_size, workers)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = ClipEmbedder(model, revision=revision, device=device, batch_size=batch_size, workers=workers)
+        return _SHARED[key]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

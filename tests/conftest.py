@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Nothing in the test suite may reach the Hub; this also makes a missing model fail fast.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from helpers import build_tiny_clip, make_gallery  # noqa: E402
+
+AIO = (ROOT.parent / "shared" / "datasets" / "aio").resolve()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("IMAGE_SEARCH_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
+
+
+@pytest.fixture(scope="session")
+def other_tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_clip(tmp_path_factory.mktemp("other-clip"), seed=1))
+
+
+@pytest.fixture()
+def gallery(tmp_path: Path) -> Path:
+    return make_gallery(tmp_path / "gallery")
+
+
+@pytest.fixture(scope="session")
+def aio() -> Path:
+    if not (AIO / "train").is_dir():
+        pytest.skip(f"the aio dataset is not at {AIO} (it is read from ../shared, never committed)")
+    return AIO

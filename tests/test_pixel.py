@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engines import InvalidQueryError, create_engine, list_image_files
+from engines.pixel import PixelEngine
+
+
+def test_pixel_features_are_the_resized_rgb_values(gallery: Path) -> None:
+    engine = PixelEngine(size=8)
+    image = Image.open(list_image_files(gallery / "train")[0]).convert("RGB")
+    expected = np.asarray(image.resize((8, 8), Image.Resampling.BILINEAR, reducing_gap=2.0), np.float32).reshape(-1) / 255
+    np.testing.assert_allclose(engine.describe(image), expected)
+
+
+def test_histogram_features_are_a_distribution_over_colour_bins() -> None:
+    engine = PixelEngine(features="histogram", bins=4)
+    image = Image.new("RGB", (10, 10), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 10, 5))
+    vector = engine.describe(image)
+    assert vector.shape == (64,) and vector.sum() == pytest.approx(1.0)
+    red_bin, blue_bin = (3 * 4 + 0) * 4 + 0, (0 * 4 + 0) * 4 + 3
+    assert vector[red_bin] == pytest.approx(0.5) and vector[blue_bin] == pytest.approx(0.5)
+
+
+def test_constant_images_rank_with_finite_scores(tmp_path: Path) -> None:
+    for n, colour in enumerate([(0, 0, 0), (128, 128, 128), (10, 200, 30)]):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        Image.new("RGB", (16, 16), colour).save(tmp_path / "c" / f"{n}.png")
+    engine = create_engine("pixel")
+    engine.index(tmp_path, progress=False)
+    for metric in engine.metrics:
+        for query in (Image.new("RGB", (9, 9), (0, 0, 0)), Image.new("RGB", (9, 9), (77, 77, 77))):
+            assert all(np.isfinite(r.score) for r in engine.search(query, k=3, metric=metric))
+
+
+def test_text_queries_are_refused_with_a_pointer_to_clip(gallery: Path) -> None:
+    engine = create_engine("pixel")
+    engine.index(gallery / "train", progress=False)
+    with pytest.raises(InvalidQueryError, match="CLIP"):
+        engine.search("a red square")
+    with pytest.raises(InvalidQueryError, match="empty"):
+        engine.search("   ")
+
+
+def test_cache_reuses_unchanged_files_and_redoes_changed_ones(gallery: Path) -> None:
+    files = list_image_files(gallery / "train")
+    first = create_engine("pixel")
+    first.index(files, progress=False)
+    assert first.last_computed == len(files)
+    second = create_engine("pixel")  # as after a restart
+    second.index(files, progress=False)
+    assert second.last_computed == 0
+    Image.new("RGB", (30, 30), (0, 0, 0)).save(files[0])
+    os.utime(files[0], ns=(1, 1))
+    second.index(files, progress=False)
+    assert second.last_computed == 1
+    assert second.search(Image.new("RGB", (5, 5), (0, 0, 0)), k=1)[0].path == files[0]
+    histogram = create_engine("pixel", features="histogram")
+    histogram.index(files, progress=False)
+    assert histogram.last_computed == len(files)  # other settings, other vectors
+    off = create_engine("pixel", cache="off")
+    off.index(files, progress=False)
+    assert off.last_computed == len(files)
+
+
+def test_unknown_engine_and_options_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="pixel"):
+        create_engine("sift")
+    with pytest.raises(ValueError, match="features"):
+        create_engine("pixel", colour="yes")
+    with pytest.raises(ValueError, match="histogram"):
+        create_engine("pixel", features="edges")
