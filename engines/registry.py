@@ -13,6 +13,7 @@ from .base import SearchEngine
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "pixel": ("engines.pixel", "PixelEngine", "Pixels"),
     "clip": ("engines.clip", "ClipEngine", "CLIP"),
+    "chroma": ("engines.chroma", "ChromaEngine", "CLIP + Chroma"),
 }
 
 

@@ -47,3 +47,48 @@ def aio() -> Path:
     if not (AIO / "train").is_dir():
         pytest.skip(f"the aio dataset is not at {AIO} (it is read from ../shared, never committed)")
     return AIO
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
+    """A real Chroma server (``chroma run``) on 127.0.0.1, stopped after the session."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    executable = shutil.which("chroma")
+    if executable is None:
+        pytest.fail("the chroma command (from the chromadb package) is not installed")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("chroma-server")
+    log = open(folder / "server.log", "wb")
+    process = subprocess.Popen(
+        [executable, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"chroma run did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield "127.0.0.1", port
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -22,6 +22,7 @@ ENGINE_CASES = {
     "pixel": lambda clip: ("pixel", {}),
     "pixel-histogram": lambda clip: ("pixel", {"features": "histogram"}),
     "clip": lambda clip: ("clip", {"model": clip}),
+    "chroma": lambda clip: ("chroma", {"model": clip}),
 }
 
 
