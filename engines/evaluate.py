@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .base import EngineError, SearchEngine, SkippedFile
 from .gallery import Items, as_gallery_items, load_gallery

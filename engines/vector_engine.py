@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .base import InvalidQueryError, Query, SearchEngine, SearchResult, SkippedFile
 from .cache import VectorCache, default_cache_dir
