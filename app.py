@@ -230,7 +230,7 @@ def thumbnail(item: GalleryItem) -> Image.Image:
     return image
 
 
-def result_tile(result: SearchResult, gallery: Gallery, metric: str) -> tuple[Any, str]:
+def result_tile(result: SearchResult, gallery: Gallery) -> tuple[Any, str]:
     caption = f"#{result.rank} {result.label} · {result.score:.3f}"
     if result.path is not None:
         return result.path, caption
@@ -282,7 +282,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             raise user_error(exc) from exc
         if image and (text or "").strip():
             gr.Info("Searched by the image; clear it to search by the text.")
-        tiles = [result_tile(r, gallery, metric) for r in results]
+        tiles = [result_tile(r, gallery) for r in results]
         summary = (
             f"**{len(results)} results** in {elapsed:.1f} ms from {len(engine)} images · "
             f"`{metric}`: {direction(metric, type(engine))}"
@@ -385,7 +385,12 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         )
         with gr.Row():
             engine = gr.Dropdown(engine_choices(), value=first_engine, label="Engine", scale=2)
-            metric = gr.Dropdown(list(first_class.metrics), value=first_class.default_metric, label="Metric", scale=1)
+            # Choices follow the engine; the engine itself refuses a metric it lacks, so
+            # the component must not reject values outside its first list.
+            metric = gr.Dropdown(
+                list(first_class.metrics), value=first_class.default_metric, label="Metric", scale=1,
+                allow_custom_value=True,
+            )
             features = gr.Radio(["pixels", "histogram"], value="pixels", label="Pixel features", scale=2)
         with gr.Tab("Search"):
             with gr.Row():
@@ -397,7 +402,9 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
                     text = gr.Textbox(label="…or describe what you are looking for (needs a CLIP engine)", interactive=False, elem_id="query-text")
                     with gr.Row():
                         k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")
-                        labels = gr.Dropdown([], multiselect=True, label="Only these classes (optional)")
+                        labels = gr.Dropdown(
+                            [], multiselect=True, allow_custom_value=True, label="Only these classes (optional)"
+                        )
                     go = gr.Button("Search", variant="primary", elem_id="search-button")
                     if example_queries:
                         gr.Examples(example_queries, inputs=[image], label="Example queries (test split)")

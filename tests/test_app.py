@@ -1,0 +1,188 @@
+"""The app, launched for real and driven through gradio_client, as a user's browser would."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import app
+from conftest import ROOT, free_port
+from helpers import make_gallery
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, tiny_clip: str) -> Iterator[tuple[Client, str, Path]]:
+    root = tmp_path_factory.mktemp("app")
+    gallery = make_gallery(root / "gallery", per_class=5)
+    (gallery / "train" / "red" / "broken.jpg").write_text("not an image")
+    config = app.AppConfig(
+        data=str(gallery), model=tiny_clip, chroma_path=str(root / "chroma"), max_file_size="200kb",
+        port=free_port(), host="127.0.0.1",
+    )
+    demo = app.build_demo(config)
+    app.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{config.port}/"
+    yield Client(url, verbose=False), url, gallery
+    demo.close()
+
+
+def query_file(gallery: Path, label: str = "green") -> str:
+    return str(next((gallery / "test" / label).iterdir()))
+
+
+@pytest.mark.parametrize("engine, metrics", [
+    ("pixel", ["l1", "l2", "cosine", "correlation"]),
+    ("clip", ["cosine", "l1", "l2", "correlation"]),
+    ("chroma", ["cosine", "l2", "ip"]),
+])
+def test_search_by_image_with_every_engine_and_metric(served: tuple[Client, str, Path], engine: str, metrics: list[str]) -> None:
+    client, _, gallery = served
+    for metric in metrics:
+        tiles, summary = client.predict(engine, "pixels", metric, 4, [], handle_file(query_file(gallery)), "", api_name="/search")
+        assert len(tiles) == 4 and "4 results" in summary and metric in summary
+        captions = [t["caption"] for t in tiles]
+        assert [c.split()[0] for c in captions] == ["#1", "#2", "#3", "#4"]
+    if engine == "pixel":
+        assert captions[0].startswith("#1 green")
+
+
+def test_pixel_histogram_features_and_label_filter(served: tuple[Client, str, Path]) -> None:
+    client, _, gallery = served
+    tiles, _ = client.predict("pixel", "histogram", "l1", 10, ["blue"], handle_file(query_file(gallery)), "", api_name="/search")
+    assert len(tiles) == 5 and all(" blue " in t["caption"] for t in tiles)
+
+
+@pytest.mark.parametrize("engine", ["clip", "chroma"])
+def test_search_by_text_with_clip_engines(served: tuple[Client, str, Path], engine: str) -> None:
+    client, _, _ = served
+    tiles, summary = client.predict(engine, "pixels", "cosine", 3, [], None, "a red square", api_name="/search")
+    assert len(tiles) == 3 and "higher is better" in summary
+
+
+@pytest.mark.parametrize("args, message", [
+    (("pixel", "pixels", "l1", 3, [], None, "a red square"), "text queries need a CLIP engine"),
+    (("pixel", "pixels", "l1", 3, [], None, "   "), "Upload or pick a query image"),
+    (("pixel", "pixels", "cosine", 3, ["no-such-class"], "QUERY", ""), "Expected labels among"),
+    (("pixel", "pixels", "ip", 3, [], "QUERY", ""), "Expected metric to be one of l1, l2, cosine, correlation"),
+])
+def test_bad_queries_get_a_message_not_a_traceback(served: tuple[Client, str, Path], args: tuple, message: str) -> None:
+    client, _, gallery = served
+    args = tuple(handle_file(query_file(gallery)) if a == "QUERY" else a for a in args)
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name="/search")
+    assert message in str(info.value)
+
+
+def test_unreadable_upload_is_refused_clearly(served: tuple[Client, str, Path], tmp_path: Path) -> None:
+    client, _, _ = served
+    bad = tmp_path / "photo.jpg"
+    bad.write_text("this is text")
+    with pytest.raises(AppError, match="Could not read the uploaded file as an image"):
+        client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(bad)), "", api_name="/search")
+
+
+def test_uploads_over_the_size_limit_are_refused(served: tuple[Client, str, Path], tmp_path: Path) -> None:
+    client, _, _ = served
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 200_000
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(big)), "", api_name="/search")
+
+
+def test_build_index_reports_count_and_skipped_files(served: tuple[Client, str, Path]) -> None:
+    client, _, gallery = served
+    status, skipped = client.predict("pixel", "pixels", api_name="/build_index")
+    assert "Indexed **20** images" in status and "1 skipped" in status
+    assert skipped["data"][0][0] == str(gallery / "train" / "red" / "broken.jpg")
+
+
+def test_evaluation_table_plot_and_csv(served: tuple[Client, str, Path]) -> None:
+    client, _, _ = served
+    table, plot, csv_file, status = client.predict(["pixel", "clip"], "pixels", ["l1", "cosine"], "1,3", api_name="/evaluate")
+    assert table["headers"][:5] == ["engine", "metric", "queries", "P@1", "P@3"]
+    assert [row[1] for row in table["data"]] == ["l1", "cosine", "l1", "cosine"]
+    assert all(row[2] == 4 for row in table["data"])
+    with open(csv_file, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == table["headers"] and len(rows) == 5
+    assert "4 queries" in status
+
+
+def test_gallery_loading_is_limited_to_configured_roots(served: tuple[Client, str, Path]) -> None:
+    client, _, gallery = served
+    counts, thumbs, _, message = client.predict(str(gallery), api_name="/load_gallery")
+    assert str(gallery.resolve()) in message
+    assert counts["data"] == [["train", 4, 21], ["test", 4, 4]] and len(thumbs) == 4
+    with pytest.raises(AppError, match="configured folders"):
+        client.predict(str(ROOT), api_name="/load_gallery")
+    with pytest.raises(AppError, match="Hugging Face Hub"):
+        client.predict("nobody/no-such-dataset", api_name="/load_gallery")
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md")])
+def test_files_outside_the_gallery_are_not_served(served: tuple[Client, str, Path], path: str) -> None:
+    _, url, gallery = served
+    for route in ("gradio_api/file=", "file="):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{url}{route}{path}")
+        assert info.value.code in {403, 404}
+    inside = str(next((gallery / "train" / "blue").iterdir()))
+    assert urllib.request.urlopen(f"{url}gradio_api/file={inside}").status == 200
+
+
+def test_the_app_starts_without_a_reachable_model(gallery: Path) -> None:
+    config = app.AppConfig(data=str(gallery), model="openai/clip-vit-base-patch32", port=free_port(), host="127.0.0.1")
+    demo = app.build_demo(config)
+    app.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
+        tiles, _ = client.predict("pixel", "pixels", "l1", 2, [], handle_file(query_file(gallery)), "", api_name="/search")
+        assert len(tiles) == 2
+        with pytest.raises(AppError, match="--model"):
+            client.predict("clip", "pixels", "cosine", 2, [], None, "a cat", api_name="/search")
+    finally:
+        demo.close()
+
+
+def test_share_without_auth_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, gallery: Path) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(app.gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    config = app.parse_args(["--data", str(gallery), "--share"], app.AppConfig())
+    with caplog.at_level(logging.WARNING):
+        app.launch(app.build_demo(config), config)
+    assert "--share without --auth" in caplog.text and seen["share"] is True
+    assert seen["allowed_paths"] == [str(gallery.resolve())]
+    config = app.parse_args(["--data", str(gallery), "--share", "--auth", "me:secret"], app.AppConfig())
+    caplog.clear()
+    app.launch(app.build_demo(config), config)
+    assert "--share without --auth" not in caplog.text and seen["auth"] == ("me", "secret")
+
+
+def test_flags_and_environment(tmp_path: Path) -> None:
+    env = {"IMAGE_SEARCH_DATA": "d", "IMAGE_SEARCH_MODEL": "m", "CHROMA_HOST": "h", "CHROMA_PORT": "9",
+           "IMAGE_SEARCH_AUTH": "a:b", "GRADIO_SERVER_PORT": "7000"}
+    config = app.AppConfig.from_env(env)
+    assert (config.data, config.model, config.chroma_host, config.chroma_port, config.auth, config.port) == ("d", "m", "h", 9, ("a", "b"), 7000)
+    flagged = app.parse_args(["--model", "x", "--chroma-port", "10", "--gallery-root", str(tmp_path)], config)
+    assert (flagged.model, flagged.chroma_port, flagged.roots) == ("x", 10, (tmp_path.resolve(),))
+    with pytest.raises(SystemExit):
+        app.parse_args(["--auth", "nopassword"], config)
+
+
+def test_importing_the_app_loads_no_model_or_database() -> None:
+    code = "import app, sys; print(sorted(m for m in ('torch', 'transformers', 'chromadb') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
