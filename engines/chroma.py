@@ -67,7 +67,7 @@ class ChromaEngine(SearchEngine):
         model: str = DEFAULT_MODEL,
         revision: str | None = None,
         device: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         workers: int | None = None,
         embedder: ClipEmbedder | None = None,
         path: str | Path | None = None,
@@ -224,7 +224,7 @@ class ChromaEngine(SearchEngine):
             for space, collection in collections.items():
                 collection.modify(metadata={**self._expected_metadata(space), "complete": complete})
 
-    def _batch_size(self) -> int:
+    def _max_write_batch(self) -> int:
         with self._backend("ask the batch size"):
             return max(1, int(self._connect().get_max_batch_size()))
 
@@ -236,7 +236,7 @@ class ChromaEngine(SearchEngine):
         self, primary: Any, wanted: dict[str, GalleryItem], skipped: list[SkippedFile], *, progress: bool
     ) -> set[str]:
         existing = self._existing_ids(primary)
-        limit = self._batch_size()
+        limit = self._max_write_batch()
         stale = sorted(existing - set(wanted))
         with self._backend("delete removed records"):
             for start in range(0, len(stale), limit):
@@ -280,7 +280,7 @@ class ChromaEngine(SearchEngine):
     def _mirror(self, primary: Any, collection: Any, stored: set[str]) -> None:
         """Make ``collection`` hold exactly the primary's records (vectors copied, not recomputed)."""
         existing = self._existing_ids(collection)
-        limit = self._batch_size()
+        limit = self._max_write_batch()
         stale = sorted(existing - stored)
         missing = sorted(stored - existing)
         with self._backend("mirror the collection"):

@@ -34,7 +34,7 @@ class ClipEngine(VectorEngine):
         model: str = DEFAULT_MODEL,
         revision: str | None = None,
         device: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         workers: int | None = None,
         embedder: ClipEmbedder | None = None,
         cache: str = "on",
