@@ -190,6 +190,10 @@ class SearchService:
         """The shared engine for ``gallery``, indexed (once, or again with ``rebuild``)."""
         options = self.options(name, gallery, features)
         key = (gallery.source, name, tuple(sorted(options.items())))
+        ready = self._engines.get(key)
+        if ready is not None and key in self._indexed and not rebuild:
+            # Searches never wait for a rebuild: engines swap a finished index in whole.
+            return ready
         with self._key_lock(key):
             engine = self._engines.get(key)
             if engine is None:

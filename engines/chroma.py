@@ -42,6 +42,16 @@ from .images import parse_query
 log = logging.getLogger(__name__)
 
 SPACES = ("cosine", "l2", "ip")
+#: HNSW graph settings of every collection (benchmarks/chroma.py measures the trade-off).
+#: Chroma's defaults (16 neighbours, ef 100) lose too many true neighbours on hard data:
+#: recall@10 0.71 at 10k random vectors, against 0.98 with these at about 2 ms a query.
+#: The slower inserts cost little beside computing the CLIP embeddings themselves.
+HNSW_SETTINGS = {"max_neighbors": 32, "ef_construction": 200, "ef_search": 400}
+
+
+def hnsw_configuration(space: str, **overrides: int) -> dict[str, Any]:
+    """The collection configuration the engine creates for ``space``."""
+    return {"hnsw": {"space": space, **HNSW_SETTINGS, **overrides}}
 #: Bump when what a stored record means changes; older collections are then rebuilt.
 COLLECTION_FORMAT = 1
 #: New vectors are written at least this often, so a crash loses little work.
@@ -171,7 +181,7 @@ class ChromaEngine(SearchEngine):
                 return None
             return client.create_collection(
                 name,
-                configuration={"hnsw": {"space": space}},
+                configuration=hnsw_configuration(space),
                 metadata={**expected, "complete": False},
                 embedding_function=None,
             )

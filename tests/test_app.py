@@ -6,6 +6,7 @@ import csv
 import logging
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -186,3 +187,49 @@ def test_importing_the_app_loads_no_model_or_database() -> None:
     code = "import app, sys; print(sorted(m for m in ('torch', 'transformers', 'chromadb') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, str, Path]) -> None:
+    _, url, gallery = served
+    queries = [query_file(gallery, label) for label in ("red", "green", "blue", "ünïcode class")]
+    engines = [("pixel", "l1"), ("clip", "cosine"), ("chroma", "cosine")]
+    errors: list[str] = []
+    answers: list[str] = []  # list.append is atomic across threads; += on an int is not
+    stop = threading.Event()
+    rebuilds: list[str] = []
+
+    def rebuild_loop() -> None:
+        client = Client(url, verbose=False)
+        while not stop.is_set():
+            for engine, _ in engines:
+                try:
+                    rebuilds.append(client.predict(engine, "pixels", api_name="/build_index")[0])
+                except Exception as exc:
+                    errors.append(f"rebuild {engine}: {exc}")
+
+    def user(n: int) -> None:
+        client = Client(url, verbose=False)
+        for s in range(10):
+            engine, metric = engines[(n + s) % 3]
+            try:
+                tiles, summary = client.predict(
+                    engine, "pixels", metric, 5, [], handle_file(queries[(n + s) % 4]), "", api_name="/search"
+                )
+            except Exception as exc:
+                errors.append(f"{engine}: {type(exc).__name__}: {exc}")
+                continue
+            if len(tiles) != 5 or "5 results" not in summary or not tiles[0]["caption"].startswith("#1 "):
+                errors.append(f"{engine}: malformed answer {summary!r}")
+            answers.append(engine)
+
+    rebuilder = threading.Thread(target=rebuild_loop)
+    rebuilder.start()
+    users = [threading.Thread(target=user, args=(n,)) for n in range(16)]
+    for thread in users:
+        thread.start()
+    for thread in users:
+        thread.join(timeout=300)
+    stop.set()
+    rebuilder.join(timeout=120)
+    assert errors == []
+    assert len(answers) == 160 and rebuilds
