@@ -371,7 +371,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         import pandas as pd
 
         plot = pd.DataFrame(
-            [{"k": k, "precision": r.precision[k], "run": f"{r.engine} {r.settings} {r.metric}".replace("  ", " ")}
+            [{"k": k, "precision": r.precision[k], "run": " ".join(filter(None, [r.engine, r.settings, r.metric]))}
              for r in rows for k in range(1, PLOT_MAX_K + 1)]
         )
         handle, csv_path = tempfile.mkstemp(prefix="evaluation-", suffix=".csv")

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from .base import (
     BackendUnavailableError,
     EngineError,
+    InvalidQueryError,
     Query,
     SearchEngine,
     SearchResult,
@@ -306,8 +307,6 @@ class ChromaEngine(SearchEngine):
             return []
         collections, count, known = state
         if labels is not None and not labels & set(known):
-            from .base import InvalidQueryError
-
             raise InvalidQueryError(
                 f"Expected labels among the indexed classes ({', '.join(known)}), got {sorted(labels)}"
             )

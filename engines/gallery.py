@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from .base import GalleryError
+from .base import GalleryError, UnreadableImageError
 from .images import is_image_file, load_image
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -45,14 +45,12 @@ class GalleryItem:
 
     def open(self, draft: tuple[int, int] | None = None) -> Image.Image:
         """Decode to RGB; raises ``UnreadableImageError`` naming this item."""
+        if self.path is not None:
+            return load_image(self.path, draft)
         try:
-            return load_image(self.path if self.path is not None else self.data or b"", draft)
-        except Exception as exc:
-            from .base import UnreadableImageError
-
-            if isinstance(exc, UnreadableImageError) and self.path is None:
-                raise UnreadableImageError(self.source, exc.reason) from exc
-            raise
+            return load_image(self.data or b"", draft)
+        except UnreadableImageError as exc:  # name the item, not "<N bytes>"
+            raise UnreadableImageError(self.source, exc.reason) from exc
 
     def stat_key(self) -> str:
         """Cheap identity of the file as it is now: path, size and modification time.

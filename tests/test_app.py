@@ -233,3 +233,41 @@ def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, 
     rebuilder.join(timeout=120)
     assert errors == []
     assert len(answers) == 160 and rebuilds
+
+
+def test_a_chroma_server_that_is_down_is_reported_and_the_app_stays_up(gallery: Path, tiny_clip: str) -> None:
+    chroma_port = free_port()
+    config = app.AppConfig(data=str(gallery), model=tiny_clip, chroma_host="127.0.0.1", chroma_port=chroma_port,
+                           port=free_port(), host="127.0.0.1")
+    demo = app.build_demo(config)
+    app.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
+        with pytest.raises(AppError, match=f"127.0.0.1:{chroma_port}"):
+            client.predict("chroma", "pixels", "cosine", 2, [], None, "a cat", api_name="/search")
+        tiles, _ = client.predict("clip", "pixels", "cosine", 2, [], None, "a cat", api_name="/search")
+        assert len(tiles) == 2
+    finally:
+        demo.close()
+
+
+def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import datasets
+
+    colours = {"red": (230, 20, 20), "blue": (20, 20, 230)}
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(colours))})
+
+    def split(n: int) -> datasets.Dataset:
+        rows = [(Image.new("RGB", (12, 12), c), i) for i, c in enumerate(colours.values()) for _ in range(n)]
+        return datasets.Dataset.from_dict({"image": [r[0] for r in rows], "label": [r[1] for r in rows]}, features=features)
+
+    hub = datasets.DatasetDict({"train": split(3), "test": split(1)})
+    monkeypatch.setattr(app, "load_gallery", lambda source: hub if source == "someone/colours" else None)
+    service = app.SearchService(app.AppConfig(data="someone/colours"))
+    gallery = service.gallery("someone/colours")
+    engine = service.engine("pixel", gallery, "pixels")
+    results = engine.search(Image.new("RGB", (12, 12), (20, 20, 230)), k=2)
+    tiles = [app.result_tile(r, gallery) for r in results]
+    assert all(r.path is None for r in results)
+    assert [caption.split()[1] for _, caption in tiles] == ["blue", "blue"]
+    assert all(isinstance(image, Image.Image) and image.getpixel((0, 0)) == (20, 20, 230) for image, _ in tiles)
