@@ -208,20 +208,26 @@ class SearchService:
 # --------------------------------------------------------------------------------------------
 # UI helpers
 # --------------------------------------------------------------------------------------------
-class QueryImage(gr.Image):
-    """An image input whose unreadable uploads become a clear message, not a stack trace."""
+def refuse_unreadable_uploads(component: gr.Image) -> gr.Image:
+    """Make an unreadable upload a clear message instead of a stack trace.
 
-    # Gradio's marker for a subclass that renders with its parent's frontend component.
-    is_template = True
+    Gradio opens uploads with Pillow before the handler runs. This wraps the one component
+    instance rather than subclassing: Gradio writes a ``.pyi`` stub beside the source file
+    of every component subclass, which must not happen in a deployed app's folder.
+    """
+    original = component.preprocess
 
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return original(payload)
         except Exception as exc:
             raise gr.Error(
                 f"Could not read the uploaded file as an image ({type(exc).__name__}: {exc}). "
                 "Upload a JPEG, PNG, GIF, BMP, TIFF or WebP image."
             ) from exc
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
 
 
 def direction(metric: str, engine: type[SearchEngine]) -> str:
@@ -399,10 +405,10 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         with gr.Tab("Search"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    image = QueryImage(
+                    image = refuse_unreadable_uploads(gr.Image(
                         type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
                         elem_id="query-image", height=280,
-                    )
+                    ))
                     text = gr.Textbox(label="…or describe what you are looking for (needs a CLIP engine)", interactive=False, elem_id="query-text")
                     with gr.Row():
                         k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")

@@ -183,10 +183,12 @@ def test_flags_and_environment(tmp_path: Path) -> None:
         app.parse_args(["--auth", "nopassword"], config)
 
 
-def test_importing_the_app_loads_no_model_or_database() -> None:
+def test_importing_the_app_loads_no_model_or_database_and_writes_nothing() -> None:
+    before = sorted(p.name for p in ROOT.iterdir())
     code = "import app, sys; print(sorted(m for m in ('torch', 'transformers', 'chromadb') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+    assert sorted(p.name for p in ROOT.iterdir()) == before  # e.g. no app.pyi stub beside app.py
 
 
 def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, str, Path]) -> None:
