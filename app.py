@@ -165,10 +165,11 @@ class SearchService:
             raise GalleryError(f"Expected a folder or a dataset id such as 'user/name', got {source!r}")
         return source
 
-    def gallery(self, source: str) -> Gallery:
+    def gallery(self, source: str, *, reload: bool = False) -> Gallery:
+        """The gallery at ``source``, read once; ``reload`` reads the folder or dataset again."""
         source = self.check_source(source)
         with self._key_lock(("gallery", source)):
-            if source not in self._galleries:
+            if reload or source not in self._galleries:
                 dataset = load_gallery(source)
                 splits = {name: as_gallery_items(dataset[name]) for name in ("train", "test")}
                 labels = sorted({item.label for item in splits["train"]})
@@ -299,9 +300,9 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         )
         return tiles, summary
 
-    def load(source: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
+    def show(source: str, reload: bool) -> tuple[Any, ...]:
         try:
-            gallery = service.gallery(source)
+            gallery = service.gallery(source, reload=reload)
         except (EngineError, ValueError) as exc:
             raise user_error(exc) from exc
         rows = []
@@ -322,11 +323,18 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             f"Loaded **{gallery.source}**: {len(gallery.labels)} classes.",
         )
 
+    def load(source: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
+        return show(source, reload=True)  # the user asked: read the folder again
+
+    def show_on_page_load(source: str) -> tuple[Any, ...]:
+        return show(source, reload=False)
+
     def build_index(
         source: str, name: str, features: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
     ) -> tuple[str, list[list[str]]]:
         try:
-            gallery = service.gallery(source)
+            # A refresh must see files added, changed or removed since the gallery was read.
+            gallery = service.gallery(source, reload=True)
             started = time.perf_counter()
             engine = service.engine(name, gallery, features, rebuild=True)
         except (EngineError, ValueError) as exc:
@@ -459,7 +467,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             run_evaluation, [source, eval_engines, features, eval_metrics, eval_ks],
             [eval_table, eval_plot, eval_csv, eval_status], api_name="evaluate", concurrency_limit=1,
         )
-        demo.load(load, source, [source, counts, thumbs, labels, loaded], api_name=False)
+        demo.load(show_on_page_load, source, [source, counts, thumbs, labels, loaded], api_name=False)
     demo.service = service  # type: ignore[attr-defined]  # for tests and benchmarks
     return demo
 

@@ -74,7 +74,7 @@ def main() -> None:
                 collection = client.get_collection(f"bench-{n}")
                 collection.query(query_embeddings=queries[:1], n_results=10, include=[])
                 latencies, recalls = [], []
-                for q, expected in zip(queries, truth):
+                for q, expected in zip(queries, truth, strict=True):
                     t0 = time.perf_counter()
                     found = collection.query(query_embeddings=q[None, :], n_results=10, include=[])
                     latencies.append((time.perf_counter() - t0) * 1000)

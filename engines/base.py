@@ -7,6 +7,7 @@ nothing outside ``engines/`` needs to know how an engine stores its vectors.
 from __future__ import annotations
 
 import abc
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL import Image
 
     from .gallery import GalleryItem, Items
+
+log = logging.getLogger(__name__)
 
 #: What ``search`` accepts: a PIL image, the path of an image file, or (engines whose
 #: ``accepts_text`` is true) a sentence.
@@ -145,6 +148,12 @@ class SearchEngine(abc.ABC):
             )
         label_set = _label_set(labels)
         return self._search(query, k, metric, label_set)
+
+    @staticmethod
+    def _skip(skipped: list[SkippedFile], source: str, reason: str) -> None:
+        """Record a gallery entry that will not be indexed, and log it once."""
+        log.warning("skipped %s: %s", source, reason)
+        skipped.append(SkippedFile(source, reason))
 
     def check_metric(self, metric: str | None) -> str:
         """The metric to use for ``metric`` (``None`` means the default), or a clear error."""

@@ -79,7 +79,7 @@ class VectorCache:
             try:
                 with np.load(shard, allow_pickle=False) as data:
                     keys, matrix = data["keys"], data["vectors"]
-                vectors.update(zip(keys.tolist(), matrix))
+                vectors.update(zip(keys.tolist(), matrix, strict=True))
             except FileNotFoundError:
                 continue  # merged away by another process meanwhile
             except Exception as exc:  # a damaged shard must not break indexing

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from .base import (
 from .cache import default_cache_dir
 from .embedder import DEFAULT_MODEL, ClipEmbedder, shared_embedder
 from .gallery import GalleryItem
-from .images import parse_query
+from .images import os_reason, parse_query
 
 log = logging.getLogger(__name__)
 
@@ -217,12 +217,12 @@ class ChromaEngine(SearchEngine):
             try:
                 wanted[_record_id(item)] = item
             except OSError as exc:
-                _skip(skipped, item, exc.strerror or str(exc))
+                self._skip(skipped, item.source, os_reason(exc))
         collections = {space: self._open(space, create=True) for space in SPACES}
         primary = collections["cosine"]
         self._mark(collections, complete=False)
         stored = self._sync_primary(primary, wanted, skipped, progress=progress)
-        for space, collection in collections.items():
+        for collection in collections.values():
             if collection is not primary:
                 self._mirror(primary, collection, stored)
         self._mark(collections, complete=True)
@@ -273,10 +273,10 @@ class ChromaEngine(SearchEngine):
 
         bar = tqdm(total=len(todo), desc="Indexing (chroma)", unit="img", disable=not progress)
         try:
-            for record, outcome in zip(todo, self.embedder.embed_items([wanted[r] for r in todo])):
+            for record, outcome in zip(todo, self.embedder.embed_items([wanted[r] for r in todo]), strict=True):
                 bar.update(1)
                 if isinstance(outcome, Exception):
-                    _skip(skipped, wanted[record], getattr(outcome, "reason", str(outcome)))
+                    self._skip(skipped, wanted[record].source, getattr(outcome, "reason", str(outcome)))
                     continue
                 pending_ids.append(record)
                 pending_vectors.append(outcome)
@@ -320,7 +320,7 @@ class ChromaEngine(SearchEngine):
                 query_embeddings=[vector], n_results=min(k, count), where=where, include=["metadatas", "distances"]
             )
         results = []
-        for rank, (metadata, distance) in enumerate(zip(found["metadatas"][0], found["distances"][0]), start=1):
+        for rank, (metadata, distance) in enumerate(zip(found["metadatas"][0], found["distances"][0], strict=True), start=1):
             results.append(
                 SearchResult(
                     rank=rank,
@@ -348,11 +348,6 @@ def _record_id(item: GalleryItem) -> str:
 
 def _metadata(item: GalleryItem) -> dict[str, Any]:
     return {"label": item.label, "path": item.path or "", "position": item.position}
-
-
-def _skip(skipped: list[SkippedFile], item: GalleryItem, reason: str) -> None:
-    log.warning("skipped %s: %s", item.source, reason)
-    skipped.append(SkippedFile(item.source, reason))
 
 
 def _slug(text: str) -> str:

@@ -138,7 +138,7 @@ def format_table(rows: Sequence[EvaluationRow]) -> str:
             f"{r.index_seconds:.2f}", f"{r.median_query_ms:.2f}",
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
 def _parse_list(text: str | None) -> list[str]:

@@ -135,7 +135,7 @@ def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
     raw = dataset.cast_column(image_column, ImageFeature(decode=False))
     labels: Iterable[object] = raw["label"] if label_feature is not None else [""] * len(raw)
     result = []
-    for position, (cell, label) in enumerate(zip(raw[image_column], labels)):
+    for position, (cell, label) in enumerate(zip(raw[image_column], labels, strict=True)):
         if isinstance(label_feature, ClassLabel) and label is not None:
             label = label_feature.int2str(int(label))
         path, data = (cell or {}).get("path"), (cell or {}).get("bytes")

@@ -87,9 +87,18 @@ def load_image(source: ImageSource, draft: tuple[int, int] | None = None) -> Ima
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
             reason = f"too many pixels (decompression bomb guard): {reason}"
-        elif isinstance(exc, FileNotFoundError) and isinstance(source, (str, Path)):
-            reason = "file not found (or a dangling symbolic link)"
+        elif isinstance(exc, OSError) and exc.errno is not None:
+            reason = os_reason(exc)
         raise UnreadableImageError(name, reason) from exc
+
+
+def os_reason(exc: OSError) -> str:
+    """How a failed open or stat of a gallery file is worded for the user."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found (or a dangling symbolic link)"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

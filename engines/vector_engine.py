@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .base import InvalidQueryError, Query, SearchEngine, SearchResult, SkippedFile
 from .cache import VectorCache, default_cache_dir
 from .gallery import GalleryItem
+from .images import os_reason
 from .metrics import VectorIndex, top_k
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class VectorEngine(SearchEngine):
                 keys.append(self._item_key(item))
             except OSError as exc:
                 keys.append(None)
-                self._skip(skipped, item, _os_reason(exc))
+                self._skip(skipped, item.source, os_reason(exc))
         todo = [i for i, key in enumerate(keys) if key is not None and key not in known]
         computed: dict[int, np.ndarray] = {}
         pending: list[int] = []
@@ -89,10 +90,10 @@ class VectorEngine(SearchEngine):
 
         bar = tqdm(total=len(todo), desc=f"Indexing ({self.name})", unit="img", disable=not progress)
         try:
-            for i, outcome in zip(todo, self._compute([gallery[i] for i in todo])):
+            for i, outcome in zip(todo, self._compute([gallery[i] for i in todo]), strict=True):
                 bar.update(1)
                 if isinstance(outcome, Exception):
-                    self._skip(skipped, gallery[i], getattr(outcome, "reason", str(outcome)))
+                    self._skip(skipped, gallery[i].source, getattr(outcome, "reason", str(outcome)))
                     continue
                 computed[i] = outcome
                 pending.append(i)
@@ -120,11 +121,6 @@ class VectorEngine(SearchEngine):
         else:
             self._snapshot = None
         return len(items)
-
-    @staticmethod
-    def _skip(skipped: list[SkippedFile], item: GalleryItem, reason: str) -> None:
-        log.warning("skipped %s: %s", item.source, reason)
-        skipped.append(SkippedFile(item.source, reason))
 
     def _search(self, query: Query, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
         snapshot = self._snapshot
@@ -158,11 +154,3 @@ class VectorEngine(SearchEngine):
     def __len__(self) -> int:
         snapshot = self._snapshot
         return len(snapshot.items) if snapshot is not None else 0
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file not found (or a dangling symbolic link)"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or str(exc)

@@ -273,3 +273,14 @@ def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPa
     assert all(r.path is None for r in results)
     assert [caption.split()[1] for _, caption in tiles] == ["blue", "blue"]
     assert all(isinstance(image, Image.Image) and image.getpixel((0, 0)) == (20, 20, 230) for image, _ in tiles)
+
+
+def test_refreshing_the_index_sees_new_files(tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g")
+    service = app.SearchService(app.AppConfig(data=str(gallery)))
+    engine = service.engine("pixel", service.gallery(str(gallery)), "pixels")
+    assert len(engine) == 16
+    Image.new("RGB", (20, 20), (0, 0, 0)).save(gallery / "train" / "red" / "added.png")
+    assert len(service.engine("pixel", service.gallery(str(gallery)), "pixels")) == 16  # searches reuse the index
+    refreshed = service.engine("pixel", service.gallery(str(gallery), reload=True), "pixels", rebuild=True)
+    assert refreshed is engine and len(engine) == 17
