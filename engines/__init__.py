@@ -4,7 +4,7 @@
     >>> gallery = load_gallery("data")
     >>> engine = create_engine("pixel")
     >>> engine.index(gallery["train"])
-    >>> engine.search("data/test/birds/some.png", k=5)
+    >>> engine.search("data/test/fruit/lemon.png", k=5)
 
 Importing this package is cheap: models and databases load when an engine first needs them.
 """
