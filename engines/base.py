@@ -147,6 +147,10 @@ class SearchEngine(abc.ABC):
                 f"The {self.name} engine has no images indexed yet: index a gallery first"
             )
         label_set = _label_set(labels)
+        if label_set is not None and not label_set & set(self.labels):
+            raise InvalidQueryError(
+                f"Expected labels among the indexed classes ({', '.join(self.labels)}), got {sorted(label_set)}"
+            )
         return self._search(query, k, metric, label_set)
 
     @staticmethod

@@ -29,7 +29,6 @@ from tqdm import tqdm
 from .base import (
     BackendUnavailableError,
     EngineError,
-    InvalidQueryError,
     Query,
     SearchEngine,
     SearchResult,
@@ -38,7 +37,7 @@ from .base import (
 from .cache import default_cache_dir
 from .embedder import DEFAULT_MODEL, ClipEmbedder, shared_embedder
 from .gallery import GalleryItem
-from .images import os_reason, parse_query
+from .images import os_reason
 
 log = logging.getLogger(__name__)
 
@@ -305,15 +304,8 @@ class ChromaEngine(SearchEngine):
         state = self._state
         if state is None:  # pragma: no cover - len() == 0 is refused before this
             return []
-        collections, count, known = state
-        if labels is not None and not labels & set(known):
-            raise InvalidQueryError(
-                f"Expected labels among the indexed classes ({', '.join(known)}), got {sorted(labels)}"
-            )
-        parsed = parse_query(query)
-        vector = (
-            self.embedder.embed_texts([parsed])[0] if isinstance(parsed, str) else self.embedder.embed_images([parsed])[0]
-        )
+        collections, count, _ = state
+        vector = self.embedder.embed_query(query)
         where = {"label": {"$in": sorted(labels)}} if labels is not None else None
         with self._backend("query the collection"):
             found = collections[metric].query(

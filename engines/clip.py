@@ -15,7 +15,6 @@ import numpy as np
 from .base import Query
 from .embedder import DEFAULT_MODEL, ClipEmbedder, shared_embedder
 from .gallery import GalleryItem
-from .images import parse_query
 from .metrics import METRICS
 from .vector_engine import VectorEngine
 
@@ -55,7 +54,4 @@ class ClipEngine(VectorEngine):
         return self.embedder.embed_items(items)
 
     def _query_vector(self, query: Query) -> np.ndarray:
-        parsed = parse_query(query)
-        if isinstance(parsed, str):
-            return self.embedder.embed_texts([parsed])[0]
-        return self.embedder.embed_images([parsed])[0]
+        return self.embedder.embed_query(query)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from .base import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from .gallery import GalleryItem
+from .images import parse_query
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,13 @@ class ClipEmbedder:
                 vectors = iter(self._features("get_image_features", inputs) if inputs else [])
                 for outcome in outcomes:
                     yield outcome if outcome is not None else next(vectors)
+
+    def embed_query(self, query: object) -> np.ndarray:
+        """The unit vector of a query: text, a PIL image or an image file's path."""
+        parsed = parse_query(query)
+        if isinstance(parsed, str):
+            return self.embed_texts([parsed])[0]
+        return self.embed_images([parsed])[0]
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``texts``; text longer than the model's context is truncated."""

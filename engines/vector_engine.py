@@ -8,7 +8,6 @@ the same for both; subclasses only say how an image (or a query) becomes a vecto
 from __future__ import annotations
 
 import abc
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .base import InvalidQueryError, Query, SearchEngine, SearchResult, SkippedFile
+from .base import Query, SearchEngine, SearchResult, SkippedFile
 from .cache import VectorCache, default_cache_dir
 from .gallery import GalleryItem
 from .images import os_reason
 from .metrics import VectorIndex, top_k
-
-log = logging.getLogger(__name__)
 
 #: How many new vectors are computed between two cache shard writes: the most work a
 #: crash mid-index can lose.
@@ -36,6 +33,7 @@ class _Snapshot:
     vectors: VectorIndex
     items: tuple[GalleryItem, ...]
     labels: np.ndarray  # one class name per row, for filtering
+    classes: tuple[str, ...]  # the distinct names, sorted
 
 
 class VectorEngine(SearchEngine):
@@ -117,6 +115,7 @@ class VectorEngine(SearchEngine):
                 VectorIndex(np.stack(rows)),
                 tuple(items),
                 np.array([item.label for item in items], dtype=object),
+                tuple(sorted({item.label for item in items})),
             )
         else:
             self._snapshot = None
@@ -127,14 +126,8 @@ class VectorEngine(SearchEngine):
         if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
             return []
         vector = self._query_vector(query)
-        rows = None
-        if labels is not None:
-            rows = np.flatnonzero(np.isin(snapshot.labels, list(labels)))
-            if rows.size == 0:
-                raise InvalidQueryError(
-                    f"Expected labels among the indexed classes ({', '.join(self.labels)}), "
-                    f"got {sorted(labels)}"
-                )
+        # The contract already refused a filter that matches no indexed class.
+        rows = None if labels is None else np.flatnonzero(np.isin(snapshot.labels, list(labels)))
         scores = snapshot.vectors.scores(vector, metric, rows)
         order = top_k(scores, k, metric in self.higher_is_better)
         results = []
@@ -149,7 +142,7 @@ class VectorEngine(SearchEngine):
     @property
     def labels(self) -> list[str]:
         snapshot = self._snapshot
-        return sorted(set(snapshot.labels.tolist())) if snapshot is not None else []
+        return list(snapshot.classes) if snapshot is not None else []
 
     def __len__(self) -> int:
         snapshot = self._snapshot
