@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-AIO = (ROOT.parent / "shared" / "datasets" / "aio").resolve()
+AIO = Path(os.environ.get("IMAGE_SEARCH_AIO") or ROOT.parent / "shared" / "datasets" / "aio").resolve()
 
 
 def require_aio() -> Path:
     """The aio dataset folder, or exit with the reason (it is never committed here)."""
     if not (AIO / "train").is_dir():
-        print(f"SKIP: the aio dataset is not at {AIO}; it is read from ../shared, never committed")
+        print(f"SKIP: the aio dataset is not at {AIO}; it is read from ../shared or $IMAGE_SEARCH_AIO, never committed")
         raise SystemExit(0)
     return AIO
 

@@ -18,8 +18,7 @@ import time
 
 import numpy as np
 
-import _common  # noqa: F401  (puts the repository on sys.path)
-from engines.chroma import HNSW_SETTINGS, hnsw_configuration
+from engines.chroma_db import HNSW_SETTINGS, hnsw_configuration
 
 GOAL_MS, GOAL_RECALL, GOAL_SIZE = 2.0, 0.99, 100_000
 

@@ -11,7 +11,6 @@ and the Hub is not reachable from the build machines.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,13 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import ROOT, median_ms, require_aio
-
-sys.path.insert(0, str(ROOT / "tests"))
-from helpers import build_tiny_clip  # noqa: E402  (the tokenizer and processor recipe)
-
-from engines import as_gallery_items, list_image_files  # noqa: E402
-from engines.embedder import ClipEmbedder  # noqa: E402
+from _common import median_ms, require_aio
+from engines import as_gallery_items, list_image_files
+from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.testing import build_tiny_clip  # the tokenizer and processor recipe
 
 GOAL = 1.8
 
@@ -71,7 +67,7 @@ def main() -> None:
         model_dir = build_full_size_clip(Path(tmp) / "clip-b32-random")
         naive_seconds, reference = naive(model_dir, files)
 
-        embedder = ClipEmbedder(str(model_dir), batch_size=args.batch_size, workers=args.workers)
+        embedder = ClipEmbedder(EmbedderConfig(str(model_dir), batch_size=args.batch_size, workers=args.workers))
         embedder.embed_texts(["warm up"])
         items = as_gallery_items(files)
         started = time.perf_counter()

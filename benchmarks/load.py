@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -21,17 +20,7 @@ from pathlib import Path
 
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))
-
 ENGINE_METRICS = [("pixel", "l1"), ("clip", "cosine"), ("chroma", "cosine")]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def one_search(client, query: str, n: int) -> tuple[float, str | None]:  # type: ignore[no-untyped-def]
@@ -68,21 +57,21 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=300, help="seconds before the run gives up")
     args = parser.parse_args()
 
-    import app
     from gradio_client import Client
 
     from engines import list_image_files
+    from engines.testing import build_tiny_clip, free_port
+    from ui.config import AppConfig
+    from ui.page import build_demo, launch
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
-            from helpers import build_tiny_clip
-
             model = str(build_tiny_clip(Path(tmp) / "tiny-clip"))
-        config = app.AppConfig(data=args.data, model=model, chroma_path=str(Path(tmp) / "chroma"),
-                               host="127.0.0.1", port=free_port())
-        demo = app.build_demo(config)
-        app.launch(demo, config, prevent_thread_lock=True, quiet=True)
+        config = AppConfig(data=args.data, model=model, chroma_path=str(Path(tmp) / "chroma"),
+                           host="127.0.0.1", port=free_port())
+        demo = build_demo(config)
+        launch(demo, config, prevent_thread_lock=True, quiet=True)
         url = f"http://127.0.0.1:{config.port}/"
         queries = list_image_files(Path(args.data) / "test")
         total = args.clients * args.searches

@@ -19,7 +19,6 @@ import numpy as np
 from PIL import Image
 
 from _common import median_ms, require_aio
-
 from engines import create_engine, list_image_files
 
 GOAL = 100.0

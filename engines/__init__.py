@@ -1,46 +1,62 @@
 """Image retrieval engines behind one contract.
 
-    >>> from engines import create_engine, load_gallery
+    >>> from engines import Text, create_engine, load_gallery
     >>> gallery = load_gallery("data")
     >>> engine = create_engine("pixel")
     >>> engine.index(gallery["train"])
-    >>> engine.search("data/test/fruit/lemon.png", k=5)
+    >>> engine.search("data/test/fruit/lemon.png", k=5)      # a str is a path
+    >>> create_engine("clip").search(Text("a red bus"))       # a sentence is Text
+
+Where a search goes: ``registry.create_engine`` builds an engine (``pixel.py``, ``clip.py``,
+``chroma.py``) that implements the contract in ``base.py``; queries are typed in
+``query.py``; ``pipeline.py`` indexes for every engine; ``embedder.py`` makes the CLIP
+vectors both CLIP engines use.
 
 Importing this package is cheap: models and databases load when an engine first needs them.
 """
 
-from .base import (
+from .base import FeatureVector, Option, SearchEngine, SearchResult, SkippedFile
+from .deployment import DEFAULT_MODEL, Deployment
+from .errors import (
     BackendUnavailableError,
     EmptyIndexError,
     EngineError,
     GalleryError,
     InvalidQueryError,
     ModelUnavailableError,
-    SearchEngine,
-    SearchResult,
-    SkippedFile,
     UnknownMetricError,
     UnreadableImageError,
 )
 from .gallery import GalleryItem, as_gallery_items, list_image_files, load_gallery
-from .registry import available_engines, create_engine
+from .query import ImageQuery, SearchQuery, Text
+from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
 
 __all__ = [
+    "DEFAULT_MODEL",
     "BackendUnavailableError",
+    "Deployment",
     "EmptyIndexError",
     "EngineError",
+    "EngineInfo",
+    "FeatureVector",
     "GalleryError",
     "GalleryItem",
+    "ImageQuery",
     "InvalidQueryError",
     "ModelUnavailableError",
+    "Option",
     "SearchEngine",
+    "SearchQuery",
     "SearchResult",
     "SkippedFile",
+    "Text",
     "UnknownMetricError",
     "UnreadableImageError",
     "as_gallery_items",
     "available_engines",
     "create_engine",
+    "engine_info",
+    "engine_options",
     "list_image_files",
     "load_gallery",
 ]

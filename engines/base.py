@@ -1,7 +1,8 @@
-"""The one contract every engine implements, its result record and its errors.
+"""The one contract every engine implements, its result record, and how engines describe themselves.
 
 The UI, the evaluation code and the tests only ever talk to :class:`SearchEngine`;
-nothing outside ``engines/`` needs to know how an engine stores its vectors.
+nothing outside ``engines/`` needs to know how an engine stores its vectors. Argument
+checking lives here, once, so every engine refuses bad input with the same messages.
 """
 
 from __future__ import annotations
@@ -11,56 +12,32 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from PIL import Image
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
 
-    from .gallery import GalleryItem, Items
+from .deployment import Deployment
+from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
+from .gallery import GalleryItem, Items, as_gallery_items
+from .query import SearchQuery, Text, load_query_image
 
 log = logging.getLogger(__name__)
 
-#: What ``search`` accepts: a PIL image, the path of an image file, or (engines whose
-#: ``accepts_text`` is true) a sentence.
-Query = Union["Image.Image", str, Path]
+#: One image's (or sentence's) vector in an engine's space.
+FeatureVector = npt.NDArray[np.float32]
 
 
-class EngineError(Exception):
-    """Base class of every error the engines raise on purpose."""
+@dataclass(frozen=True)
+class Option:
+    """A choice an engine offers its users: the UI builds one control per option from this."""
 
-
-class EmptyIndexError(EngineError):
-    """``search`` was called before anything was indexed."""
-
-
-class InvalidQueryError(EngineError, ValueError):
-    """The query, ``k`` or a filter is not what the engine can answer."""
-
-
-class UnknownMetricError(InvalidQueryError):
-    """The metric name is not one of ``engine.metrics``."""
-
-
-class UnreadableImageError(EngineError):
-    """An image file or upload cannot be decoded. ``source`` names it, ``reason`` says why."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"cannot read image {source!r}: {reason}")
-        self.source = source
-        self.reason = reason
-
-
-class ModelUnavailableError(EngineError):
-    """A CLIP model could not be loaded (no network, bad id, broken directory)."""
-
-
-class BackendUnavailableError(EngineError):
-    """The vector database (a Chroma server, an embedded path) cannot be used."""
-
-
-class GalleryError(EngineError):
-    """A gallery folder or Hub dataset is missing, empty or not laid out as expected."""
+    name: str
+    label: str
+    choices: tuple[str, ...]
+    default: str
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,14 +47,14 @@ class SearchResult:
     ``score`` is the metric's own value as a user reads it: a distance for ``l1``/``l2``
     (lower is better), a similarity for ``cosine``/``correlation``/``ip`` (higher is
     better). ``path`` is ``None`` for images that came from a Hub dataset without files;
-    ``index`` is then the position in the indexed split, for fetching the image.
+    ``position`` is the image's place in the indexed split, for fetching it then.
     """
 
     rank: int
     label: str
     score: float
     path: str | None
-    index: int
+    position: int
 
 
 @dataclass(frozen=True)
@@ -91,33 +68,42 @@ class SkippedFile:
 class SearchEngine(abc.ABC):
     """An image index that ranks its gallery against a query.
 
-    Subclasses set ``name``, ``metrics`` and ``default_metric`` and implement ``_index``
-    and ``_search``; argument checking lives here, once, so every engine refuses bad
-    input with the same messages.
+    Subclasses set the class attributes below and implement ``_index``, ``_rank``,
+    ``_image_vector`` (and ``_text_vector`` where ``accepts_text``), ``labels`` and
+    ``__len__``.
     """
 
     name: ClassVar[str]
-    metrics: tuple[str, ...]
-    default_metric: str
+    #: How people call this engine (the UI's word for it).
+    title: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]
+    default_metric: ClassVar[str]
+    #: Choices a user makes for this engine (feature kind, ...); constructor keywords.
+    options: ClassVar[tuple[Option, ...]] = ()
     #: Metrics where a larger score is the better match.
     higher_is_better: ClassVar[frozenset[str]] = frozenset({"cosine", "correlation", "ip"})
     accepts_text: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.skipped: list[SkippedFile] = []
+        #: How many vectors the last ``index`` call had to compute (the rest were stored).
+        self.last_computed = 0
         # One index build at a time; searches never take this lock, they read a
         # snapshot that the build swaps in whole when it is complete.
         self._index_lock = threading.Lock()
 
+    @classmethod
+    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
+        """The constructor keywords this engine takes from an application's shared settings."""
+        return {}
+
     # -- public contract -------------------------------------------------------------
-    def index(self, items: Items, *, progress: bool = True) -> int:
-        """Index ``items`` (a ``datasets`` split or image paths), replacing the previous index.
+    def index(self, items: Items | str, *, progress: bool = True) -> int:
+        """Index ``items`` (a ``datasets`` split, image paths or a folder), replacing the previous index.
 
         Unreadable images are skipped and listed in ``self.skipped``. Returns how many
         images were indexed.
         """
-        from .gallery import as_gallery_items
-
         gallery = as_gallery_items(items)
         with self._index_lock:
             skipped: list[SkippedFile] = []
@@ -127,15 +113,17 @@ class SearchEngine(abc.ABC):
 
     def search(
         self,
-        query: Query,
+        query: SearchQuery,
         k: int = 10,
         metric: str | None = None,
         labels: str | Sequence[str] | None = None,
     ) -> list[SearchResult]:
         """Rank the gallery against ``query``; best first, at most ``k`` results.
 
-        ``labels`` keeps only gallery images of those classes. ``k`` larger than the
-        gallery returns the whole (filtered) gallery.
+        ``query`` is an image (PIL image, or a path as ``Path`` or ``str``) or a sentence
+        as :class:`~engines.Text`; see :mod:`engines.query`. ``labels`` keeps only gallery
+        images of those classes. ``k`` larger than the gallery returns the whole
+        (filtered) gallery.
         """
         metric = self.check_metric(metric)
         if isinstance(k, bool) or not isinstance(k, int):
@@ -143,21 +131,24 @@ class SearchEngine(abc.ABC):
         if k < 1:
             raise InvalidQueryError(f"Expected k to be at least 1, got {k}")
         if len(self) == 0:
-            raise EmptyIndexError(
-                f"The {self.name} engine has no images indexed yet: index a gallery first"
-            )
+            raise EmptyIndexError(self.name)
         label_set = _label_set(labels)
         if label_set is not None and not label_set & set(self.labels):
             raise InvalidQueryError(
                 f"Expected labels among the indexed classes ({', '.join(self.labels)}), got {sorted(label_set)}"
             )
-        return self._search(query, k, metric, label_set)
+        return self._rank(self.query_vector(query), k, metric, label_set)
 
-    @staticmethod
-    def _skip(skipped: list[SkippedFile], source: str, reason: str) -> None:
-        """Record a gallery entry that will not be indexed, and log it once."""
-        log.warning("skipped %s: %s", source, reason)
-        skipped.append(SkippedFile(source, reason))
+    def query_vector(self, query: SearchQuery) -> FeatureVector:
+        """The vector ``query`` is ranked by, in this engine's space."""
+        if isinstance(query, Text):
+            if not self.accepts_text:
+                raise InvalidQueryError(
+                    f"The {self.name} engine searches by image only, got the text {query.text[:60]!r}: "
+                    "searching by a sentence needs a CLIP engine"
+                )
+            return self._text_vector(query.text)
+        return self._image_vector(load_query_image(query))
 
     def check_metric(self, metric: str | None) -> str:
         """The metric to use for ``metric`` (``None`` means the default), or a clear error."""
@@ -179,15 +170,25 @@ class SearchEngine(abc.ABC):
         """How many images are indexed."""
 
     # -- for subclasses --------------------------------------------------------------
-    @abc.abstractmethod
-    def _index(
-        self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool
-    ) -> int: ...
+    @staticmethod
+    def _skip(skipped: list[SkippedFile], source: str, reason: str) -> None:
+        """Record a gallery entry that will not be indexed, and log it once."""
+        log.warning("skipped %s: %s", source, reason)
+        skipped.append(SkippedFile(source, reason))
 
     @abc.abstractmethod
-    def _search(
-        self, query: Query, k: int, metric: str, labels: frozenset[str] | None
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int: ...
+
+    @abc.abstractmethod
+    def _rank(
+        self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None
     ) -> list[SearchResult]: ...
+
+    @abc.abstractmethod
+    def _image_vector(self, image: Image.Image) -> FeatureVector: ...
+
+    def _text_vector(self, text: str) -> FeatureVector:
+        raise NotImplementedError  # only reached where accepts_text is true
 
 
 def _label_set(labels: str | Sequence[str] | None) -> frozenset[str] | None:

@@ -30,10 +30,7 @@ CACHE_FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$IMAGE_SEARCH_CACHE``, else ``$XDG_CACHE_HOME/image-search``, else ``~/.cache/image-search``."""
-    explicit = os.environ.get("IMAGE_SEARCH_CACHE")
-    if explicit:
-        return Path(explicit)
+    """``$XDG_CACHE_HOME/image-search``, else ``~/.cache/image-search``; engines take ``cache_dir`` to override."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "image-search"
 

@@ -12,37 +12,29 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Query
-from .embedder import DEFAULT_MODEL, ClipEmbedder, shared_embedder
+from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
 from .gallery import GalleryItem
 from .metrics import METRICS
 from .vector_engine import VectorEngine
 
 
-class ClipEngine(VectorEngine):
+class ClipEngine(UsesEmbedder, VectorEngine):
     """CLIP image embeddings in an in-memory matrix; text queries rank by text-image similarity."""
 
     name = "clip"
+    title = "CLIP"
     metrics = METRICS
     default_metric = "cosine"
-    accepts_text = True
 
     def __init__(
         self,
         *,
-        model: str = DEFAULT_MODEL,
-        revision: str | None = None,
-        device: str | None = None,
-        batch_size: int | None = None,
-        workers: int | None = None,
-        embedder: ClipEmbedder | None = None,
+        embedder: ClipEmbedder | EmbedderConfig | None = None,
         cache: str = "on",
         cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__(cache=cache, cache_dir=cache_dir)
-        self.embedder = embedder or shared_embedder(
-            model, revision=revision, device=device, batch_size=batch_size, workers=workers
-        )
+        self.embedder = resolve_embedder(embedder)
 
     def _cache_namespace(self) -> dict[str, object]:
         return self.embedder.identity()
@@ -52,6 +44,3 @@ class ClipEngine(VectorEngine):
 
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         return self.embedder.embed_items(items)
-
-    def _query_vector(self, query: Query) -> np.ndarray:
-        return self.embedder.embed_query(query)

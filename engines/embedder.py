@@ -15,56 +15,49 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .base import InvalidQueryError, ModelUnavailableError, UnreadableImageError
+from .base import FeatureVector, SearchEngine
+from .deployment import DEFAULT_MODEL, Deployment
+from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from .gallery import GalleryItem
-from .images import parse_query
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-#: The environment variable the app reads for its default model.
-MODEL_ENV = "IMAGE_SEARCH_MODEL"
 
-
-def _how_to_point_local(model: str) -> str:
-    return (
-        f"To use a local copy, download it where the Hub is reachable "
-        f"(`hf download {model} --local-dir DIR`, or `save_pretrained(DIR)` on the model and "
-        f"its processor), then pass model=DIR, start the app with `--model DIR`, or set "
-        f"{MODEL_ENV}=DIR."
-    )
-
-
-class ClipEmbedder:
-    """Image and text embeddings from one CLIP-family model, loaded lazily.
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Which model makes the vectors, and how: every setting of a :class:`ClipEmbedder`.
 
     ``model`` is a Hub id or a local directory; ``device`` defaults to the GPU when one
     is present. ``batch_size`` images go through the model at once while ``workers``
     threads decode and preprocess the next batches.
     """
 
-    def __init__(
-        self,
-        model: str = DEFAULT_MODEL,
-        *,
-        revision: str | None = None,
-        device: str | None = None,
-        batch_size: int | None = None,
-        workers: int | None = None,
-    ) -> None:
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"Expected batch_size of at least 1, got {batch_size}")
-        self.model_name = str(model)
-        self.revision = revision
-        self._batch_size = batch_size
-        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 2))
-        self._device = device
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"Expected batch_size of at least 1, got {self.batch_size}")
+
+
+class ClipEmbedder:
+    """Image and text embeddings from one CLIP-family model, loaded lazily on first use."""
+
+    def __init__(self, config: EmbedderConfig | None = None) -> None:
+        self.config = config or EmbedderConfig()
+        self.model_name = os.path.expanduser(self.config.model)
+        self.workers = self.config.workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+        self._device = self.config.device
         self._lock = threading.Lock()
         self._model: Any = None
         self._processor: Any = None
@@ -80,24 +73,29 @@ class ClipEmbedder:
             if self._error is not None:
                 # A failed Hub look-up can take a while; do not repeat it on every query.
                 raise self._error
+            if _names_a_folder(self.config.model) and not os.path.isdir(self.model_name):
+                self._error = ModelUnavailableError(
+                    self.model_name, f"the folder {self.model_name} does not exist", kind="not-found"
+                )
+                raise self._error
             try:
                 import torch
                 from transformers import AutoModel, AutoProcessor
 
                 device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-                kwargs = {"revision": self.revision} if self.revision else {}
+                kwargs = {"revision": self.config.revision} if self.config.revision else {}
                 processor = AutoProcessor.from_pretrained(self.model_name, **kwargs)
                 model = AutoModel.from_pretrained(self.model_name, **kwargs).to(device).eval()
             except Exception as exc:  # the Hub client and transformers raise many types
                 self._error = ModelUnavailableError(
-                    f"Could not load the CLIP model {self.model_name!r} "
-                    f"({type(exc).__name__}: {_first_line(exc)}). {_how_to_point_local(self.model_name)}"
+                    self.model_name, f"{type(exc).__name__}: {_first_line(exc)}", kind=_failure_kind(exc)
                 )
                 raise self._error from exc
             if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
                 self._error = ModelUnavailableError(
-                    f"The model {self.model_name!r} ({type(model).__name__}) is not a CLIP-family "
-                    "model: it has no get_image_features/get_text_features"
+                    self.model_name,
+                    f"it is a {type(model).__name__}, not a CLIP-family model (no get_image_features/get_text_features)",
+                    kind="not-clip",
                 )
                 raise self._error
             self._processor, self._device, self._model = processor, device, model
@@ -109,8 +107,8 @@ class ClipEmbedder:
         On a 2-core CPU, ViT-B/32 runs fastest per image at batch 8 (benchmarks/clip.py):
         larger batches fall out of cache. A GPU needs large batches to be kept busy.
         """
-        if self._batch_size is not None:
-            return self._batch_size
+        if self.config.batch_size is not None:
+            return self.config.batch_size
         return 8 if self.device == "cpu" else 64
 
     @property
@@ -141,7 +139,7 @@ class ClipEmbedder:
             )
             return {"model": str(folder), "files": files}
         commit = getattr(self._model.config, "_commit_hash", None)
-        return {"model": self.model_name, "revision": commit or self.revision or "main"}
+        return {"model": self.model_name, "revision": commit or self.config.revision or "main"}
 
     # -- embedding -----------------------------------------------------------------------
     def _features(self, method: str, inputs: dict[str, Any]) -> np.ndarray:
@@ -179,7 +177,8 @@ class ClipEmbedder:
         self._load()
 
         def prepare(batch: Sequence[GalleryItem]) -> tuple[list[UnreadableImageError | None], dict[str, Any] | None]:
-            images, outcomes = [], []
+            images: list[Image.Image] = []
+            outcomes: list[UnreadableImageError | None] = []
             for item in batch:
                 try:
                     images.append(item.open())
@@ -205,13 +204,6 @@ class ClipEmbedder:
                 for outcome in outcomes:
                     yield outcome if outcome is not None else next(vectors)
 
-    def embed_query(self, query: object) -> np.ndarray:
-        """The unit vector of a query: text, a PIL image or an image file's path."""
-        parsed = parse_query(query)
-        if isinstance(parsed, str):
-            return self.embed_texts([parsed])[0]
-        return self.embed_images([parsed])[0]
-
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``texts``; text longer than the model's context is truncated."""
         cleaned = [t.strip() if isinstance(t, str) else "" for t in texts]
@@ -230,21 +222,60 @@ class ClipEmbedder:
         return self._features("get_text_features", {k: v for k, v in inputs.items() if k in wanted})
 
 
-_SHARED: dict[tuple[Any, ...], ClipEmbedder] = {}
+_SHARED: dict[EmbedderConfig, ClipEmbedder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_embedder(
-    model: str = DEFAULT_MODEL, *, revision: str | None = None, device: str | None = None,
-    batch_size: int | None = None, workers: int | None = None,
-) -> ClipEmbedder:
-    """The process-wide embedder for these settings: the CLIP and Chroma engines asking for
-    the same model get the same loaded model, and so exactly the same vectors."""
-    key = (str(model), revision, device, batch_size, workers)
+def shared_embedder(config: EmbedderConfig | str = DEFAULT_MODEL) -> ClipEmbedder:
+    """The process-wide embedder for ``config`` (or a model id or folder): the CLIP and
+    Chroma engines asking for the same settings get the same loaded model, and so exactly
+    the same vectors."""
+    if isinstance(config, str):
+        config = EmbedderConfig(config)
     with _SHARED_LOCK:
-        if key not in _SHARED:
-            _SHARED[key] = ClipEmbedder(model, revision=revision, device=device, batch_size=batch_size, workers=workers)
-        return _SHARED[key]
+        if config not in _SHARED:
+            _SHARED[config] = ClipEmbedder(config)
+        return _SHARED[config]
+
+
+class UsesEmbedder(SearchEngine):
+    """The part of the CLIP and Chroma engines that is the same: queries go through one embedder.
+
+    Subclasses set ``self.embedder`` with :func:`resolve_embedder` in their constructor.
+    """
+
+    accepts_text = True
+    embedder: ClipEmbedder
+
+    @classmethod
+    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
+        return {**super().deployment_options(deployment), "model": deployment.model}
+
+    def _image_vector(self, image: Image.Image) -> FeatureVector:
+        return self.embedder.embed_images([image])[0]
+
+    def _text_vector(self, text: str) -> FeatureVector:
+        return self.embedder.embed_texts([text])[0]
+
+
+def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:
+    """The embedder an engine is handed: itself, or the shared one for a config (default: the default model)."""
+    return embedder if isinstance(embedder, ClipEmbedder) else shared_embedder(embedder or EmbedderConfig())
+
+
+def _names_a_folder(model: str) -> bool:
+    """A model written as a path (``~/m``, ``./m``, ``/m``) names a local folder, never a Hub id."""
+    return model.startswith(("/", "./", "../", "~"))
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """How a failed ``from_pretrained`` reads for a user: offline, not found, or broken."""
+    text = f"{type(exc).__name__} {exc}"
+    if any(word in text for word in ("OfflineModeIsEnabled", "LocalEntryNotFound", "connect", "Connection", "offline")):
+        return "offline"
+    if any(word in text for word in ("RepositoryNotFound", "not a valid model identifier", "404")):
+        return "not-found"
+    return "broken"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,11 +19,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from .base import EngineError, SearchEngine, SkippedFile
+from .base import SearchEngine, SkippedFile
+from .errors import EngineError
 from .gallery import Items, as_gallery_items, load_gallery
 from .registry import available_engines, create_engine, engine_options
 
@@ -44,6 +46,15 @@ class EvaluationRow:
     median_query_ms: float
     settings: str = ""
     skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@dataclass
+class _Figures:
+    """Per-query figures of one metric, collected while the queries run."""
+
+    precision: dict[int, list[float]]
+    ap: list[float] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
 
 
 def average_precision(relevant: Sequence[bool], total_relevant: int) -> float:
@@ -82,7 +93,7 @@ def evaluate(
     index_seconds = time.perf_counter() - started
     query_items = as_gallery_items(queries)
 
-    per_metric = {m: {"p": {k: [] for k in ks}, "ap": [], "ms": []} for m in chosen}
+    per_metric = {m: _Figures({k: [] for k in ks}) for m in chosen}
     skipped: list[SkippedFile] = []
     bar = tqdm(total=len(query_items) * len(chosen), desc=f"Evaluating ({engine.name})", disable=not progress)
     try:
@@ -97,12 +108,12 @@ def evaluate(
             for metric in chosen:
                 t0 = time.perf_counter()
                 ranking = engine.search(image, k=len(engine), metric=metric)
-                per_metric[metric]["ms"].append((time.perf_counter() - t0) * 1000)
+                per_metric[metric].ms.append((time.perf_counter() - t0) * 1000)
                 relevant = [r.label == item.label for r in ranking]
                 for k in ks:
-                    per_metric[metric]["p"][k].append(precision_at(relevant, k))
+                    per_metric[metric].precision[k].append(precision_at(relevant, k))
                 # The ranking holds the whole database, so it holds every relevant image.
-                per_metric[metric]["ap"].append(average_precision(relevant, sum(relevant)))
+                per_metric[metric].ap.append(average_precision(relevant, sum(relevant)))
                 bar.update(1)
     finally:
         bar.close()
@@ -112,11 +123,11 @@ def evaluate(
             EvaluationRow(
                 engine=engine.name,
                 metric=metric,
-                queries=len(figures["ap"]),
-                precision={k: float(np.mean(v)) if v else 0.0 for k, v in figures["p"].items()},
-                mean_ap=float(np.mean(figures["ap"])) if figures["ap"] else 0.0,
+                queries=len(figures.ap),
+                precision={k: float(np.mean(v)) if v else 0.0 for k, v in figures.precision.items()},
+                mean_ap=float(np.mean(figures.ap)) if figures.ap else 0.0,
                 index_seconds=index_seconds,
-                median_query_ms=statistics.median(figures["ms"]) if figures["ms"] else 0.0,
+                median_query_ms=statistics.median(figures.ms) if figures.ms else 0.0,
                 settings=settings,
                 skipped=skipped + list(engine.skipped),
             )
@@ -166,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows: list[EvaluationRow] = []
         for name in _parse_list(args.engine):
             accepted = engine_options(name)
-            variants: list[dict[str, object]] = [{}]
+            variants: list[dict[str, Any]] = [{}]
             if "features" in accepted and args.features:
                 variants = [{"features": f} for f in _parse_list(args.features)]
             for options in variants:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from .base import GalleryError, UnreadableImageError
+from .errors import GalleryError, UnreadableImageError
 from .images import is_image_file, load_image
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 log = logging.getLogger(__name__)
 
-Items = Union["datasets.Dataset", Sequence[Union[str, Path]], Sequence["GalleryItem"]]
+Items = Union["datasets.Dataset", Sequence[str | Path], Sequence["GalleryItem"]]
 SPLITS = ("train", "test")
 
 
@@ -97,9 +97,9 @@ def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:
             raise GalleryError(f"Expected a folder of images, got {str(items)!r}")
         items = list_image_files(items)
     if _is_dataset(items):
-        return _items_from_dataset(items)  # type: ignore[arg-type]
+        return _items_from_dataset(items)
     result: list[GalleryItem] = []
-    for position, item in enumerate(items):  # type: ignore[arg-type]
+    for position, item in enumerate(items):
         if isinstance(item, GalleryItem):
             result.append(item)
         elif isinstance(item, (str, Path)):
@@ -133,7 +133,7 @@ def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
     # decode=False hands back {"path", "bytes"} without decoding: decoding happens in
     # the engines, where a broken image is skipped instead of failing the whole split.
     raw = dataset.cast_column(image_column, ImageFeature(decode=False))
-    labels: Iterable[object] = raw["label"] if label_feature is not None else [""] * len(raw)
+    labels: Iterable[Any] = raw["label"] if label_feature is not None else [""] * len(raw)
     result = []
     for position, (cell, label) in enumerate(zip(raw[image_column], labels, strict=True)):
         if isinstance(label_feature, ClassLabel) and label is not None:

@@ -10,14 +10,13 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .base import InvalidQueryError, UnreadableImageError
+from .errors import UnreadableImageError
 
-ImageSource = Union[str, Path, bytes, Image.Image]
+ImageSource = str | Path | bytes | Image.Image
 
 #: File endings a gallery folder is scanned for; anything else is ignored silently.
 IMAGE_EXTENSIONS = frozenset(
@@ -44,7 +43,7 @@ def is_image_file(path: str | Path) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def describe(source: ImageSource) -> str:
+def source_name(source: ImageSource) -> str:
     """A short human name for ``source`` in messages."""
     if isinstance(source, (str, Path)):
         return str(source)
@@ -61,7 +60,7 @@ def load_image(source: ImageSource, draft: tuple[int, int] | None = None) -> Ima
     needed. Transparent pixels are composited on white, since their stored colour is
     arbitrary; 16-bit images are scaled to 8 bits rather than clipped.
     """
-    name = describe(source)
+    name = source_name(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -123,32 +122,3 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background.paste(image, mask=image.getchannel("A"))
         return background
     return image.convert("RGB")
-
-
-def parse_query(query: object) -> Image.Image | str:
-    """A decoded RGB image for an image query (a PIL image or an image file's path), or the
-    stripped text of a text query. Which engines take text is theirs to decide."""
-    if isinstance(query, Image.Image):
-        return load_image(query)
-    if isinstance(query, Path) or isinstance(query, str) and _looks_like_image_path(query):
-        path = str(query).strip()
-        if not os.path.isfile(path):
-            raise UnreadableImageError(path, "no such file")
-        return load_image(path)
-    if isinstance(query, str):
-        text = query.strip()
-        if not text:
-            raise InvalidQueryError("Expected an image or a non-empty text query, got empty text")
-        return text
-    raise InvalidQueryError(
-        f"Expected the query to be a PIL image, an image file path or text, got {type(query).__name__}"
-    )
-
-
-def _looks_like_image_path(text: str) -> bool:
-    # An existing file is a path; so is a single token ending like an image file. Anything
-    # else ("a red bus") is text, even if it contains a slash.
-    stripped = text.strip()
-    if stripped and os.path.isfile(stripped):
-        return True
-    return " " not in stripped and os.path.splitext(stripped)[1].lower() in IMAGE_EXTENSIONS

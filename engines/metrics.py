@@ -19,7 +19,6 @@ FeatureMatrix = npt.NDArray[np.float32]
 FeatureVector = npt.NDArray[np.float32]
 
 METRICS: tuple[str, ...] = ("l1", "l2", "cosine", "correlation")
-HIGHER_IS_BETTER = frozenset({"cosine", "correlation"})
 
 
 def _unit_rows(matrix: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:

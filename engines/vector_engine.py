@@ -1,29 +1,26 @@
 """Engines that hold their gallery as one in-memory matrix: pixel and CLIP.
 
-The index flow (cache look-up, computing what is missing, skipping unreadable files,
-swapping the finished index in) and the search flow (label filter, metric, ranking) are
-the same for both; subclasses only say how an image (or a query) becomes a vector.
+They index through the shared pipeline into the on-disk vector cache, then swap in one
+snapshot (matrix, items, labels) that searches read without locks. Subclasses only say
+how an item is keyed and how images become vectors.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from .base import Query, SearchEngine, SearchResult, SkippedFile
+from .base import FeatureVector, SearchEngine, SearchResult, SkippedFile
 from .cache import VectorCache, default_cache_dir
+from .deployment import Deployment
 from .gallery import GalleryItem
-from .images import os_reason
 from .metrics import VectorIndex, top_k
-
-#: How many new vectors are computed between two cache shard writes: the most work a
-#: crash mid-index can lose.
-FLUSH_EVERY = 128
+from .pipeline import run_pipeline
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,23 @@ class _Snapshot:
     classes: tuple[str, ...]  # the distinct names, sorted
 
 
+class _CachedVectors:
+    """The pipeline's store for in-memory engines: what the cache holds, plus what is written."""
+
+    def __init__(self, cache: VectorCache | None) -> None:
+        self.cache = cache
+        self.vectors: dict[str, np.ndarray] = cache.load() if cache is not None else {}
+
+    def stored_keys(self) -> Container[str]:
+        return self.vectors
+
+    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray) -> None:
+        keys = [key for key, _ in records]
+        self.vectors.update(zip(keys, vectors, strict=True))
+        if self.cache is not None:
+            self.cache.append(keys, vectors)
+
+
 class VectorEngine(SearchEngine):
     """A :class:`SearchEngine` over a float32 matrix of per-image vectors."""
 
@@ -46,8 +60,10 @@ class VectorEngine(SearchEngine):
         self.cache_enabled = cache == "on"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._snapshot: _Snapshot | None = None
-        #: How many vectors the last ``index`` call had to compute (the rest came from cache).
-        self.last_computed = 0
+
+    @classmethod
+    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
+        return {**super().deployment_options(deployment), "cache_dir": deployment.cache_dir}
 
     # -- what subclasses provide ---------------------------------------------------------
     @abc.abstractmethod
@@ -62,81 +78,37 @@ class VectorEngine(SearchEngine):
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         """One vector (or the error that prevented it) per item, in order."""
 
-    @abc.abstractmethod
-    def _query_vector(self, query: Query) -> np.ndarray:
-        """The vector of a query; raises a typed error for a query it cannot take."""
-
     # -- the shared flow -------------------------------------------------------------------
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
         cache = VectorCache(self.cache_dir / self.name, self._cache_namespace()) if self.cache_enabled else None
-        known = cache.load() if cache is not None else {}
-        keys: list[str | None] = []
-        for item in gallery:
-            try:
-                keys.append(self._item_key(item))
-            except OSError as exc:
-                keys.append(None)
-                self._skip(skipped, item.source, os_reason(exc))
-        todo = [i for i, key in enumerate(keys) if key is not None and key not in known]
-        computed: dict[int, np.ndarray] = {}
-        pending: list[int] = []
-
-        def flush() -> None:
-            if cache is not None and pending:
-                cache.append([keys[i] for i in pending], np.stack([computed[i] for i in pending]))  # type: ignore[misc]
-            pending.clear()
-
-        bar = tqdm(total=len(todo), desc=f"Indexing ({self.name})", unit="img", disable=not progress)
-        try:
-            for i, outcome in zip(todo, self._compute([gallery[i] for i in todo]), strict=True):
-                bar.update(1)
-                if isinstance(outcome, Exception):
-                    self._skip(skipped, gallery[i].source, getattr(outcome, "reason", str(outcome)))
-                    continue
-                computed[i] = outcome
-                pending.append(i)
-                if len(pending) >= FLUSH_EVERY:
-                    flush()
-            flush()
-        finally:
-            bar.close()
+        store = _CachedVectors(cache)
+        run = run_pipeline(
+            self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress
+        )
         if cache is not None:
             cache.compact()
-        self.last_computed = len(computed)
-
-        rows, items = [], []
-        for i, key in enumerate(keys):
-            vector = computed.get(i) if key is None or key not in known else known[key]
-            if vector is not None:
-                rows.append(vector)
-                items.append(gallery[i])
-        if rows:
-            self._snapshot = _Snapshot(
-                VectorIndex(np.stack(rows)),
-                tuple(items),
-                np.array([item.label for item in items], dtype=object),
-                tuple(sorted({item.label for item in items})),
-            )
+        self.last_computed = run.computed
+        items = tuple(item for _, item in run.records)
+        if items:
+            labels = np.array([item.label for item in items], dtype=object)
+            matrix = np.stack([store.vectors[key] for key, _ in run.records])
+            self._snapshot = _Snapshot(VectorIndex(matrix), items, labels, tuple(sorted(set(labels))))
         else:
             self._snapshot = None
         return len(items)
 
-    def _search(self, query: Query, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
+    def _rank(self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
         snapshot = self._snapshot
         if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
             return []
-        vector = self._query_vector(query)
         # The contract already refused a filter that matches no indexed class.
         rows = None if labels is None else np.flatnonzero(np.isin(snapshot.labels, list(labels)))
         scores = snapshot.vectors.scores(vector, metric, rows)
         order = top_k(scores, k, metric in self.higher_is_better)
         results = []
-        for rank, position in enumerate(order, start=1):
-            row = int(position if rows is None else rows[position])
-            item = snapshot.items[row]
-            results.append(
-                SearchResult(rank=rank, label=item.label, score=float(scores[position]), path=item.path, index=item.position)
-            )
+        for rank, found in enumerate(order, start=1):
+            item = snapshot.items[int(found if rows is None else rows[found])]
+            results.append(SearchResult(rank, item.label, float(scores[found]), item.path, item.position))
         return results
 
     @property

@@ -1,30 +1,29 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Nothing in the test suite may reach the Hub; this also makes a missing model fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from helpers import build_tiny_clip, make_gallery  # noqa: E402
+from engines.testing import build_tiny_clip, free_port, make_gallery  # noqa: E402
 
-AIO = (ROOT.parent / "shared" / "datasets" / "aio").resolve()
+AIO = Path(os.environ.get("IMAGE_SEARCH_AIO") or ROOT.parent / "shared" / "datasets" / "aio").resolve()
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's engines cache under their own folder (the engines' default is the XDG cache)."""
     folder = tmp_path_factory.mktemp("cache")
-    monkeypatch.setenv("IMAGE_SEARCH_CACHE", str(folder))
-    return folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    monkeypatch.delenv("IMAGE_SEARCH_CACHE", raising=False)
+    return folder / "image-search"
 
 
 @pytest.fixture(scope="session")
@@ -45,16 +44,8 @@ def gallery(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def aio() -> Path:
     if not (AIO / "train").is_dir():
-        pytest.skip(f"the aio dataset is not at {AIO} (it is read from ../shared, never committed)")
+        pytest.skip(f"the aio dataset is not at {AIO} (read from ../shared or $IMAGE_SEARCH_AIO, never committed)")
     return AIO
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -1,81 +1,8 @@
-"""Builders shared by the tests: tiny CLIP models, generated galleries, brute-force answers."""
+"""Brute-force answers the tests check the engines against."""
 
 from __future__ import annotations
 
-import string
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
-
-#: Colour of each generated class; images of a class are noisy variants of it.
-CLASS_COLOURS = {
-    "red": (220, 30, 30),
-    "green": (30, 200, 40),
-    "blue": (30, 40, 220),
-    "ünïcode class": (230, 200, 30),
-}
-
-
-def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
-    """Save a random CLIP model (embedding size 8, 32-pixel images) and its processor.
-
-    Loaded back through ``from_pretrained(folder)``, exactly like a Hub id, so the tests
-    run the real loading path without downloading anything.
-    """
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    torch.manual_seed(seed)
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in string.ascii_lowercase + string.digits:
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(char + "</w>", len(vocab))
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
-    config = CLIPConfig(
-        text_config=dict(
-            vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-            num_attention_heads=4, max_position_embeddings=16,
-            bos_token_id=0, eos_token_id=1, pad_token_id=1,
-        ),
-        vision_config=dict(
-            hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-            image_size=32, patch_size=8,
-        ),
-        projection_dim=8,
-    )
-    model = CLIPModel(config).eval()
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=tokenizer,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-def make_image(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    base = np.array(colour, dtype=np.int16)
-    noise = rng.integers(-40, 41, size=(size[1], size[0], 3))
-    array = np.clip(base + noise, 0, 255).astype(np.uint8)
-    return Image.fromarray(array, "RGB")
-
-
-def make_gallery(root: Path, per_class: int = 4, queries: int = 1) -> Path:
-    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png`` of noisy flat colours."""
-    seed = 0
-    for label, colour in CLASS_COLOURS.items():
-        for split, count in (("train", per_class), ("test", queries)):
-            folder = root / split / label
-            folder.mkdir(parents=True, exist_ok=True)
-            for n in range(count):
-                seed += 1
-                name = f"{label} {n}.png" if n % 2 else f"{label}_{n}.jpg"
-                image = make_image(colour, seed)
-                image.save(folder / name, quality=95) if name.endswith(".jpg") else image.save(folder / name)
-    return root
 
 
 def brute_force(matrix: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import app
-from conftest import ROOT, free_port
+from conftest import ROOT
+from engines.testing import free_port
+from ui.config import AppConfig
+from ui.page import build_demo, launch
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
@@ -35,9 +37,9 @@ def test_upload_search_and_see_k_results(tmp_path: Path) -> None:
 
     gallery = tmp_path / "data"
     shutil.copytree(ROOT / "data", gallery)
-    config = app.AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1")
-    demo = app.build_demo(config)
-    app.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1")
+    demo = build_demo(config)
+    launch(demo, config, prevent_thread_lock=True, quiet=True)
     query = next((gallery / "test" / "fruit").glob("*.png"))
     try:
         with sync_playwright() as p:

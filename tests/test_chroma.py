@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, free_port
-from engines import BackendUnavailableError, create_engine, list_image_files
+from engines import BackendUnavailableError, Text, create_engine, list_image_files
 from engines.chroma import ChromaEngine
+from engines.testing import free_port
 
 
 def chroma(tiny_clip: str, tmp_path: Path, **options: object) -> ChromaEngine:
@@ -20,14 +20,14 @@ def chroma(tiny_clip: str, tmp_path: Path, **options: object) -> ChromaEngine:
 
 @pytest.mark.parametrize("space, clip_metric", [("cosine", "cosine"), ("l2", "l2"), ("ip", "cosine")])
 def test_same_top_10_as_the_clip_engine(tiny_clip: str, tmp_path: Path, space: str, clip_metric: str) -> None:
-    from helpers import make_gallery
+    from engines.testing import make_gallery
 
     gallery = make_gallery(tmp_path / "g", per_class=6)
     files = list_image_files(gallery / "train")
     clip, db = create_engine("clip", model=tiny_clip), chroma(tiny_clip, tmp_path)
     clip.index(files, progress=False)
     db.index(files, progress=False)
-    for query in [list_image_files(gallery / "test")[0], "a green apple"]:
+    for query in [list_image_files(gallery / "test")[0], Text("a green apple")]:
         expected = clip.search(query, k=10, metric=clip_metric)
         got = db.search(query, k=10, metric=space)
         assert [r.path for r in got] == [r.path for r in expected]
@@ -36,15 +36,15 @@ def test_same_top_10_as_the_clip_engine(tiny_clip: str, tmp_path: Path, space: s
 
 def test_a_new_process_sees_the_index_without_re_embedding(tiny_clip: str, tmp_path: Path, gallery: Path) -> None:
     script = (
-        "import sys; sys.path.insert(0, {root!r}); from engines import create_engine;"
+        "from engines import create_engine;"
         "e = create_engine('chroma', model={model!r}, path={path!r});"
         "print(e.index({folder!r}, progress=False))"
-    ).format(root=str(ROOT), model=tiny_clip, path=str(tmp_path / "db"), folder=str(gallery / "train"))
+    ).format(model=tiny_clip, path=str(tmp_path / "db"), folder=str(gallery / "train"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "16"
     fresh = chroma(tiny_clip, tmp_path)
     assert len(fresh) == 16 and fresh.labels == sorted(["red", "green", "blue", "ünïcode class"])
-    assert fresh.search("red", k=3)
+    assert fresh.search(Text("red"), k=3)
     fresh.index(gallery / "train", progress=False)
     assert fresh.last_computed == 0
 
@@ -58,11 +58,11 @@ def test_incremental_add_change_delete(tiny_clip: str, tmp_path: Path, gallery: 
     Path(files[1]).unlink()
     assert engine.index(gallery / "train", progress=False) == 16
     assert engine.last_computed == 2  # the new file and the changed one
-    paths = {r.path for r in engine.search("anything", k=100)}
+    paths = {r.path for r in engine.search(Text("anything"), k=100)}
     assert files[1] not in paths and str(gallery / "train" / "red" / "new.png") in paths
     assert len(paths) == 16
     for space in ("l2", "ip"):
-        assert {r.path for r in engine.search("anything", k=100, metric=space)} == paths
+        assert {r.path for r in engine.search(Text("anything"), k=100, metric=space)} == paths
 
 
 def test_another_model_never_mixes_with_stored_vectors(
@@ -85,7 +85,7 @@ def test_writes_are_split_at_the_max_batch_size(
     tiny_clip: str, tmp_path: Path, gallery: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = chroma(tiny_clip, tmp_path)
-    client = engine._connect()
+    client = engine.db.client()
     monkeypatch.setattr(type(client), "get_max_batch_size", lambda self: 5)
     sizes: list[int] = []
     from chromadb.api.models.Collection import Collection
@@ -117,9 +117,9 @@ def test_a_second_process_is_refused_the_embedded_folder(tiny_clip: str, tmp_pat
     engine = chroma(tiny_clip, tmp_path)
     engine.index(gallery / "train", progress=False)
     script = (
-        "import sys; sys.path.insert(0, {root!r}); from engines import create_engine, BackendUnavailableError;"
+        "from engines import create_engine, BackendUnavailableError;"
         "e = create_engine('chroma', model={model!r}, path={path!r})\n"
         "try: len(e)\nexcept BackendUnavailableError as x: print(x)"
-    ).format(root=str(ROOT), model=tiny_clip, path=str(tmp_path / "db"))
+    ).format(model=tiny_clip, path=str(tmp_path / "db"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "in use by process" in out.stdout and "chroma run" in out.stdout

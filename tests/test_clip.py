@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engines import InvalidQueryError, ModelUnavailableError, as_gallery_items, create_engine, list_image_files
-from engines.embedder import ClipEmbedder, shared_embedder
+from engines import InvalidQueryError, ModelUnavailableError, Text, as_gallery_items, create_engine, list_image_files
+from engines.embedder import ClipEmbedder, EmbedderConfig, shared_embedder
 
 
 def reference_vectors(model_dir: str, images: list[Image.Image]) -> np.ndarray:
@@ -28,7 +28,7 @@ def reference_vectors(model_dir: str, images: list[Image.Image]) -> np.ndarray:
 
 def test_indexed_vectors_equal_the_reference_path(tiny_clip: str, gallery: Path) -> None:
     files = list_image_files(gallery / "train")
-    embedder = ClipEmbedder(tiny_clip, batch_size=3, workers=2)
+    embedder = ClipEmbedder(EmbedderConfig(tiny_clip, batch_size=3, workers=2))
     batched = np.stack(list(embedder.embed_items(as_gallery_items(files))))
     reference = reference_vectors(tiny_clip, [Image.open(f).convert("RGB") for f in files])
     cosines = np.sum(batched * reference, axis=1)
@@ -42,7 +42,7 @@ def test_embed_items_keeps_order_around_broken_files(tiny_clip: str, gallery: Pa
     broken = gallery / "broken.png"
     broken.write_bytes(b"nope")
     items = as_gallery_items([files[0], str(broken), *files[1:]])
-    outcomes = list(ClipEmbedder(tiny_clip, batch_size=2).embed_items(items))
+    outcomes = list(ClipEmbedder(EmbedderConfig(tiny_clip, batch_size=2)).embed_items(items))
     assert isinstance(outcomes[0], np.ndarray)
     assert getattr(outcomes[1], "source", None) == str(broken)
     good = np.stack([o for o in outcomes if isinstance(o, np.ndarray)])
@@ -52,16 +52,16 @@ def test_embed_items_keeps_order_around_broken_files(tiny_clip: str, gallery: Pa
 def test_text_queries_rank_the_gallery(tiny_clip: str, gallery: Path) -> None:
     engine = create_engine("clip", model=tiny_clip)
     engine.index(gallery / "train", progress=False)
-    results = engine.search("a red double-decker bus", k=100)
+    results = engine.search(Text("a red double-decker bus"), k=100)
     assert len(results) == len(engine)
     text = engine.embedder.embed_texts(["a red double-decker bus"])[0]
     images = engine.embedder.embed_images([Image.open(r.path).convert("RGB") for r in results])
     np.testing.assert_allclose([r.score for r in results], images @ text, atol=1e-5)
-    long = engine.search("word " * 500, k=3)  # past the 16-token context: truncated
+    long = engine.search(Text("word " * 500), k=3)  # past the 16-token context: truncated
     assert len(long) == 3
     for blank in ("", "   \n"):
         with pytest.raises(InvalidQueryError, match="empty"):
-            engine.search(blank)
+            engine.search(Text(blank))
 
 
 def test_embedding_cache_hits_and_invalidation(tiny_clip: str, other_tiny_clip: str, gallery: Path) -> None:
@@ -83,20 +83,26 @@ def test_embedding_cache_hits_and_invalidation(tiny_clip: str, other_tiny_clip: 
     assert off.last_computed == len(files)
 
 
-def test_unreachable_model_error_says_how_to_use_a_local_directory(gallery: Path) -> None:
+def test_unreachable_model_is_a_typed_error_that_names_the_model_and_no_flag(gallery: Path) -> None:
     engine = create_engine("clip", model="no-such-org/no-such-clip-model")
     with pytest.raises(ModelUnavailableError) as info:
         engine.index(gallery / "train", progress=False)
-    message = str(info.value)
-    assert "no-such-org/no-such-clip-model" in message and "--model" in message and "IMAGE_SEARCH_MODEL" in message
+    assert info.value.model == "no-such-org/no-such-clip-model" and info.value.kind == "offline"
+    assert "no-such-org/no-such-clip-model" in str(info.value) and "--" not in str(info.value)
     with pytest.raises(ModelUnavailableError):  # remembered, not retried on every call
         engine.embedder.embed_texts(["x"])
+
+
+def test_a_model_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="does not exist") as info:
+        ClipEmbedder(EmbedderConfig(str(tmp_path / "clip-b32"))).embed_texts(["x"])
+    assert info.value.kind == "not-found" and info.value.model == str(tmp_path / "clip-b32")
 
 
 def test_a_directory_that_is_not_a_clip_model_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelUnavailableError, match=str(tmp_path)):
-        ClipEmbedder(str(tmp_path)).embed_texts(["x"])
+        ClipEmbedder(EmbedderConfig(str(tmp_path))).embed_texts(["x"])
 
 
 def test_engines_with_the_same_model_share_one_embedder(tiny_clip: str) -> None:

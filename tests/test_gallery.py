@@ -51,7 +51,7 @@ def test_in_memory_dataset_images_have_no_path(tmp_path: Path) -> None:
     engine = create_engine("pixel")
     engine.index(ds, progress=False)
     top = engine.search(Image.new("RGB", (6, 6), (0, 250, 0)), k=1)[0]
-    assert (top.label, top.path, top.index) == ("g", None, 1)
+    assert (top.label, top.path, top.position) == ("g", None, 1)
 
 
 def test_aio_loads_exactly_its_595_and_60_images(aio: Path) -> None:

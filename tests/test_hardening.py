@@ -15,9 +15,8 @@ from PIL import Image
 
 import engines.cache
 import engines.chroma
-from conftest import ROOT
-from engines import create_engine, list_image_files
-from helpers import make_image
+from engines import Text, create_engine, list_image_files
+from engines.testing import make_image
 
 ENGINES = ["pixel", "clip", "chroma"]
 
@@ -134,11 +133,10 @@ def test_constant_colour_queries_score_finitely(name: str, tiny_clip: str, tmp_p
 
 
 KILLER = """
-import os, signal, sys
-sys.path.insert(0, {root!r})
-import engines.cache, engines.chroma, engines.vector_engine
+import os, signal
+import engines.cache, engines.pipeline
 from chromadb.api.models.Collection import Collection
-engines.vector_engine.FLUSH_EVERY = engines.chroma.FLUSH_EVERY = 4
+engines.pipeline.FLUSH_EVERY = 4
 writes = 0
 def die_after_second_write(original):
     def write(*args, **kwargs):
@@ -161,12 +159,12 @@ print("finished without being killed")
 def test_sigkill_mid_index_then_restart_embeds_only_what_is_missing(
     name: str, tiny_clip: str, tmp_path: Path
 ) -> None:
-    from helpers import make_gallery
+    from engines.testing import make_gallery
 
     folder = make_gallery(tmp_path / "g", per_class=6) / "train"
     total = len(list_image_files(folder))
     opts = options(name, tiny_clip, tmp_path)
-    script = KILLER.format(root=str(ROOT), name=name, options=opts, folder=str(folder))
+    script = KILLER.format(name=name, options=opts, folder=str(folder))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ)
     assert run.returncode == -9, run.stdout + run.stderr
 
@@ -174,7 +172,7 @@ def test_sigkill_mid_index_then_restart_embeds_only_what_is_missing(
     assert len(restarted) == 0  # nothing half-built is taken for a finished index
     assert restarted.index(folder, progress=False) == total
     assert restarted.last_computed == total - 8  # the killed run's stored work was kept
-    paths = [r.path for r in restarted.search("red", k=1000)] if name != "pixel" else [
+    paths = [r.path for r in restarted.search(Text("red"), k=1000)] if name != "pixel" else [
         r.path for r in restarted.search(list_image_files(folder)[0], k=1000)
     ]
     assert len(paths) == len(set(paths)) == total  # no duplicates

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engines import UnreadableImageError, create_engine, list_image_files
-from engines.images import load_image, parse_query
+from engines import InvalidQueryError, Text, UnreadableImageError
+from engines.images import load_image
+from engines.query import load_query_image
 
 
 @pytest.mark.parametrize(
@@ -90,22 +91,14 @@ def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
         load_image(path)
 
 
-def test_parse_query_tells_text_from_paths(tmp_path: Path) -> None:
+def test_query_kinds_are_types_not_guesses(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "q.png")
-    assert isinstance(parse_query(str(tmp_path / "q.png")), Image.Image)
-    assert parse_query("  a red bus / night  ") == "a red bus / night"
+    assert load_query_image(str(tmp_path / "q.png")).mode == "RGB"
+    assert load_query_image(tmp_path / "q.png").size == (4, 4)
+    assert Text("a red bus / night").text == "a red bus / night"
     with pytest.raises(UnreadableImageError, match="no such file"):
-        parse_query("missing.jpg")
-
-
-def test_gallery_scan_ignores_hidden_and_non_image_files(tmp_path: Path) -> None:
-    (tmp_path / "cls").mkdir()
-    (tmp_path / ".hidden").mkdir()
-    Image.new("RGB", (4, 4)).save(tmp_path / "cls" / "a.png")
-    Image.new("RGB", (4, 4)).save(tmp_path / "cls" / ".b.png")
-    Image.new("RGB", (4, 4)).save(tmp_path / ".hidden" / "c.png")
-    (tmp_path / "cls" / "notes.txt").write_text("x")
-    (tmp_path / "empty class").mkdir()
-    assert list_image_files(tmp_path) == [str(tmp_path / "cls" / "a.png")]
-    engine = create_engine("pixel")
-    assert engine.index(tmp_path, progress=False) == 1 and engine.skipped == []
+        load_query_image("a red bus")  # a str is a path, whatever it says
+    with pytest.raises(InvalidQueryError, match="empty"):
+        Text("  ")
+    with pytest.raises(InvalidQueryError, match="Text"):
+        load_query_image(42)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engines import InvalidQueryError, create_engine, list_image_files
+from engines import InvalidQueryError, Text, UnreadableImageError, create_engine, list_image_files
 from engines.pixel import PixelEngine
 
 
@@ -15,14 +15,14 @@ def test_pixel_features_are_the_resized_rgb_values(gallery: Path) -> None:
     engine = PixelEngine(size=8)
     image = Image.open(list_image_files(gallery / "train")[0]).convert("RGB")
     expected = np.asarray(image.resize((8, 8), Image.Resampling.BILINEAR, reducing_gap=2.0), np.float32).reshape(-1) / 255
-    np.testing.assert_allclose(engine.describe(image), expected)
+    np.testing.assert_allclose(engine.features_of(image), expected)
 
 
 def test_histogram_features_are_a_distribution_over_colour_bins() -> None:
     engine = PixelEngine(features="histogram", bins=4)
     image = Image.new("RGB", (10, 10), (255, 0, 0))
     image.paste((0, 0, 255), (0, 0, 10, 5))
-    vector = engine.describe(image)
+    vector = engine.features_of(image)
     assert vector.shape == (64,) and vector.sum() == pytest.approx(1.0)
     red_bin, blue_bin = (3 * 4 + 0) * 4 + 0, (0 * 4 + 0) * 4 + 3
     assert vector[red_bin] == pytest.approx(0.5) and vector[blue_bin] == pytest.approx(0.5)
@@ -43,9 +43,18 @@ def test_text_queries_are_refused_with_a_pointer_to_clip(gallery: Path) -> None:
     engine = create_engine("pixel")
     engine.index(gallery / "train", progress=False)
     with pytest.raises(InvalidQueryError, match="CLIP"):
-        engine.search("a red square")
+        engine.search(Text("a red square"))
     with pytest.raises(InvalidQueryError, match="empty"):
-        engine.search("   ")
+        engine.search(Text("   "))
+
+
+def test_a_plain_string_is_a_path_never_a_sentence(gallery: Path) -> None:
+    engine = create_engine("pixel")
+    engine.index(gallery / "train", progress=False)
+    with pytest.raises(UnreadableImageError, match="no such file"):
+        engine.search("a red square")
+    query = list_image_files(gallery / "test")[0]
+    assert engine.search(query, k=1)[0].label == engine.search(Path(query), k=1)[0].label
 
 
 def test_cache_reuses_unchanged_files_and_redoes_changed_ones(gallery: Path) -> None:

@@ -1,0 +1,72 @@
+"""The typed errors every part of ``engines`` raises on purpose.
+
+They live apart from the contract so that decoding, galleries and engines can all raise
+them without importing each other. Each error carries the data a caller needs to word it
+for its own users (the app names its flags; a script names its arguments); the default
+message is for a Python caller and names no flag or environment variable.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engines raise on purpose."""
+
+
+class EmptyIndexError(EngineError):
+    """``search`` was called before anything was indexed."""
+
+    def __init__(self, engine: str) -> None:
+        super().__init__(f"The {engine} engine has no images indexed yet: index a gallery first")
+        self.engine = engine
+
+
+class InvalidQueryError(EngineError, ValueError):
+    """The query, ``k``, a threshold or a filter is not what the engine can answer."""
+
+
+class UnknownMetricError(InvalidQueryError):
+    """The metric name is not one of ``engine.metrics``."""
+
+
+class UnreadableImageError(EngineError):
+    """An image file or upload cannot be decoded. ``source`` names it, ``reason`` says why."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"cannot read image {source!r}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class ModelUnavailableError(EngineError):
+    """A CLIP model could not be loaded.
+
+    ``model`` is the id or folder that was asked for, ``reason`` what went wrong, and
+    ``kind`` one of ``"offline"`` (the Hub could not be reached), ``"not-found"`` (no such
+    Hub repository or local folder), ``"not-clip"`` (it loaded but is no CLIP-family model)
+    or ``"broken"`` (anything else).
+    """
+
+    def __init__(self, model: str, reason: str, kind: str = "broken") -> None:
+        super().__init__(f"Could not load the CLIP model {model!r}: {reason}")
+        self.model = model
+        self.reason = reason
+        self.kind = kind
+
+
+class BackendUnavailableError(EngineError):
+    """The vector database (a Chroma server, an embedded folder) cannot be used.
+
+    ``location`` says which database, ``server`` whether it is a server, and ``in_use_by``
+    names the process holding an embedded folder when that is the reason.
+    """
+
+    def __init__(self, message: str, *, location: str, server: bool, in_use_by: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location
+        self.server = server
+        self.in_use_by = in_use_by
+
+
+class GalleryError(EngineError):
+    """A gallery folder or Hub dataset is missing, empty or not laid out as expected."""

@@ -1,0 +1,178 @@
+"""The app's handlers, called directly with a real service on a generated gallery."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+from engines import BackendUnavailableError, ModelUnavailableError, Text, available_engines, engine_info
+from engines.testing import make_gallery
+from ui import evaluate_tab, gallery_tab, search_tab
+from ui.config import AppConfig
+from ui.controls import on_engine_change
+from ui.images import result_tile
+from ui.messages import describe
+from ui.service import SearchService
+
+PIXELS = {"features": "pixels"}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, tiny_clip: str) -> SearchService:
+    root = tmp_path_factory.mktemp("ui")
+    gallery = make_gallery(root / "gallery", per_class=5)
+    (gallery / "train" / "red" / "broken.jpg").write_text("not an image")
+    return SearchService(AppConfig(data=str(gallery), model=tiny_clip, chroma_path=str(root / "chroma"),
+                                   cache_dir=str(root / "cache")))
+
+
+def gallery_of(service: SearchService) -> Path:
+    return Path(service.config.data)
+
+
+def query_file(gallery: Path, label: str = "green") -> str:
+    return str(next((gallery / "test" / label).iterdir()))
+
+
+@pytest.mark.parametrize("name", list(available_engines()))
+def test_search_by_image_with_every_engine_and_metric(service: SearchService, name: str) -> None:
+    source = service.config.data
+    for metric in engine_info(name).metrics:
+        tiles, summary = search_tab.search(
+            service, source, name, PIXELS, metric, 4, [], query_file(gallery_of(service)), ""
+        )
+        assert len(tiles) == 4 and "4 results" in summary and metric in summary
+        assert [caption.split()[0] for _, caption in tiles] == ["#1", "#2", "#3", "#4"]
+    if name == "pixel":
+        assert tiles[0][1].startswith("#1 green")
+
+
+def test_histogram_features_and_label_filter(service: SearchService) -> None:
+    tiles, _ = search_tab.search(
+        service, service.config.data, "pixel", {"features": "histogram"}, "l1", 10, ["blue"],
+        query_file(gallery_of(service)), "",
+    )
+    assert len(tiles) == 5 and all(" blue " in caption for _, caption in tiles)
+
+
+@pytest.mark.parametrize("name", ["clip", "chroma"])
+def test_text_typed_by_a_user_is_always_a_sentence(service: SearchService, name: str, tmp_path: Path) -> None:
+    # An existing server file, and an existing image file outside the gallery: both are
+    # searched as the words they are, never opened.
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(outside)
+    for typed in ("/etc/hostname", str(outside), "a red square"):
+        tiles, summary = search_tab.search(service, service.config.data, name, {}, "cosine", 3, [], None, typed)
+        engine = service.engine(name, service.gallery(service.config.data))
+        expected = engine.search(Text(typed), k=3)
+        assert [caption for _, caption in tiles] == [f"#{r.rank} {r.label} · {r.score:.3f}" for r in expected]
+        assert "higher is better" in summary
+
+
+def test_the_pixel_engine_refuses_typed_paths_as_text(service: SearchService) -> None:
+    for typed in ("/etc/hostname", query_file(gallery_of(service))):
+        with pytest.raises(gr.Error, match="needs a CLIP engine"):
+            search_tab.search(service, service.config.data, "pixel", PIXELS, "l1", 3, [], None, typed)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("pixel", PIXELS, "l1", 3, [], None, "   "), "Upload or pick a query image"),
+    (("pixel", PIXELS, "cosine", 3, ["no-such-class"], "QUERY", ""), "Expected labels among"),
+    (("pixel", PIXELS, "ip", 3, [], "QUERY", ""), "Expected metric to be one of l1, l2, cosine, correlation"),
+    (("pixel", PIXELS, "l1", 0, [], "QUERY", ""), "Expected k to be at least 1"),
+])
+def test_bad_queries_get_a_message(service: SearchService, args: tuple, message: str) -> None:
+    args = tuple(query_file(gallery_of(service)) if a == "QUERY" else a for a in args)
+    with pytest.raises(gr.Error, match=message):
+        search_tab.search(service, service.config.data, *args)
+
+
+def test_engine_change_follows_what_the_engine_says() -> None:
+    metric, features = on_engine_change("chroma")
+    assert metric["choices"] == list(engine_info("chroma").metrics) and features["visible"] is False
+    metric, features = on_engine_change("pixel")
+    assert metric["value"] == engine_info("pixel").default_metric and features["visible"] is True
+    assert search_tab.text_box_for("pixel")["interactive"] is False
+    assert search_tab.text_box_for("clip")["interactive"] is True
+
+
+def test_build_index_reports_count_and_skipped_files(service: SearchService) -> None:
+    status, skipped = gallery_tab.build_index(service, service.config.data, "pixel", PIXELS)
+    assert "Indexed **20** images" in status and "1 skipped" in status
+    assert skipped[0][0] == str(gallery_of(service) / "train" / "red" / "broken.jpg")
+
+
+def test_show_gallery_counts_and_roots(service: SearchService) -> None:
+    gallery = gallery_of(service)
+    source, counts, thumbs, _, message = gallery_tab.show(service, str(gallery), reload=True)
+    assert source == str(gallery.resolve()) and str(gallery.resolve()) in message
+    assert counts == [["train", 4, 21], ["test", 4, 4]] and len(thumbs) == 4
+    with pytest.raises(gr.Error, match="configured folders"):
+        gallery_tab.show(service, str(Path(__file__).parents[1]), reload=True)
+    with pytest.raises(gr.Error, match="Hugging Face Hub"):
+        gallery_tab.show(service, "nobody/no-such-dataset", reload=True)
+
+
+def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
+    table, plot, csv_file, status = evaluate_tab.run_evaluation(
+        service, service.config.data, ["pixel", "clip"], PIXELS, ["l1", "cosine"], "1,3"
+    )
+    assert list(table.columns[:5]) == ["engine", "metric", "queries", "P@1", "P@3"]
+    assert list(table["metric"]) == ["l1", "cosine", "l1", "cosine"] and set(table["queries"]) == {4}
+    assert table["engine"][0] == "pixel (features=pixels)" and table["engine"][2] == "clip"
+    assert set(plot["k"]) == set(range(1, evaluate_tab.PLOT_MAX_K + 1))
+    with open(csv_file, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == list(table.columns) and len(rows) == 5
+    assert "4 queries" in status
+    for bad in ("", "0", "1,x"):
+        with pytest.raises(gr.Error, match="k"):
+            evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, [], bad)
+
+
+def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    import ui.service
+
+    colours = {"red": (230, 20, 20), "blue": (20, 20, 230)}
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(colours))})
+
+    def split(n: int) -> datasets.Dataset:
+        rows = [(Image.new("RGB", (12, 12), c), i) for i, c in enumerate(colours.values()) for _ in range(n)]
+        return datasets.Dataset.from_dict({"image": [r[0] for r in rows], "label": [r[1] for r in rows]}, features=features)
+
+    hub = datasets.DatasetDict({"train": split(3), "test": split(1)})
+    monkeypatch.setattr(ui.service, "load_gallery", lambda source: hub if source == "someone/colours" else None)
+    service = SearchService(AppConfig(data="someone/colours"))
+    gallery = service.gallery("someone/colours")
+    engine = service.engine("pixel", gallery)
+    results = engine.search(Image.new("RGB", (12, 12), (20, 20, 230)), k=2)
+    tiles = [result_tile(r, gallery) for r in results]
+    assert all(r.path is None for r in results)
+    assert [caption.split()[1] for _, caption in tiles] == ["blue", "blue"]
+    assert all(isinstance(image, Image.Image) and image.getpixel((0, 0)) == (20, 20, 230) for image, _ in tiles)
+
+
+def test_refreshing_the_index_sees_new_files(tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g")
+    service = SearchService(AppConfig(data=str(gallery)))
+    engine = service.engine("pixel", service.gallery(str(gallery)))
+    assert len(engine) == 16
+    Image.new("RGB", (20, 20), (0, 0, 0)).save(gallery / "train" / "red" / "added.png")
+    assert len(service.engine("pixel", service.gallery(str(gallery)))) == 16  # searches reuse the index
+    refreshed = service.engine("pixel", service.gallery(str(gallery), reload=True), rebuild=True)
+    assert refreshed is engine and len(engine) == 17
+
+
+def test_library_errors_are_worded_with_the_apps_flags() -> None:
+    offline = describe(ModelUnavailableError("openai/clip-vit-base-patch32", "no network", kind="offline"))
+    assert "cannot be reached" in offline and "--model" in offline and "IMAGE_SEARCH_MODEL" in offline
+    missing = describe(ModelUnavailableError("/home/me/models/clip-b32", "no folder", kind="not-found"))
+    assert "does not exist" in missing and "hf download" not in missing and "--model" in missing
+    busy = describe(BackendUnavailableError("busy", location="embedded Chroma at /x", server=False, in_use_by="process 7"))
+    assert "--chroma-host" in busy and "process 7" in busy

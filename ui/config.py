@@ -1,0 +1,98 @@
+"""The app's configuration: constructor arguments with defaults; flags and environment fill them once.
+
+This is the only module that reads environment variables or command-line flags, and the
+only one that knows their names (``messages`` borrows them for advice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from engines import DEFAULT_MODEL, Deployment
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    data: str = str(HERE / "data")
+    model: str = DEFAULT_MODEL
+    cache_dir: str | None = None
+    chroma_path: str | None = None
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    #: Folders a gallery may be loaded from in the UI, and the only ones served. Defaults
+    #: to the start-up gallery folder alone.
+    gallery_roots: tuple[str, ...] = ()
+    max_file_size: str = "10mb"
+    host: str | None = None
+    port: int | None = None
+    share: bool = False
+    auth: tuple[str, str] | None = None
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        chosen = self.gallery_roots or ((self.data,) if os.path.isdir(self.data) else ())
+        return tuple(Path(root).resolve() for root in chosen)
+
+    def deployment(self) -> Deployment:
+        """The settings every engine of this app shares."""
+        return Deployment(
+            model=self.model,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else None,
+            chroma_path=Path(self.chroma_path) if self.chroma_path else None,
+            chroma_host=self.chroma_host,
+            chroma_port=self.chroma_port,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> AppConfig:
+        roots = tuple(r for r in env.get("IMAGE_SEARCH_GALLERY_ROOTS", "").split(os.pathsep) if r)
+        port = env.get("GRADIO_SERVER_PORT")
+        return cls(
+            data=env.get("IMAGE_SEARCH_DATA", cls.data),
+            model=env.get("IMAGE_SEARCH_MODEL", cls.model),
+            cache_dir=env.get("IMAGE_SEARCH_CACHE") or None,
+            chroma_path=env.get("CHROMA_PATH") or None,
+            chroma_host=env.get("CHROMA_HOST") or None,
+            chroma_port=int(env.get("CHROMA_PORT", cls.chroma_port)),
+            gallery_roots=roots,
+            max_file_size=env.get("IMAGE_SEARCH_MAX_FILE_SIZE", cls.max_file_size),
+            host=env.get("GRADIO_SERVER_NAME") or None,
+            port=int(port) if port else None,
+            auth=parse_auth(env["IMAGE_SEARCH_AUTH"]) if env.get("IMAGE_SEARCH_AUTH") else None,
+        )
+
+
+def parse_auth(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise ValueError(f"Expected auth as user:password, got {text!r}")
+    return user, password
+
+
+def parse_args(argv: Sequence[str] | None, base: AppConfig) -> AppConfig:
+    p = argparse.ArgumentParser(description="Image search (Gradio).")
+    p.add_argument("--data", default=base.data, help="gallery folder or Hugging Face dataset id")
+    p.add_argument("--model", default=base.model, help="CLIP model: Hub id or local directory")
+    p.add_argument("--cache-dir", default=base.cache_dir, help="folder of the vector caches")
+    p.add_argument("--chroma-path", default=base.chroma_path, help="folder of the embedded Chroma database")
+    p.add_argument("--chroma-host", default=base.chroma_host, help="Chroma server host (server mode)")
+    p.add_argument("--chroma-port", type=int, default=base.chroma_port, help="Chroma server port")
+    p.add_argument("--gallery-root", action="append", default=None, help="folder galleries may be loaded from (repeatable)")
+    p.add_argument("--max-file-size", default=base.max_file_size, help="upload size limit, e.g. 10mb")
+    p.add_argument("--host", default=base.host, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=base.port, help="port to listen on (default 7860)")
+    p.add_argument("--share", action="store_true", default=base.share, help="create a public gradio.live link")
+    p.add_argument("--auth", type=parse_auth, default=base.auth, help="user:password required to open the app")
+    a = p.parse_args(argv)
+    return replace(
+        base, data=a.data, model=a.model, cache_dir=a.cache_dir, chroma_path=a.chroma_path,
+        chroma_host=a.chroma_host, chroma_port=a.chroma_port,
+        gallery_roots=tuple(a.gallery_root or base.gallery_roots), max_file_size=a.max_file_size,
+        host=a.host, port=a.port, share=a.share, auth=a.auth,
+    )

@@ -1,0 +1,71 @@
+"""The controls every tab shares: engine, metric, and one control per option an engine offers.
+
+Built from what the engines say about themselves (``engines.engine_info``): this module
+holds no engine's name, metric or option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from engines import available_engines, engine_info
+
+
+@dataclass(frozen=True)
+class EngineControls:
+    engine: gr.Dropdown
+    metric: gr.Dropdown
+    #: One control per option name offered by any engine, shown while the engine offers it.
+    options: dict[str, gr.Radio]
+
+    @property
+    def inputs(self) -> list[Any]:
+        """The option controls, in the order ``choices`` reads their values."""
+        return list(self.options.values())
+
+    def choices(self, values: Sequence[str | None]) -> dict[str, str | None]:
+        """The option values a handler received (in ``inputs`` order), by option name."""
+        return dict(zip(self.options, values, strict=True))
+
+
+def engine_choices() -> list[tuple[str, str]]:
+    """(title, name) of every registered engine, for dropdowns and checkboxes."""
+    return [(title, name) for name, title in available_engines().items()]
+
+
+def on_engine_change(name: str) -> list[Any]:
+    """The metric list and option visibility for engine ``name`` (metric first, then each option)."""
+    info = engine_info(name)
+    offered = {option.name for option in info.options}
+    names = [o.name for n in available_engines() for o in engine_info(n).options]
+    return [
+        gr.update(choices=list(info.metrics), value=info.default_metric),
+        *[gr.update(visible=option in offered) for option in dict.fromkeys(names)],
+    ]
+
+
+def build_engine_controls() -> EngineControls:
+    """The engine row at the top of the page, wired so the metric and options follow the engine."""
+    infos = [engine_info(name) for name in available_engines()]
+    first = infos[0]
+    with gr.Row():
+        engine = gr.Dropdown(engine_choices(), value=first.name, label="Engine", scale=2, elem_id="engine")
+        # Choices follow the engine; the engine itself refuses a metric it lacks, so the
+        # component must not reject values outside its first list.
+        metric = gr.Dropdown(
+            list(first.metrics), value=first.default_metric, label="Metric", scale=1, allow_custom_value=True,
+        )
+        options: dict[str, gr.Radio] = {}
+        for info in infos:
+            for option in info.options:
+                if option.name not in options:
+                    options[option.name] = gr.Radio(
+                        list(option.choices), value=option.default, label=option.label, info=option.help or None,
+                        visible=option in first.options, scale=2,
+                    )
+    engine.change(on_engine_change, engine, [metric, *options.values()], api_visibility="private")
+    return EngineControls(engine, metric, options)

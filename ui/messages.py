@@ -1,0 +1,63 @@
+"""Library errors in the app's words: what failed, and what to do, naming the app's own flags.
+
+The engines raise typed errors that carry data and name no flag; this is the one place
+that turns them into advice for someone running ``python app.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from engines import BackendUnavailableError, EngineError, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+_SET_MODEL = "start the app with --model DIR (or set IMAGE_SEARCH_MODEL=DIR)"
+
+
+def describe(exc: Exception) -> str:
+    """One paragraph for a person: what failed and, where there is one, the remedy."""
+    if isinstance(exc, ModelUnavailableError):
+        return _model_message(exc)
+    if isinstance(exc, BackendUnavailableError):
+        if exc.in_use_by:
+            return (
+                f"The Chroma database ({exc.location}) is in use by {exc.in_use_by}; embedded Chroma serves one "
+                "process. Run a Chroma server (chroma run --path DIR --port 8000) and start every app with "
+                "--chroma-host 127.0.0.1 --chroma-port 8000."
+            )
+        if exc.server:
+            return f"{exc} Check --chroma-host and --chroma-port (CHROMA_HOST, CHROMA_PORT)."
+    return str(exc)
+
+
+def _model_message(exc: ModelUnavailableError) -> str:
+    model = exc.model
+    if exc.kind == "not-found" and model.startswith(("/", ".")):
+        return (
+            f"The CLIP model folder {model} does not exist. Save a model there with save_pretrained "
+            f"(model and processor), or {_SET_MODEL} naming a folder that exists."
+        )
+    if exc.kind == "not-clip":
+        return f"The model {model} cannot search images: {exc.reason}. {_SET_MODEL.capitalize()} naming a CLIP model."
+    advice = (
+        f"Where the Hugging Face Hub is reachable, download it (hf download {model} --local-dir DIR), then {_SET_MODEL}."
+    )
+    if exc.kind == "offline":
+        return f"The CLIP model {model} is not on this machine and the Hugging Face Hub cannot be reached. {advice}"
+    if exc.kind == "not-found":
+        return f"There is no CLIP model {model} on the Hugging Face Hub. {_SET_MODEL.capitalize()} naming another."
+    return f"The CLIP model {model} could not be loaded ({exc.reason}). {advice}"
+
+
+def user_error(exc: Exception) -> gr.Error:
+    """A ``gr.Error`` for something the user can act on; logged once, without a traceback."""
+    message = describe(exc)
+    log.warning("%s: %s", type(exc).__name__, message)
+    return gr.Error(message, duration=None)
+
+
+#: What a handler catches and shows in words; anything else is a bug and keeps its traceback.
+USER_ERRORS = (EngineError, ValueError)

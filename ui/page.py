@@ -1,0 +1,56 @@
+"""The page: the engine row above three tabs, and the server launch with the app's security settings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from . import evaluate_tab, gallery_tab, search_tab
+from .config import AppConfig
+from .controls import build_engine_controls
+from .service import SearchService
+
+log = logging.getLogger(__name__)
+
+
+def build_demo(config: AppConfig | None = None) -> gr.Blocks:
+    """The whole app for ``config``; ``demo.service`` is its :class:`SearchService`."""
+    config = config or AppConfig.from_env()
+    service = SearchService(config)
+    with gr.Blocks(title="Image search", analytics_enabled=False) as demo:
+        source = gr.State(config.data)
+        gr.Markdown(
+            "# Image search\nFind the images of a gallery most similar to a query image, or to a "
+            "sentence with the CLIP engines. Pixels compare raw colours; CLIP compares meaning."
+        )
+        controls = build_engine_controls()
+        # Filled by the Gallery tab, used by the Search tab.
+        labels = gr.Dropdown(
+            [], multiselect=True, allow_custom_value=True, label="Only these classes (optional)", render=False
+        )
+        with gr.Tab("Search"):
+            search_tab.build(service, controls, source, labels)
+        with gr.Tab("Gallery"):
+            counts, thumbs, loaded = gallery_tab.build(service, controls, source, labels)
+        with gr.Tab("Evaluate"):
+            evaluate_tab.build(service, controls, source)
+
+        def on_page_load(value: str) -> tuple[Any, ...]:
+            return gallery_tab.show(service, value, reload=False)
+
+        demo.load(on_page_load, source, [source, counts, thumbs, labels, loaded], api_visibility="private")
+    demo.service = service  # for tests and benchmarks
+    return demo
+
+
+def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
+    """Start the server with the app's security settings."""
+    if config.share and config.auth is None:
+        log.warning("--share without --auth: anyone with the link can use this app; add --auth user:password")
+    demo.queue(default_concurrency_limit=4)
+    return demo.launch(
+        server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
+        allowed_paths=[str(root) for root in config.roots], max_file_size=config.max_file_size, **extra,
+    )
