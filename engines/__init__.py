@@ -27,7 +27,7 @@ from .errors import (
     UnknownMetricError,
     UnreadableImageError,
 )
-from .gallery import GalleryItem, as_gallery_items, list_image_files, load_gallery
+from .gallery import Gallery, GalleryItem, as_gallery_items, list_image_files, load_gallery
 from .query import ImageQuery, SearchQuery, Text
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
 
@@ -39,6 +39,7 @@ __all__ = [
     "EngineError",
     "EngineInfo",
     "FeatureVector",
+    "Gallery",
     "GalleryError",
     "GalleryItem",
     "ImageQuery",

@@ -83,6 +83,9 @@ class SearchEngine(abc.ABC):
     #: Metrics where a larger score is the better match.
     higher_is_better: ClassVar[frozenset[str]] = frozenset({"cosine", "correlation", "ip"})
     accepts_text: ClassVar[bool] = False
+    #: The JPEG draft size gallery files are decoded at (``None``: full size); queries
+    #: given as files are decoded the same way, so an image's distance to itself is 0.
+    decode_draft: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         self.skipped: list[SkippedFile] = []
@@ -148,7 +151,7 @@ class SearchEngine(abc.ABC):
                     "searching by a sentence needs a CLIP engine"
                 )
             return self._text_vector(query.text)
-        return self._image_vector(load_query_image(query))
+        return self._image_vector(load_query_image(query, self.decode_draft))
 
     def check_metric(self, metric: str | None) -> str:
         """The metric to use for ``metric`` (``None`` means the default), or a clear error."""

@@ -1,22 +1,29 @@
-"""Galleries: folders laid out as ``train/<class>/*`` and ``test/<class>/*``, or Hub datasets.
+"""Galleries: any folder of images, or a Hub dataset, as lists of :class:`GalleryItem` by split.
 
+A folder may be laid out as ``train/<class>/*`` (+ ``test/<class>/*``), as class folders
+``<class>/*``, or be any tree of photos; ``load_gallery`` says which (``Gallery.labelled``).
 Engines index a list of :class:`GalleryItem`; ``as_gallery_items`` turns whatever the user
 has (a ``datasets`` split, image paths, a folder) into that list.
+
+Files are read only through their item: an item loaded from a folder keeps that folder as
+its ``root``, and a symbolic link that resolves outside it is refused like an unreadable
+file, so a gallery can never be used to read (or serve) a file from elsewhere.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .errors import GalleryError, UnreadableImageError
-from .images import is_image_file, load_image
+from .images import is_image_file, load_image, os_reason
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import datasets
@@ -28,6 +35,19 @@ Items = Union["datasets.Dataset", Sequence[str | Path], Sequence["GalleryItem"]]
 SPLITS = ("train", "test")
 
 
+class OutsideGalleryError(OSError):
+    """A gallery file is a symbolic link that resolves outside the gallery folder."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EACCES, "a symbolic link to a file outside the gallery (not read)", path)
+
+
+def inside(path: str, root: str) -> bool:
+    """True when ``path``, links resolved, lies within ``root`` (also resolved)."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
 @dataclass(frozen=True)
 class GalleryItem:
     """One gallery image: a file on disk (``path``) or encoded bytes from a dataset (``data``)."""
@@ -37,16 +57,29 @@ class GalleryItem:
     data: bytes | None = None
     #: Position in the split it came from; results of path-less items point back here.
     position: int = 0
+    #: The gallery folder the file was found in; the file must resolve inside it.
+    root: str | None = field(default=None, compare=False)
 
     @property
     def source(self) -> str:
         """How messages name this item."""
         return self.path if self.path is not None else f"item #{self.position} ({self.label})"
 
+    def checked_path(self) -> str:
+        """The file's path, or ``OutsideGalleryError`` for a link out of its gallery folder."""
+        assert self.path is not None
+        if self.root is not None and not inside(self.path, self.root):
+            raise OutsideGalleryError(self.path)
+        return self.path
+
     def open(self, draft: tuple[int, int] | None = None) -> Image.Image:
         """Decode to RGB; raises ``UnreadableImageError`` naming this item."""
         if self.path is not None:
-            return load_image(self.path, draft)
+            try:
+                path = self.checked_path()
+            except OSError as exc:
+                raise UnreadableImageError(self.path, os_reason(exc)) from exc
+            return load_image(path, draft)
         try:
             return load_image(self.data or b"", draft)
         except UnreadableImageError as exc:  # name the item, not "<N bytes>"
@@ -59,7 +92,7 @@ class GalleryItem:
         """
         if self.path is None:
             return "sha256:" + self.content_hash
-        stat = os.stat(self.path)
+        stat = os.stat(self.checked_path())
         return f"{os.path.abspath(self.path)}|{stat.st_size}|{stat.st_mtime_ns}"
 
     @cached_property
@@ -69,7 +102,7 @@ class GalleryItem:
         if self.path is None:
             digest.update(self.data or b"")
         else:
-            with open(self.path, "rb") as handle:
+            with open(self.checked_path(), "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
         return digest.hexdigest()
@@ -95,7 +128,7 @@ def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:
     if isinstance(items, (str, Path)):
         if not os.path.isdir(items):
             raise GalleryError(f"Expected a folder of images, got {str(items)!r}")
-        items = list_image_files(items)
+        return _folder_items(str(items), list_image_files(items), labelled_by="parent")
     if _is_dataset(items):
         return _items_from_dataset(items)
     result: list[GalleryItem] = []
@@ -147,43 +180,111 @@ def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
     return result
 
 
-def load_gallery(source: str | Path, *, splits: Sequence[str] = SPLITS) -> datasets.DatasetDict:
-    """Load a gallery as a ``DatasetDict`` with ``train`` (database) and ``test`` (queries).
+def _folder_items(root: str, files: list[str], *, labelled_by: str) -> list[GalleryItem]:
+    """Items for ``files`` under ``root``. ``labelled_by`` is ``"parent"`` (the file's folder
+    name), ``"class"`` (the first folder under ``root``) or ``"relative"`` (the folder path
+    relative to ``root``, ``""`` at the root)."""
+    items = []
+    for position, path in enumerate(files):
+        parts = Path(os.path.relpath(path, root)).parts[:-1]
+        if labelled_by == "parent":
+            label = Path(path).parent.name
+        elif labelled_by == "class":
+            label = parts[0] if parts else ""
+        else:
+            label = "/".join(parts)
+        items.append(GalleryItem(label=label, path=path, position=position, root=root))
+    return items
 
-    ``source`` is a folder laid out as ``train/<class>/*`` and ``test/<class>/*`` (read
-    with the ``imagefolder`` builder), or a dataset id on the Hugging Face Hub.
+
+@dataclass(frozen=True)
+class Gallery(Mapping[str, list[GalleryItem]]):
+    """A loaded gallery: its splits (``train``, the database, always; ``test``, the queries,
+    where there is one), and whether its labels are classes one can evaluate against."""
+
+    source: str
+    splits: dict[str, list[GalleryItem]]
+    #: True for class folders (with or without train/test) and labelled Hub datasets;
+    #: false for a photo tree, whose labels are only the folders the photos sit in.
+    labelled: bool
+
+    def __getitem__(self, split: str) -> list[GalleryItem]:
+        return self.splits[split]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+    @property
+    def labels(self) -> list[str]:
+        """The distinct labels of the database, sorted."""
+        return sorted({item.label for item in self.splits["train"]})
+
+
+#: Names ``datasets.load_dataset`` resolves to packaged builders that read local files
+#: (``imagefolder`` scans the working directory); they are never taken as Hub ids.
+_LOCAL_BUILDERS = frozenset({"imagefolder", "audiofolder", "videofolder", "csv", "json", "parquet", "text",
+                             "arrow", "pandas", "webdataset", "xml", "sql", "generator", "cache"})
+
+
+def load_gallery(source: str | Path) -> Gallery:
+    """Load the gallery at ``source``: a folder, or a dataset id (``owner/name``) on the Hub.
+
+    A folder with ``train/`` is a benchmark layout (``test/`` optional; the label is the
+    class folder under the split). Otherwise every image below the folder is the database
+    (``train``), labelled by its folder relative to the root; if every image sits in a
+    folder directly under the root, those folders are classes (``labelled``). A Hub dataset
+    keeps the splits it has; its ``train`` split (else its first) is the database.
     """
+    source = str(source)
+    folder = os.path.expanduser(source)
+    if os.path.isdir(folder):
+        return _folder_gallery(folder)
+    if os.path.exists(folder) or source.startswith((".", "/", "~")):
+        raise GalleryError(f"The gallery folder {folder} does not exist or is not a folder")
+    if source.lower() in _LOCAL_BUILDERS:
+        raise GalleryError(f"Expected a gallery folder or a Hub dataset id such as 'owner/name', got {source!r}")
+    return _hub_gallery(source)
+
+
+def _folder_gallery(folder: str) -> Gallery:
+    train = os.path.join(folder, "train")
+    if os.path.isdir(train):
+        splits = {}
+        for split in SPLITS:
+            path = os.path.join(folder, split)
+            files = list_image_files(path) if os.path.isdir(path) else []
+            if files:
+                splits[split] = _folder_items(path, files, labelled_by="class")
+        if "train" not in splits:
+            raise GalleryError(f"The gallery folder {train} holds no images")
+        return Gallery(folder, splits, labelled=True)
+    files = list_image_files(folder)
+    if not files:
+        raise GalleryError(f"The gallery folder {folder} holds no images")
+    items = _folder_items(folder, files, labelled_by="relative")
+    classes = {item.label for item in items}
+    labelled = len(classes) > 1 and all(item.label and "/" not in item.label for item in items)
+    return Gallery(folder, {"train": items}, labelled=labelled)
+
+
+def _hub_gallery(source: str) -> Gallery:
     import datasets
 
-    source = str(source)
-    if os.path.isdir(source):
-        data_files: dict[str, list[str]] = {}
-        for split in splits:
-            folder = os.path.join(source, split)
-            if not os.path.isdir(folder):
-                raise GalleryError(f"The gallery {source!r} has no {split}/ folder")
-            files = list_image_files(folder)
-            if not files:
-                raise GalleryError(f"The gallery folder {folder!r} holds no images")
-            data_files[split] = files
-        # Explicit per-split file lists: the builder's own split guessing looks for
-        # words such as "test" anywhere in a path, and class names can contain them.
-        dataset = datasets.load_dataset("imagefolder", data_files=data_files)
-    elif os.path.exists(source) or source.startswith((".", "/", "~")):
-        raise GalleryError(f"The gallery folder {source!r} does not exist or is not a folder")
-    else:
-        try:
-            dataset = datasets.load_dataset(source)
-        except Exception as exc:  # the Hub client raises many unrelated types
-            raise GalleryError(
-                f"Could not load the dataset {source!r} from the Hugging Face Hub "
-                f"({type(exc).__name__}: {exc}). Give a local folder laid out as "
-                "train/<class>/* and test/<class>/* instead."
-            ) from exc
-    missing = [split for split in splits if split not in dataset]
-    if missing:
+    try:
+        dataset = datasets.load_dataset(source)
+    except Exception as exc:  # the Hub client raises many unrelated types
         raise GalleryError(
-            f"The gallery {source!r} has no {', '.join(missing)} split "
-            f"(it has {', '.join(dataset) or 'none'})"
-        )
-    return dataset
+            f"Could not load the dataset {source!r} from the Hugging Face Hub "
+            f"({type(exc).__name__}: {exc}). Give a local folder of images instead."
+        ) from exc
+    if not len(dataset):
+        raise GalleryError(f"The dataset {source!r} has no splits")
+    database = "train" if "train" in dataset else next(iter(dataset))
+    splits = {"train": as_gallery_items(dataset[database])}
+    if "test" in dataset and database != "test":
+        splits["test"] = as_gallery_items(dataset["test"])
+    labelled = "label" in dataset[database].features
+    return Gallery(source, splits, labelled=labelled)

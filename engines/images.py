@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 # Pillow warns (rather than raises) between MAX_IMAGE_PIXELS and twice that; a gallery
-# must not let one huge file eat the machine's memory, so both count as unreadable.
+# must not let one huge file eat the machine's memory, so load_image refuses both.
 _DECODE_ERRORS = (
     OSError,
     UnidentifiedImageError,
@@ -32,7 +31,7 @@ _DECODE_ERRORS = (
     ValueError,
     EOFError,
     Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
+    Image.DecompressionBombWarning,  # Pillow's own, where a caller turned it into an error
     MemoryError,
 )
 
@@ -52,36 +51,37 @@ def source_name(source: ImageSource) -> str:
     return f"<{type(source).__name__} {getattr(source, 'size', '')}>"
 
 
-def load_image(source: ImageSource, draft: tuple[int, int] | None = None) -> Image.Image:
+def load_image(
+    source: ImageSource, draft: tuple[int, int] | None = None, *, max_pixels: int | None = None
+) -> Image.Image:
     """Decode ``source`` to an RGB image with EXIF orientation applied.
 
     ``draft`` lets the JPEG decoder scale down by a power of two while decoding, to at
     least that size: several times faster for big photos when only a thumbnail is
-    needed. Transparent pixels are composited on white, since their stored colour is
-    arbitrary; 16-bit images are scaled to 8 bits rather than clipped.
+    needed. ``max_pixels`` is a budget checked against the header before anything is
+    decoded: a larger JPEG is decoded reduced to fit it, any other format is refused.
+    Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) always applies, checked
+    here rather than through a warnings filter, which is process-wide and not thread-safe.
+    Transparent pixels are composited on white, since their stored colour is arbitrary;
+    16-bit images are scaled to 8 bits rather than clipped.
     """
     name = source_name(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if isinstance(source, Image.Image):
-                image = source
-                image.load()
-            else:
-                fp = io.BytesIO(source) if isinstance(source, bytes) else source
-                with Image.open(fp) as opened:
-                    if draft is not None and opened.format == "JPEG":
-                        opened.draft("RGB", draft)
-                    # seek(0) keeps the first frame of an animation; load() forces the
-                    # full decode here, so truncated files fail now and not later.
-                    opened.seek(0)
-                    opened.load()
-                    image = ImageOps.exif_transpose(opened) or opened
-                    image = to_rgb(image)
-                    if image is opened:
-                        image = image.copy()
-                return image
-            return to_rgb(ImageOps.exif_transpose(image) or image)
+        if isinstance(source, Image.Image):
+            source.load()
+            return to_rgb(ImageOps.exif_transpose(source) or source)
+        fp = io.BytesIO(source) if isinstance(source, bytes) else source
+        with Image.open(fp) as opened:
+            request = _draft_request(opened, draft, max_pixels)
+            if request is not None and opened.format == "JPEG":
+                opened.draft("RGB", request)
+            # seek(0) keeps the first frame of an animation; load() forces the full
+            # decode here, so truncated files fail now and not later.
+            opened.seek(0)
+            opened.load()
+            image = ImageOps.exif_transpose(opened) or opened
+            image = to_rgb(image)
+            return image.copy() if image is opened else image
     except _DECODE_ERRORS as exc:
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
@@ -89,6 +89,32 @@ def load_image(source: ImageSource, draft: tuple[int, int] | None = None) -> Ima
         elif isinstance(exc, OSError) and exc.errno is not None:
             reason = os_reason(exc)
         raise UnreadableImageError(name, reason) from exc
+
+
+def _draft_request(
+    opened: Image.Image, draft: tuple[int, int] | None, max_pixels: int | None
+) -> tuple[int, int] | None:
+    """The JPEG draft size to decode at; refuses an image whose header promises more pixels
+    than allowed, before anything is decoded.
+
+    A JPEG over ``max_pixels`` is decoded shrunk by the smallest power of two (up to 8)
+    that fits the budget, or by more where ``draft`` already asks for it.
+    """
+    width, height = opened.size
+    pixels = width * height
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and pixels > limit:
+        raise Image.DecompressionBombError(f"{width}x{height} is over the limit of {limit} pixels")
+    if max_pixels is None or pixels <= max_pixels:
+        return draft
+    if opened.format == "JPEG":
+        for scale in (2, 4, 8):
+            if pixels / (scale * scale) <= max_pixels:
+                wanted = (-(-width // scale), -(-height // scale))
+                return wanted if draft is None or wanted[0] * wanted[1] < draft[0] * draft[1] else draft
+    raise ValueError(
+        f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels for this image"
+    )
 
 
 def os_reason(exc: OSError) -> str:

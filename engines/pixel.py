@@ -77,7 +77,7 @@ class PixelEngine(VectorEngine):
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         def one(item: GalleryItem) -> np.ndarray | Exception:
             try:
-                return self.features_of(item.open(draft=self._draft_size()))
+                return self.features_of(item.open(draft=self.decode_draft))
             except UnreadableImageError as exc:
                 return exc
 
@@ -88,7 +88,8 @@ class PixelEngine(VectorEngine):
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.features_of(image)
 
-    def _draft_size(self) -> tuple[int, int]:
+    @property
+    def decode_draft(self) -> tuple[int, int]:  # type: ignore[override]
         # The JPEG decoder may shrink by up to 8x while decoding; asking for at least
         # 4x the target keeps the final resize properly anti-aliased.
         if self.features == "histogram":

@@ -41,15 +41,25 @@ ImageQuery = Image.Image | Path | str
 SearchQuery = ImageQuery | Text
 
 
-def load_query_image(query: ImageQuery) -> Image.Image:
-    """Decode an image query to RGB, or raise a typed error naming it."""
+#: The most pixels a query image file may have. The engines need a few hundred pixels a
+#: side, so this only keeps one upload from costing gigabytes: a 9400x9400 PNG decodes to
+#: 265 MB of RGB and more in conversions. A larger JPEG is decoded reduced instead.
+QUERY_MAX_PIXELS = 25_000_000
+
+
+def load_query_image(query: ImageQuery, draft: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an image query to RGB, or raise a typed error naming it.
+
+    ``draft`` is the engine's JPEG draft size, the one its index decodes gallery files
+    with, so that a gallery image used as a query is decoded exactly as it was indexed.
+    """
     if isinstance(query, Image.Image):
         return load_image(query)
     if isinstance(query, (str, Path)):
         path = str(query)
         if not os.path.isfile(path):
             raise UnreadableImageError(path, "no such file")
-        return load_image(path)
+        return load_image(path, draft, max_pixels=QUERY_MAX_PIXELS)
     raise InvalidQueryError(
         f"Expected the query to be a PIL image, an image file path or engines.Text, got {type(query).__name__}"
     )

@@ -9,26 +9,71 @@ from engines import GalleryError, as_gallery_items, load_gallery
 
 
 def test_folder_gallery_has_both_splits_with_class_labels(gallery: Path) -> None:
-    dataset = load_gallery(gallery)
-    assert dataset["train"].num_rows == 16 and dataset["test"].num_rows == 4
-    names = dataset["train"].features["label"].names
-    assert sorted(names) == sorted(["red", "green", "blue", "ünïcode class"])
-    items = as_gallery_items(dataset["test"])
-    assert all(item.path and Path(item.path).exists() for item in items)
-    assert sorted(item.label for item in items) == sorted(names)
+    loaded = load_gallery(gallery)
+    assert len(loaded["train"]) == 16 and len(loaded["test"]) == 4 and loaded.labelled
+    assert loaded.labels == sorted(["red", "green", "blue", "ünïcode class"])
+    assert all(item.path and Path(item.path).exists() for item in loaded["test"])
+    assert sorted(item.label for item in loaded["test"]) == loaded.labels
 
 
-def test_missing_folder_split_or_images_are_named(tmp_path: Path, gallery: Path) -> None:
+def test_class_folders_without_splits_are_a_labelled_database(tmp_path: Path) -> None:
+    for label in ("cats", "dogs"):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (4, 4)).save(tmp_path / label / "a.png")
+    loaded = load_gallery(tmp_path)
+    assert list(loaded) == ["train"] and loaded.labelled and loaded.labels == ["cats", "dogs"]
+
+
+def test_a_photo_tree_is_labelled_by_folder_and_not_for_evaluation(tmp_path: Path) -> None:
+    for folder in ("", "2023/summer", "2023/winter", "ü"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / folder / "IMG_0001.jpg")
+    (tmp_path / "2023" / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    loaded = load_gallery(tmp_path)
+    assert list(loaded) == ["train"] and not loaded.labelled
+    assert sorted(item.label for item in loaded["train"]) == ["", "2023/summer", "2023/winter", "ü"]
+
+
+def test_missing_folder_split_or_images_are_named(tmp_path: Path) -> None:
     with pytest.raises(GalleryError, match="does not exist"):
         load_gallery(tmp_path / "nope")
     (tmp_path / "half" / "train" / "x").mkdir(parents=True)
-    Image.new("RGB", (4, 4)).save(tmp_path / "half" / "train" / "x" / "a.png")
-    with pytest.raises(GalleryError, match="no test/"):
-        load_gallery(tmp_path / "half")
-    (tmp_path / "half" / "test" / "x").mkdir(parents=True)
-    (tmp_path / "half" / "test" / "x" / "readme.txt").write_text("no images here")
     with pytest.raises(GalleryError, match="holds no images"):
         load_gallery(tmp_path / "half")
+    Image.new("RGB", (4, 4)).save(tmp_path / "half" / "train" / "x" / "a.png")
+    (tmp_path / "half" / "test" / "x").mkdir(parents=True)
+    (tmp_path / "half" / "test" / "x" / "readme.txt").write_text("no images here")
+    assert list(load_gallery(tmp_path / "half")) == ["train"]  # a test/ without images is no split
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GalleryError, match="holds no images"):
+        load_gallery(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("name", ["imagefolder", "csv", "ImageFolder"])
+def test_local_dataset_builders_are_not_hub_ids(name: str) -> None:
+    with pytest.raises(GalleryError, match="owner/name"):
+        load_gallery(name)
+
+
+def test_links_out_of_the_gallery_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    from engines import create_engine
+
+    secret = tmp_path / "private" / "secret.jpg"
+    secret.parent.mkdir()
+    Image.new("RGB", (8, 8), (250, 0, 0)).save(secret)
+    gallery = tmp_path / "gallery"
+    for label in ("a", "b"):
+        (gallery / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (0, 0, 250)).save(gallery / label / "ok.png")
+    (gallery / "a" / "zz.jpg").symlink_to(secret)
+    (gallery / "b" / "inner.png").symlink_to(gallery / "a" / "ok.png")  # a link within the gallery is fine
+    engine = create_engine("pixel")
+    assert engine.index(load_gallery(gallery)["train"], progress=False) == 3
+    assert [(s.source, s.reason) for s in engine.skipped] == [
+        (str(gallery / "a" / "zz.jpg"), "a symbolic link to a file outside the gallery (not read)")
+    ]
+    assert all(r.path != str(gallery / "a" / "zz.jpg") for r in engine.search(secret, k=10))
 
 
 def test_unreachable_hub_dataset_is_a_clear_error() -> None:
@@ -55,9 +100,8 @@ def test_in_memory_dataset_images_have_no_path(tmp_path: Path) -> None:
 
 
 def test_aio_loads_exactly_its_595_and_60_images(aio: Path) -> None:
-    dataset = load_gallery(aio)
-    assert dataset["train"].num_rows == 595 and dataset["test"].num_rows == 60
-    train = as_gallery_items(dataset["train"])
+    loaded = load_gallery(aio)
+    train, test = loaded["train"], loaded["test"]
+    assert len(train) == 595 and len(test) == 60 and loaded.labelled
     assert len({i.path for i in train}) == 595 and len({i.label for i in train}) == 60
-    assert all("/train/" in i.path for i in train)
-    assert all("/test/" in i.path for i in as_gallery_items(dataset["test"]))
+    assert all("/train/" in i.path for i in train) and all("/test/" in i.path for i in test)

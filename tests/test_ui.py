@@ -137,8 +137,6 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
 def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
 
-    import ui.service
-
     colours = {"red": (230, 20, 20), "blue": (20, 20, 230)}
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(colours))})
 
@@ -147,7 +145,7 @@ def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPa
         return datasets.Dataset.from_dict({"image": [r[0] for r in rows], "label": [r[1] for r in rows]}, features=features)
 
     hub = datasets.DatasetDict({"train": split(3), "test": split(1)})
-    monkeypatch.setattr(ui.service, "load_gallery", lambda source: hub if source == "someone/colours" else None)
+    monkeypatch.setattr(datasets, "load_dataset", lambda source: hub if source == "someone/colours" else None)
     service = SearchService(AppConfig(data="someone/colours"))
     gallery = service.gallery("someone/colours")
     engine = service.engine("pixel", gallery)

@@ -7,8 +7,7 @@ from typing import Any
 from PIL import Image
 
 from engines import GalleryItem, SearchResult
-
-from .service import Gallery
+from engines.gallery import Gallery
 
 THUMBNAIL = (320, 320)
 

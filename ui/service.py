@@ -10,24 +10,18 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engines import GalleryError, GalleryItem, SearchEngine, as_gallery_items, create_engine, engine_info, load_gallery
+from engines import GalleryError, SearchEngine, create_engine, engine_info, load_gallery
+from engines.gallery import Gallery
 
 from .config import AppConfig
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-@dataclass(frozen=True)
-class Gallery:
-    """A loaded gallery: its source and its splits as gallery items."""
-
-    source: str
-    splits: dict[str, list[GalleryItem]]
-    labels: list[str]
+#: A Hub dataset id: owner/name. A bare name is refused: ``datasets`` would resolve some
+#: of them (``imagefolder``) to builders that read the server's working directory.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class SearchService:
@@ -61,7 +55,7 @@ class SearchService:
                 )
             return str(resolved)
         if not HUB_ID.match(source):
-            raise GalleryError(f"Expected a folder or a dataset id such as 'user/name', got {source!r}")
+            raise GalleryError(f"Expected a folder or a Hugging Face dataset id such as 'owner/name', got {source!r}")
         return source
 
     def gallery(self, source: str, *, reload: bool = False) -> Gallery:
@@ -69,10 +63,7 @@ class SearchService:
         source = self.check_source(source)
         with self._key_lock(("gallery", source)):
             if reload or source not in self._galleries:
-                dataset = load_gallery(source)
-                splits = {name: as_gallery_items(dataset[name]) for name in ("train", "test")}
-                labels = sorted({item.label for item in splits["train"]})
-                self._galleries[source] = Gallery(source, splits, labels)
+                self._galleries[source] = load_gallery(source)
             return self._galleries[source]
 
     @staticmethod
