@@ -58,6 +58,8 @@ class VectorCache:
         encoded = json.dumps(self.namespace, sort_keys=True, default=str)
         self.folder = Path(root) / hashlib.sha256(encoded.encode()).hexdigest()[:20]
         self._encoded = encoded
+        #: Shards this object read or wrote: the only ones ``compact(known)`` may merge away.
+        self._seen: set[Path] = set()
 
     def _shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.npz"))
@@ -65,31 +67,46 @@ class VectorCache:
     def load(self) -> dict[str, np.ndarray]:
         """Every vector stored so far; unreadable shards are ignored (and logged)."""
         meta = self.folder / "namespace.json"
-        try:
-            if meta.read_text() != self._encoded:
-                log.warning("cache %s belongs to another namespace; ignoring it", self.folder)
-                return {}
-        except FileNotFoundError:
+        if not meta.exists():
             return {}
+        self._ensure_namespace()
         vectors: dict[str, np.ndarray] = {}
         for shard in self._shards():
             try:
                 with np.load(shard, allow_pickle=False) as data:
                     keys, matrix = data["keys"], data["vectors"]
                 vectors.update(zip(keys.tolist(), matrix, strict=True))
+                self._seen.add(shard)
             except FileNotFoundError:
                 continue  # merged away by another process meanwhile
             except Exception as exc:  # a damaged shard must not break indexing
                 log.warning("ignoring unreadable cache shard %s: %s", shard, exc)
         return vectors
 
+    def _ensure_namespace(self) -> None:
+        """Write ``namespace.json`` if it is missing or damaged.
+
+        The folder's name is a hash of the namespace, so its shards belong to it whatever
+        the file says; a file that does not read back as the namespace was damaged (a
+        full disk, a bad sector) and is rewritten, atomically, rather than turning the
+        cache off for good.
+        """
+        meta = self.folder / "namespace.json"
+        try:
+            if meta.read_text() == self._encoded:
+                return
+            log.warning("the cache's %s is damaged; rewriting it", meta)
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("the cache's %s cannot be read (%s); rewriting it", meta, exc)
+        atomic_write_bytes(meta, self._encoded.encode())
+
     def append(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         """Store ``vectors`` (one row per key) as a new shard."""
         if not keys:
             return
-        meta = self.folder / "namespace.json"
-        if not meta.exists():
-            atomic_write_bytes(meta, self._encoded.encode())
+        self._ensure_namespace()
         self._write_shard(keys, vectors)
 
     def _write_shard(self, keys: Sequence[str], vectors: np.ndarray) -> Path:
@@ -99,14 +116,23 @@ class VectorCache:
         np.savez(buffer, keys=np.asarray(list(keys), dtype=str), vectors=np.asarray(vectors))
         path = self.folder / f"shard-{uuid.uuid4().hex}.npz"
         atomic_write_bytes(path, buffer.getvalue())
+        self._seen.add(path)
         return path
 
-    def compact(self) -> None:
-        """Merge all shards into one; a crash part-way leaves duplicates, never gaps."""
-        shards = self._shards()
+    def compact(self, known: Mapping[str, np.ndarray] | None = None) -> None:
+        """Merge all shards into one; a crash part-way leaves duplicates, never gaps.
+
+        ``known`` is what ``load`` returned plus what was appended since, when the caller
+        holds it: passing it saves reading every shard a second time.
+        """
+        if known is not None:
+            # Shards another process wrote meanwhile hold vectors ``known`` lacks: keep them.
+            shards = [shard for shard in self._shards() if shard in self._seen]
+        else:
+            shards = self._shards()
         if len(shards) < 2:
             return
-        merged = self.load()
+        merged = known if known is not None else self.load()
         if merged:
             keys = list(merged)
             new = self._write_shard(keys, np.stack([merged[k] for k in keys]))

@@ -27,6 +27,7 @@ from .cache import default_cache_dir
 from .chroma_db import ChromaDatabase, hnsw_configuration
 from .deployment import Deployment
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
+from .errors import BackendUnavailableError, EmptyIndexError
 from .gallery import GalleryItem
 from .pipeline import run_pipeline
 
@@ -168,21 +169,24 @@ class ChromaEngine(UsesEmbedder):
         return list(self._state.labels) if self._state else []
 
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
-        collections = {space: self._open(space, create=True) for space in SPACES}
+        collections: dict[str, Any] = {}
+        existing_by_space: dict[str, set[str]] = {}
+        for space in SPACES:
+            collections[space], existing_by_space[space] = self._readable(space)
         self._attached = True  # this build decides what is current
         primary = collections["cosine"]
         self._mark(collections, complete=False)
         limit = self.db.max_write_batch()
-        existing = self._existing_ids(primary)
+        existing = existing_by_space["cosine"]
         run = run_pipeline(
             self, gallery, key=_record_id, compute=self.embedder.embed_items,
             store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
         )
         stored = {key for key, _ in run.records}
         self._delete(primary, sorted(existing - stored), limit)
-        for collection in collections.values():
+        for space, collection in collections.items():
             if collection is not primary:
-                self._mirror(primary, collection, stored, limit)
+                self._mirror(primary, collection, existing_by_space[space], stored, limit)
         self._mark(collections, complete=True)
         self.last_computed = run.computed
         self._state = _State(collections, len(stored), sorted({item.label for _, item in run.records}))
@@ -202,9 +206,34 @@ class ChromaEngine(UsesEmbedder):
             for start in range(0, len(ids), limit):
                 collection.delete(ids=ids[start : start + limit])
 
-    def _mirror(self, primary: Any, collection: Any, stored: set[str], limit: int) -> None:
+    def _readable(self, space: str) -> tuple[Any, set[str]]:
+        """The collection for ``space`` (created if missing) and the ids it holds.
+
+        A collection whose files are damaged (its HNSW segment cannot be loaded) would fail
+        every search and every build until someone deleted it by hand: it is dropped and
+        created empty, with one warning, and this build fills it again.
+        """
+        collection: Any = self._open(space, create=True)
+        try:
+            existing = self._existing_ids(collection)
+            if existing:  # reading ids skips the graph; one query reads it
+                with self.db.guard("query the collection"):
+                    probe = collection.get(ids=[next(iter(existing))], include=["embeddings"])["embeddings"]
+                    collection.query(query_embeddings=probe, n_results=1, include=[])
+            return collection, existing
+        except BackendUnavailableError as exc:
+            if type(exc.__cause__).__name__ != "InternalError":  # unreachable, not damaged
+                raise
+            log.warning(
+                "the %s collection of %s cannot be read (%s); dropping it and building it again",
+                space, self.db.location, exc.__cause__,
+            )
+            with self.db.guard("drop a damaged collection"):
+                self.db.client().delete_collection(self._collection_name(space))
+            return self._open(space, create=True), set()
+
+    def _mirror(self, primary: Any, collection: Any, existing: set[str], stored: set[str], limit: int) -> None:
         """Make ``collection`` hold exactly the primary's records (vectors copied, not recomputed)."""
-        existing = self._existing_ids(collection)
         self._delete(collection, sorted(existing - stored), limit)
         missing = sorted(stored - existing)
         with self.db.guard("mirror the collection"):
@@ -217,11 +246,24 @@ class ChromaEngine(UsesEmbedder):
         if state is None:  # pragma: no cover - len() == 0 is refused before this
             return []
         label_filter = {"label": {"$in": sorted(labels)}} if labels is not None else None
-        with self.db.guard("query the collection"):
-            found = state.collections[metric].query(
-                query_embeddings=[vector], n_results=min(k, state.count), where=label_filter,
-                include=["metadatas", "distances"],
-            )
+        try:
+            with self.db.guard("query the collection"):
+                found = state.collections[metric].query(
+                    query_embeddings=[vector], n_results=min(k, state.count), where=label_filter,
+                    include=["metadatas", "distances"],
+                )
+        except BackendUnavailableError as exc:
+            if type(exc.__cause__).__name__ not in {"NotFoundError", "InvalidCollectionException"}:
+                raise
+            # The collection went away under us (a server restarted empty): forget the
+            # index, so that len() is 0 and the next build makes it again.
+            self._state, self._attached = None, False
+            raise EmptyIndexError(
+                self.name,
+                f"The {self.db.location} has no index for this gallery any more (it may have restarted "
+                "empty); build the index again",
+                lost=True,
+            ) from exc
         results = []
         for rank, (metadata, distance) in enumerate(zip(found["metadatas"][0], found["distances"][0], strict=True), start=1):
             results.append(

@@ -14,11 +14,12 @@ class EngineError(Exception):
 
 
 class EmptyIndexError(EngineError):
-    """``search`` was called before anything was indexed."""
+    """``search`` was called before anything was indexed, or the store lost its index (``lost``)."""
 
-    def __init__(self, engine: str) -> None:
-        super().__init__(f"The {engine} engine has no images indexed yet: index a gallery first")
+    def __init__(self, engine: str, message: str | None = None, *, lost: bool = False) -> None:
+        super().__init__(message or f"The {engine} engine has no images indexed yet: index a gallery first")
         self.engine = engine
+        self.lost = lost
 
 
 class InvalidQueryError(EngineError, ValueError):

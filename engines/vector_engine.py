@@ -86,7 +86,7 @@ class VectorEngine(SearchEngine):
             self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress
         )
         if cache is not None:
-            cache.compact()
+            cache.compact(store.vectors)
         self.last_computed = run.computed
         items = tuple(item for _, item in run.records)
         if items:

@@ -123,6 +123,58 @@ def test_files_outside_the_gallery_are_not_served(served: tuple[Client, str, Pat
     assert urllib.request.urlopen(f"{url}gradio_api/file={inside}").status == 200
 
 
+def test_only_images_of_loaded_galleries_are_served(served: tuple[Client, str, Path], tmp_path: Path) -> None:
+    _, url, gallery = served
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(secret)
+    hidden = gallery / ".private"  # not listed, so the module's other tests see no change
+    hidden.mkdir(exist_ok=True)
+    (hidden / "notes.txt").write_text("private notes")
+    Image.new("RGB", (4, 4)).save(hidden / "photo.png")
+    (hidden / "link.png").unlink(missing_ok=True)
+    (hidden / "link.png").symlink_to(secret)
+    Image.new("RGB", (4, 4)).save(gallery / "train" / "red" / ".hidden.png")
+    for path in (hidden / "notes.txt", hidden / "photo.png", hidden / "link.png", gallery / "train" / "red" / ".hidden.png"):
+        for route in ("gradio_api/file=", "file="):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(f"{url}{route}{path}")
+            assert info.value.code in {403, 404}, path
+
+
+def test_the_login_page_shows_no_api_and_no_gallery_path(gallery: Path) -> None:
+    import http.cookiejar
+    import urllib.parse
+
+    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1", auth=("me", "secret"))
+    demo = page.build_demo(config)
+    page.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    base = f"http://127.0.0.1:{config.port}"
+    try:
+        anonymous = urllib.request.urlopen(f"{base}/").read()
+        assert str(gallery).encode() not in anonymous and b"load_gallery" not in anonymous
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        opener.open(f"{base}/login", data=urllib.parse.urlencode({"username": "me", "password": "secret"}).encode())
+        assert b"load_gallery" in opener.open(f"{base}/").read()
+    finally:
+        demo.close()
+
+
+def test_a_huge_upload_is_refused_before_it_is_decoded(served: tuple[Client, str, Path], tmp_path: Path) -> None:
+    client, _, _ = served
+    huge = tmp_path / "huge.png"
+    Image.new("L", (6000, 5000)).save(huge)  # 30 megapixels in a few kilobytes
+    assert huge.stat().st_size < 200_000
+    with pytest.raises(AppError, match="over the limit of 25,000,000 pixels"):
+        client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(huge)), "", api_name="/search")
+
+
+def test_dataset_builder_names_are_not_galleries(served: tuple[Client, str, Path]) -> None:
+    client, _, _ = served
+    for name in ("imagefolder", "csv"):
+        with pytest.raises(AppError, match="owner/name"):
+            client.predict(name, api_name="/load_gallery")
+
+
 def test_the_app_starts_without_a_reachable_model(gallery: Path) -> None:
     config = AppConfig(data=str(gallery), model="openai/clip-vit-base-patch32", port=free_port(), host="127.0.0.1")
     demo = page.build_demo(config)

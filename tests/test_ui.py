@@ -69,7 +69,9 @@ def test_text_typed_by_a_user_is_always_a_sentence(service: SearchService, name:
         tiles, summary = search_tab.search(service, service.config.data, name, {}, "cosine", 3, [], None, typed)
         engine = service.engine(name, service.gallery(service.config.data))
         expected = engine.search(Text(typed), k=3)
-        assert [caption for _, caption in tiles] == [f"#{r.rank} {r.label} · {r.score:.3f}" for r in expected]
+        assert [caption for _, caption in tiles] == [
+            f"#{r.rank} {r.label} · {r.score:.3f} · {Path(r.path or '').name}" for r in expected
+        ]
         assert "higher is better" in summary
 
 
@@ -150,7 +152,7 @@ def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPa
     gallery = service.gallery("someone/colours")
     engine = service.engine("pixel", gallery)
     results = engine.search(Image.new("RGB", (12, 12), (20, 20, 230)), k=2)
-    tiles = [result_tile(r, gallery) for r in results]
+    tiles = [result_tile(r, gallery, service.may_serve) for r in results]
     assert all(r.path is None for r in results)
     assert [caption.split()[1] for _, caption in tiles] == ["blue", "blue"]
     assert all(isinstance(image, Image.Image) and image.getpixel((0, 0)) == (20, 20, 230) for image, _ in tiles)

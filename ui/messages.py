@@ -10,7 +10,7 @@ import logging
 
 import gradio as gr
 
-from engines import BackendUnavailableError, EngineError, ModelUnavailableError
+from engines import BackendUnavailableError, EmptyIndexError, EngineError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ def describe(exc: Exception) -> str:
             )
         if exc.server:
             return f"{exc} Check --chroma-host and --chroma-port (CHROMA_HOST, CHROMA_PORT)."
+        return f"{exc} Building the index again (Gallery tab) repairs a damaged database."
+    if isinstance(exc, EmptyIndexError) and exc.lost:
+        return f"{exc}: searching again rebuilds it."
     return str(exc)
 
 

@@ -11,6 +11,7 @@ from . import evaluate_tab, gallery_tab, search_tab
 from .config import AppConfig
 from .controls import build_engine_controls
 from .service import SearchService
+from .serving import ServingGuard
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,12 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
     """Start the server with the app's security settings."""
     if config.share and config.auth is None:
         log.warning("--share without --auth: anyone with the link can use this app; add --auth user:password")
+    from starlette.middleware import Middleware
+
     demo.queue(default_concurrency_limit=4)
+    service: SearchService = demo.service  # type: ignore[attr-defined]
     return demo.launch(
         server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
-        allowed_paths=[str(root) for root in config.roots], max_file_size=config.max_file_size, **extra,
+        allowed_paths=[str(root) for root in config.roots], max_file_size=config.max_file_size,
+        app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]}, **extra,
     )

@@ -46,7 +46,7 @@ def search(
         gr.Info("Searched by the image; clear it to search by the text.")
     better = "higher is better" if metric in engine.higher_is_better else "lower is better"
     summary = f"**{len(results)} results** in {elapsed:.1f} ms from {len(engine)} images · {metric}: {better}"
-    return [result_tile(r, gallery) for r in results], summary
+    return [result_tile(r, gallery, service.may_serve) for r in results], summary
 
 
 def text_box_for(name: str) -> Any:
@@ -83,7 +83,9 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     with gr.Row():
         with gr.Column(scale=1):
             image = refuse_unreadable_uploads(gr.Image(
-                type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
+                # image_mode=None: Gradio hands over the upload untouched (it would otherwise
+                # decode and re-save it, whatever its size, before the engines' pixel budget).
+                type="filepath", image_mode=None, label="Query image", sources=["upload", "clipboard", "webcam"],
                 elem_id="query-image", height=280,
             ))
             text = gr.Textbox(

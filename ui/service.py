@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engines import GalleryError, SearchEngine, create_engine, engine_info, load_gallery
-from engines.gallery import Gallery
+from engines.gallery import Gallery, inside
 
 from .config import AppConfig
 
@@ -35,6 +35,9 @@ class SearchService:
         self._indexed: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._roots = tuple(os.path.realpath(root) for root in config.roots)
+        #: Real paths of the images of every loaded gallery: the files the app may serve.
+        self._servable: frozenset[str] = frozenset()
 
     def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
         with self._lock:
@@ -63,8 +66,23 @@ class SearchService:
         source = self.check_source(source)
         with self._key_lock(("gallery", source)):
             if reload or source not in self._galleries:
-                self._galleries[source] = load_gallery(source)
+                gallery = load_gallery(source)
+                self._galleries[source] = gallery
+                with self._lock:
+                    self._servable = self._servable | {
+                        os.path.realpath(item.path) for items in gallery.splits.values() for item in items
+                        if item.path is not None and item.root is not None and inside(item.path, item.root)
+                    }
             return self._galleries[source]
+
+    def may_serve(self, path: str) -> bool:
+        """Whether a direct request for ``path`` may be answered: anything outside the gallery
+        roots is Gradio's own business (its cache, its assets); under them, only images of a
+        loaded gallery, never a hidden file, a note or a link out of the gallery."""
+        real = os.path.realpath(path)
+        if not any(_within(candidate, root) for candidate in (os.path.abspath(path), real) for root in self._roots):
+            return True
+        return real in self._servable
 
     @staticmethod
     def choices_for(name: str, choices: Mapping[str, str | None]) -> dict[str, str]:
@@ -78,7 +96,9 @@ class SearchService:
         chosen = self.choices_for(name, choices or {})
         key = (gallery.source, name, tuple(sorted(chosen.items())))
         ready = self._engines.get(key)
-        if ready is not None and key in self._indexed and not rebuild:
+        # len() is 0 again where a store lost its index (a Chroma server restarted empty):
+        # then this request builds it again instead of failing until someone rebuilds.
+        if ready is not None and key in self._indexed and not rebuild and len(ready):
             # Searches never wait for a rebuild: engines swap a finished index in whole.
             return ready
         with self._key_lock(key):
@@ -87,7 +107,11 @@ class SearchService:
                 deployment = replace(self.deployment, gallery=gallery.source)
                 engine = create_engine(name, deployment=deployment, **chosen)
                 self._engines[key] = engine
-            if rebuild or key not in self._indexed:
+            if rebuild or key not in self._indexed or not len(engine):
                 engine.index(gallery.splits["train"])
                 self._indexed.add(key)
             return engine
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
