@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .base import SearchEngine, SkippedFile
-from .errors import EngineError
-from .gallery import Items, as_gallery_items, load_gallery
+from .base import SearchEngine, SearchResult, SkippedFile
+from .errors import EngineError, GalleryError, ModelUnavailableError
+from .gallery import Gallery, GalleryItem, Items, as_gallery_items, load_gallery
 from .registry import available_engines, create_engine, engine_options
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ def average_precision(relevant: Sequence[bool], total_relevant: int) -> float:
     return total / total_relevant
 
 
+def _is_item(result: SearchResult, item: GalleryItem) -> bool:
+    """Whether ``result`` is ``item`` itself (by file, or by position for items without one)."""
+    return result.path == item.path if item.path is not None else result.position == item.position
+
+
 def precision_at(relevant: Sequence[bool], k: int) -> float:
     """Relevant results among the first ``k``, over ``k`` (a short list counts as misses)."""
     return sum(relevant[:k]) / k
@@ -77,21 +82,26 @@ def precision_at(relevant: Sequence[bool], k: int) -> float:
 def evaluate(
     engine: SearchEngine,
     database: Items,
-    queries: Items,
+    queries: Items | None,
     *,
     metrics: Sequence[str] | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     settings: str = "",
     progress: bool = True,
 ) -> list[EvaluationRow]:
-    """Index ``database`` with ``engine``, run every query with every metric, return the figures."""
+    """Index ``database`` with ``engine``, run every query with every metric, return the figures.
+
+    ``queries=None`` is leave-one-out: each database image queries all the others (it is
+    dropped from its own ranking), for labelled galleries that have no query split.
+    """
     chosen = [engine.check_metric(m) for m in (metrics or engine.metrics)]
     if not ks or min(ks) < 1:
         raise ValueError(f"Expected k values of at least 1, got {list(ks)}")
     started = time.perf_counter()
     engine.index(database, progress=progress)
     index_seconds = time.perf_counter() - started
-    query_items = as_gallery_items(queries)
+    leave_one_out = queries is None
+    query_items = as_gallery_items(database if queries is None else queries)
 
     per_metric = {m: _Figures({k: [] for k in ks}) for m in chosen}
     skipped: list[SkippedFile] = []
@@ -109,6 +119,8 @@ def evaluate(
                 t0 = time.perf_counter()
                 ranking = engine.search(image, k=len(engine), metric=metric)
                 per_metric[metric].ms.append((time.perf_counter() - t0) * 1000)
+                if leave_one_out:
+                    ranking = [r for r in ranking if not _is_item(r, item)]
                 relevant = [r.label == item.label for r in ranking]
                 for k in ks:
                     per_metric[metric].precision[k].append(precision_at(relevant, k))
@@ -135,6 +147,24 @@ def evaluate(
     return rows
 
 
+def evaluation_queries(gallery: Gallery) -> tuple[list[GalleryItem] | None, str]:
+    """The queries to evaluate ``gallery`` with (``None``: leave-one-out), and a note saying which.
+
+    Raises ``GalleryError`` for a gallery without class labels: a photo tree's folders say
+    where a photo sits, not what it shows, so "same folder" is no measure of relevance.
+    """
+    if not gallery.labelled:
+        raise GalleryError(
+            "Evaluation needs class labels: a folder per class (optionally under train/ and test/), "
+            "or a dataset with a label column. This gallery is a tree of photos labelled only by their folders."
+        )
+    if "test" in gallery:
+        return gallery["test"], f"{len(gallery['test'])} test images query the {len(gallery['train'])} database images"
+    return None, (
+        f"no test split: leave-one-out, each of the {len(gallery['train'])} database images queries all the others"
+    )
+
+
 def format_table(rows: Sequence[EvaluationRow]) -> str:
     """A plain-text table of ``rows`` (one line per engine x metric)."""
     if not rows:
@@ -158,7 +188,7 @@ def _parse_list(text: str | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="gallery folder (train/<class>/*, test/<class>/*) or Hub dataset id")
+    parser.add_argument("--data", required=True, help="labelled gallery folder (train/<class>/*, test/<class>/*, or <class>/*) or Hub dataset id")
     parser.add_argument("--engine", default="pixel", help=f"comma-separated: {', '.join(available_engines())}")
     parser.add_argument("--metric", help="comma-separated metrics (default: all the engine's)")
     parser.add_argument("--features", help="pixel engine features, comma-separated: pixels,histogram")
@@ -174,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--k expects comma-separated integers, got {args.k!r}")
     try:
         gallery = load_gallery(args.data)
+        queries, note = evaluation_queries(gallery)
+        print(f"{args.data}: {note}", file=sys.stderr)
         rows: list[EvaluationRow] = []
         for name in _parse_list(args.engine):
             accepted = engine_options(name)
@@ -186,12 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 engine = create_engine(name, **options)
                 settings = ",".join(f"{k}={v}" for k, v in options.items() if k != "model")
                 rows += evaluate(
-                    engine, gallery["train"], gallery["test"],
+                    engine, gallery["train"], queries,
                     metrics=_parse_list(args.metric) or None, ks=ks, settings=settings,
                     progress=not args.no_progress,
                 )
     except (EngineError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = " (pass --model DIR with a local copy of a CLIP model)" if isinstance(exc, ModelUnavailableError) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))

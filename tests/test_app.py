@@ -102,7 +102,7 @@ def test_uploads_over_the_size_limit_are_refused(served: tuple[Client, str, Path
 
 def test_gallery_api_build_index_and_evaluate(served: tuple[Client, str, Path]) -> None:
     client, _, gallery = served
-    counts, thumbs, _, message = client.predict(str(gallery), api_name="/load_gallery")
+    counts, thumbs, _, _, message = client.predict(str(gallery), api_name="/load_gallery")
     assert str(gallery.resolve()) in message and counts["data"] == [["train", 4, 21], ["test", 4, 4]]
     with pytest.raises(AppError, match="configured folders"):
         client.predict(str(ROOT), api_name="/load_gallery")

@@ -110,13 +110,34 @@ def test_build_index_reports_count_and_skipped_files(service: SearchService) -> 
 
 def test_show_gallery_counts_and_roots(service: SearchService) -> None:
     gallery = gallery_of(service)
-    source, counts, thumbs, _, message = gallery_tab.show(service, str(gallery), reload=True)
+    source, counts, thumbs, page, _, message = gallery_tab.show(service, str(gallery), reload=True)
     assert source == str(gallery.resolve()) and str(gallery.resolve()) in message
-    assert counts == [["train", 4, 21], ["test", 4, 4]] and len(thumbs) == 4
+    assert "4 classes, 21 train and 4 test images" in message
+    assert counts == [["train", 4, 21], ["test", 4, 4]] and len(thumbs["value"]) == 4
+    assert thumbs["label"] == "classes 1–4 of 4 (page 1 of 1)" and page["visible"] is False
     with pytest.raises(gr.Error, match="configured folders"):
         gallery_tab.show(service, str(Path(__file__).parents[1]), reload=True)
     with pytest.raises(gr.Error, match="Hugging Face Hub"):
         gallery_tab.show(service, "nobody/no-such-dataset", reload=True)
+
+
+def test_an_unlabelled_photo_tree_pages_through_every_image(tmp_path: Path) -> None:
+    for n in range(30):
+        folder = tmp_path / "photos" / str(2000 + n % 3) / ("summer" if n % 2 else "winter")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (n * 8, 0, 0)).save(folder / f"IMG_{n:04d}.jpg")
+    service = SearchService(AppConfig(data=str(tmp_path / "photos")))
+    _, counts, thumbs, page, labels, message = gallery_tab.show(service, str(tmp_path / "photos"), reload=False)
+    assert "30 images in 6 folders" in message and "evaluation needs a folder per class" in message
+    assert counts == [["train", 6, 30]] and len(labels["choices"]) == 6
+    assert len(thumbs["value"]) == gallery_tab.PAGE_SIZE and page["visible"] is True and page["maximum"] == 2
+    second = gallery_tab.turn_page(service, str(tmp_path / "photos"), 2)
+    assert len(second["value"]) == 6 and second["label"] == "images 25–30 of 30 (page 2 of 2)"
+    tiles, _ = search_tab.search(
+        service, str(tmp_path / "photos"), "pixel", PIXELS, "l1", 3, ["2001/summer"],
+        str(tmp_path / "photos" / "2001" / "summer" / "IMG_0001.jpg"), "",
+    )
+    assert tiles[0][1].startswith("#1 2001/summer · 0.000 · IMG_0001.jpg")
 
 
 def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
@@ -130,10 +151,25 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
     with open(csv_file, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == list(table.columns) and len(rows) == 5
-    assert "4 queries" in status
+    assert "4 test images query the 21 database images" in status
     for bad in ("", "0", "1,x"):
         with pytest.raises(gr.Error, match="k"):
             evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, [], bad)
+
+
+def test_evaluation_without_a_test_split_is_leave_one_out_and_needs_labels(tmp_path: Path) -> None:
+    for label, colour in (("reds", (220, 20, 20)), ("blues", (20, 20, 220))):
+        (tmp_path / "classes" / label).mkdir(parents=True)
+        for n in range(3):
+            Image.new("RGB", (8, 8), tuple(max(0, c - 20 * n) for c in colour)).save(tmp_path / "classes" / label / f"{n}.png")
+    (tmp_path / "photos" / "2024" / "may").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "2024" / "may" / "a.png")
+    service = SearchService(AppConfig(data=str(tmp_path), gallery_roots=(str(tmp_path),)))
+    table, _, _, status = evaluate_tab.run_evaluation(service, str(tmp_path / "classes"), ["pixel"], PIXELS, ["l2"], "1,2")
+    assert "leave-one-out" in status and list(table["queries"]) == [6]
+    assert list(table["P@1"]) == [1.0] and list(table["P@2"]) == [1.0]  # its own copy never counts
+    with pytest.raises(gr.Error, match="Evaluation needs class labels"):
+        evaluate_tab.run_evaluation(service, str(tmp_path / "photos"), ["pixel"], PIXELS, [], "1")
 
 
 def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:

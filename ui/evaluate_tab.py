@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from engines import available_engines, engine_info
-from engines.evaluate import EvaluationRow, evaluate
+from engines.evaluate import EvaluationRow, evaluate, evaluation_queries
 
 from .controls import EngineControls, engine_choices
 from .messages import USER_ERRORS, user_error
@@ -45,6 +45,7 @@ def run_evaluation(
     rows: list[EvaluationRow] = []
     try:
         gallery = service.gallery(source)
+        queries, note = evaluation_queries(gallery)
         for name in names:
             engine = service.engine(name, gallery, choices)
             chosen = [m for m in (metrics or engine.metrics) if m in engine.metrics]
@@ -53,7 +54,7 @@ def run_evaluation(
                 continue
             used = service.choices_for(name, choices)
             rows += evaluate(
-                engine, gallery.splits["train"], gallery.splits["test"], metrics=chosen,
+                engine, gallery["train"], queries, metrics=chosen,
                 ks=sorted(set(ks) | set(range(1, PLOT_MAX_K + 1))),
                 settings=",".join(f"{key}={value}" for key, value in used.items()),
             )
@@ -75,7 +76,7 @@ def run_evaluation(
         writer = csv.writer(out)
         writer.writerow(header)
         writer.writerows(table)
-    status = f"Evaluated {len(gallery.splits['test'])} queries on {gallery.source}."
+    status = f"Evaluated {gallery.source}: {note}."
     return pd.DataFrame(table, columns=header), plot, csv_path, status
 
 

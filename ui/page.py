@@ -34,14 +34,14 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         with gr.Tab("Search"):
             search_tab.build(service, controls, source, labels)
         with gr.Tab("Gallery"):
-            counts, thumbs, loaded = gallery_tab.build(service, controls, source, labels)
+            counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
         with gr.Tab("Evaluate"):
             evaluate_tab.build(service, controls, source)
 
         def on_page_load(value: str) -> tuple[Any, ...]:
             return gallery_tab.show(service, value, reload=False)
 
-        demo.load(on_page_load, source, [source, counts, thumbs, labels, loaded], api_visibility="private")
+        demo.load(on_page_load, source, [source, counts, thumbs, page, labels, loaded], api_visibility="private")
     demo.service = service  # for tests and benchmarks
     return demo
 
