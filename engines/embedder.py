@@ -26,6 +26,7 @@ from .base import FeatureVector, SearchEngine
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from .gallery import GalleryItem
+from .hub import hub_offline_reason, is_local_path
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,10 @@ class ClipEmbedder:
                 )
                 raise self._error
             try:
-                import torch
-                from transformers import AutoModel, AutoProcessor
-
-                device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-                kwargs = {"revision": self.config.revision} if self.config.revision else {}
-                processor = AutoProcessor.from_pretrained(self.model_name, **kwargs)
-                model = AutoModel.from_pretrained(self.model_name, **kwargs).to(device).eval()
+                processor, model, device = self._from_pretrained()
+            except ModelUnavailableError as exc:
+                self._error = exc
+                raise
             except Exception as exc:  # the Hub client and transformers raise many types
                 self._error = ModelUnavailableError(
                     self.model_name, f"{type(exc).__name__}: {_first_line(exc)}", kind=_failure_kind(exc)
@@ -99,6 +97,29 @@ class ClipEmbedder:
                 )
                 raise self._error
             self._processor, self._device, self._model = processor, device, model
+
+    def _from_pretrained(self) -> tuple[Any, Any, str]:
+        """(processor, model, device): from a local folder or the local Hub cache without any
+        network call; only a model missing from both is fetched, if the Hub answers at all."""
+        import torch
+        from transformers import AutoModel, AutoProcessor
+
+        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        kwargs: dict[str, Any] = {"revision": self.config.revision} if self.config.revision else {}
+        try:
+            processor = AutoProcessor.from_pretrained(self.model_name, local_files_only=True, **kwargs)
+            model = AutoModel.from_pretrained(self.model_name, local_files_only=True, **kwargs)
+        except Exception:
+            if is_local_path(self.model_name):
+                raise  # a folder that does not load will not load from the Hub either
+            reason = hub_offline_reason()
+            if reason is not None:
+                raise ModelUnavailableError(
+                    self.model_name, f"it is not in the local cache, and {reason}", kind="offline"
+                ) from None
+            processor = AutoProcessor.from_pretrained(self.model_name, **kwargs)
+            model = AutoModel.from_pretrained(self.model_name, **kwargs)
+        return processor, model.to(device).eval(), device
 
     @property
     def batch_size(self) -> int:

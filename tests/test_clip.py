@@ -116,3 +116,52 @@ def test_importing_engines_loads_no_model() -> None:
     code = "import engines, sys; print(any(m in sys.modules for m in ('torch', 'transformers', 'chromadb')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True)
     assert out.stdout.strip() == "False"
+
+
+OFFLINE_LOAD = """
+import time
+from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines import ModelUnavailableError
+started = time.monotonic()
+try:
+    vector = ClipEmbedder(EmbedderConfig({model!r})).embed_texts(["a red bus"])[0]
+    print("loaded", vector.shape[0])
+except ModelUnavailableError as exc:
+    print("failed", exc.kind, exc)
+print("seconds", time.monotonic() - started)
+"""
+
+
+def _run_offline(model: str, hf_home: Path) -> tuple[str, float]:
+    """Load ``model`` in a fresh process whose Hub endpoint is a closed port on 127.0.0.1."""
+    import os
+    import subprocess
+    import sys
+
+    from engines.testing import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(hf_home))
+    out = subprocess.run([sys.executable, "-c", OFFLINE_LOAD.format(model=model)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    lines = out.stdout.strip().splitlines()
+    assert lines and lines[-1].startswith("seconds"), out.stdout + out.stderr
+    return lines[0], float(lines[-1].split()[1])
+
+
+def test_an_unreachable_hub_fails_within_seconds_with_one_clear_message(tmp_path: Path) -> None:
+    outcome, seconds = _run_offline("openai/clip-vit-base-patch32", tmp_path / "hf")
+    assert outcome.startswith("failed offline") and "cannot be reached" in outcome
+    assert seconds < 10  # not the ~144 s of the Hub client's retries
+
+
+def test_a_model_in_the_local_hub_cache_loads_with_no_network(tiny_clip: str, tmp_path: Path) -> None:
+    import shutil
+
+    commit = "0" * 40
+    repo = tmp_path / "hf" / "hub" / "models--someone--tiny-clip"
+    shutil.copytree(tiny_clip, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    outcome, seconds = _run_offline("someone/tiny-clip", tmp_path / "hf")
+    assert outcome == "loaded 8" and seconds < 10
