@@ -21,9 +21,15 @@ demo = build_demo(AppConfig.from_env())
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = parse_args(argv, AppConfig.from_env())
+    for chatty in ("httpx", "httpcore", "urllib3", "gradio"):  # a line per request is noise here
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    config = parse_args(argv, AppConfig.from_env(), check=True)
     app = demo if config == demo.service.config else build_demo(config)  # type: ignore[attr-defined]
-    launch(app, config)
+    launch(app, config, prevent_thread_lock=True, quiet=True)
+    print(f"Image search is running on {app.local_url}", flush=True)
+    if app.share_url:
+        print(f"Public link: {app.share_url}", flush=True)
+    app.block_thread()
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ class EvaluationRow:
     median_query_ms: float
     settings: str = ""
     skipped: list[SkippedFile] = field(default_factory=list)
+    #: Vectors the index build had to compute; 0 means the index was reused from caches.
+    computed: int = 0
 
 
 @dataclass
@@ -142,6 +144,7 @@ def evaluate(
                 median_query_ms=statistics.median(figures.ms) if figures.ms else 0.0,
                 settings=settings,
                 skipped=skipped + list(engine.skipped),
+                computed=engine.last_computed,
             )
         )
     return rows

@@ -147,7 +147,8 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
     assert list(table.columns[:5]) == ["engine", "metric", "queries", "P@1", "P@3"]
     assert list(table["metric"]) == ["l1", "cosine", "l1", "cosine"] and set(table["queries"]) == {4}
     assert table["engine"][0] == "pixel (features=pixels)" and table["engine"][2] == "clip"
-    assert set(plot["k"]) == set(range(1, evaluate_tab.PLOT_MAX_K + 1))
+    assert set(plot["value"]["k"]) == set(range(1, evaluate_tab.PLOT_MAX_K + 1))
+    assert plot["y_lim"][1] >= plot["value"]["precision"].max() and plot["x_lim"] == [1, evaluate_tab.PLOT_MAX_K]
     with open(csv_file, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == list(table.columns) and len(rows) == 5
@@ -155,6 +156,17 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
     for bad in ("", "0", "1,x"):
         with pytest.raises(gr.Error, match="k"):
             evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, [], bad)
+    table, _, _, status = evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, ["l1"], "1,500")
+    assert "capped to 21" in status and list(table.columns[3:5]) == ["P@1", "P@21"]
+    assert table["index s"][0].endswith("(reused)")
+
+
+def test_an_evaluation_keeps_the_engines_that_worked(tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g")
+    service = SearchService(AppConfig(data=str(gallery), model=str(tmp_path / "no-model-here")))
+    table, _, _, status = evaluate_tab.run_evaluation(service, str(gallery), ["pixel", "clip"], PIXELS, ["l1"], "1")
+    assert list(table["engine"]) == ["pixel (features=pixels)"]
+    assert "CLIP failed" in status and "does not exist" in status
 
 
 def test_evaluation_without_a_test_split_is_leave_one_out_and_needs_labels(tmp_path: Path) -> None:

@@ -71,11 +71,40 @@ class AppConfig:
 def parse_auth(text: str) -> tuple[str, str]:
     user, sep, password = text.partition(":")
     if not sep or not user or not password:
-        raise ValueError(f"Expected auth as user:password, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected user:password, got {text!r}")
     return user, password
 
 
-def parse_args(argv: Sequence[str] | None, base: AppConfig) -> AppConfig:
+def startup_problem(config: AppConfig) -> str | None:
+    """What keeps the app from starting on ``config``, in one line, or ``None``.
+
+    Checked before the server starts, so a typo in ``--data`` or a port in use costs a
+    second and says which flag to change, instead of a page of errors later.
+    """
+    import socket
+
+    from engines import GalleryError, load_gallery
+
+    data = os.path.expanduser(config.data)
+    if os.path.exists(data) or data.startswith((".", "/")) or os.sep in data and data.count("/") != 1:
+        if not os.path.isdir(data):
+            return f"the gallery folder {data} does not exist (--data)"
+        try:
+            load_gallery(data)
+        except GalleryError as exc:
+            return f"{exc} (--data)"
+    host, port = config.host or "127.0.0.1", config.port or 7860
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with --port"
+    return None
+
+
+def parse_args(argv: Sequence[str] | None, base: AppConfig, *, check: bool = False) -> AppConfig:
+    """``base`` with the flags in ``argv`` applied; ``check`` also refuses a configuration the
+    app cannot start on (exit status 2, one line naming the flag)."""
     p = argparse.ArgumentParser(description="Image search (Gradio).")
     p.add_argument("--data", default=base.data, help="gallery folder or Hugging Face dataset id")
     p.add_argument("--model", default=base.model, help="CLIP model: Hub id or local directory")
@@ -90,9 +119,13 @@ def parse_args(argv: Sequence[str] | None, base: AppConfig) -> AppConfig:
     p.add_argument("--share", action="store_true", default=base.share, help="create a public gradio.live link")
     p.add_argument("--auth", type=parse_auth, default=base.auth, help="user:password required to open the app")
     a = p.parse_args(argv)
-    return replace(
+    config = replace(
         base, data=a.data, model=a.model, cache_dir=a.cache_dir, chroma_path=a.chroma_path,
         chroma_host=a.chroma_host, chroma_port=a.chroma_port,
         gallery_roots=tuple(a.gallery_root or base.gallery_roots), max_file_size=a.max_file_size,
         host=a.host, port=a.port, share=a.share, auth=a.auth,
     )
+    problem = startup_problem(config) if check else None
+    if problem:
+        p.error(problem)
+    return config

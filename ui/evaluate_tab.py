@@ -14,7 +14,7 @@ from engines import available_engines, engine_info
 from engines.evaluate import EvaluationRow, evaluate, evaluation_queries
 
 from .controls import EngineControls, engine_choices
-from .messages import USER_ERRORS, user_error
+from .messages import USER_ERRORS, describe, in_the_page, user_error
 from .service import SearchService
 
 #: The precision plot runs k = 1 .. PLOT_MAX_K.
@@ -36,53 +36,76 @@ def run_evaluation(
     service: SearchService, source: str, names: list[str], choices: dict[str, str | None], metrics: list[str],
     ks_text: str, progress: Any = None,
 ) -> tuple[Any, Any, str, str]:
-    """(table, plot data, CSV path, status) for engines ``names`` on ``source``'s gallery."""
+    """(table, plot, CSV path, status) for engines ``names`` on ``source``'s gallery.
+
+    An engine that fails (a model that cannot load, a database that is down) is listed in
+    the status; the rows of the engines that worked are kept.
+    """
     import pandas as pd
 
     ks = parse_ks(ks_text)
     if not names:
         raise gr.Error("Choose at least one engine to evaluate.")
-    rows: list[EvaluationRow] = []
     try:
         gallery = service.gallery(source)
         queries, note = evaluation_queries(gallery)
-        for name in names:
+    except USER_ERRORS as exc:
+        raise user_error(exc) from exc
+    # A leave-one-out ranking holds every image but the query itself.
+    ranked = len(gallery["train"]) - (1 if queries is None else 0)
+    notes = [note]
+    if ks[-1] > ranked:
+        notes.append(f"k above {ranked} (the images each query ranks) was capped to {ranked}")
+        ks = sorted({min(k, ranked) for k in ks})
+    plot_ks = list(range(1, min(PLOT_MAX_K, ranked) + 1))
+    rows: list[EvaluationRow] = []
+    failures: list[str] = []
+    for name in names:
+        title = available_engines()[name]
+        try:
             engine = service.engine(name, gallery, choices)
             chosen = [m for m in (metrics or engine.metrics) if m in engine.metrics]
             if not chosen:
-                gr.Warning(f"{available_engines()[name]} supports none of the chosen metrics; skipped.")
+                failures.append(f"{title} offers none of the chosen metrics")
                 continue
             used = service.choices_for(name, choices)
             rows += evaluate(
-                engine, gallery["train"], queries, metrics=chosen,
-                ks=sorted(set(ks) | set(range(1, PLOT_MAX_K + 1))),
-                settings=",".join(f"{key}={value}" for key, value in used.items()),
+                engine, gallery["train"], queries, metrics=chosen, ks=sorted(set(ks) | set(plot_ks)),
+                settings=",".join(f"{key}={value}" for key, value in used.items()), progress=progress is not None,
             )
-    except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        except USER_ERRORS as exc:
+            failures.append(f"{title} failed: {describe(exc)}")
+    if not rows:
+        raise gr.Error("No engine could be evaluated. " + " ".join(failures))
     header = ["engine", "metric", "queries", *[f"P@{k}" for k in ks], "mAP", "index s", "query ms"]
     table = [
         [r.engine + (f" ({r.settings})" if r.settings else ""), r.metric, r.queries,
          *[round(r.precision[k], 4) for k in ks], round(r.mean_ap, 4),
-         round(r.index_seconds, 2), round(r.median_query_ms, 2)]
+         f"{r.index_seconds:.2f}" + (" (reused)" if r.computed == 0 else ""), round(r.median_query_ms, 2)]
         for r in rows
     ]
-    plot = pd.DataFrame(
+    points = pd.DataFrame(
         [{"k": k, "precision": r.precision[k], "run": " ".join(filter(None, [r.engine, r.settings, r.metric]))}
-         for r in rows for k in range(1, PLOT_MAX_K + 1)]
+         for r in rows for k in plot_ks]
     )
+    top = float(points["precision"].max())
+    plot = gr.update(value=points, x_lim=[1, plot_ks[-1]], y_lim=[0, min(1.0, round(top * 1.15 + 0.005, 2))])
     handle, csv_path = tempfile.mkstemp(prefix="evaluation-", suffix=".csv")
     with os.fdopen(handle, "w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(header)
         writer.writerows(table)
-    status = f"Evaluated {gallery.source}: {note}."
+    status = f"Evaluated {gallery.source}: " + "; ".join(notes) + "." + "".join(f"\n\n**{f}**" for f in failures)
     return pd.DataFrame(table, columns=header), plot, csv_path, status
 
 
 def build(service: SearchService, controls: EngineControls, source: gr.State) -> None:
     """The tab's components and events (inside a ``gr.Tab``)."""
-    gr.Markdown("Every test image queries the train split; relevant = same class. AP is over the whole ranking.")
+    gr.Markdown(
+        "Every test image queries the database (each database image queries the others where there is no "
+        "test split); relevant = same class; AP is over the whole ranking. The engines, metrics and k are "
+        "chosen here; the pixel features come from the row at the top."
+    )
     first = next(iter(available_engines()))
     with gr.Row():
         engines = gr.CheckboxGroup(engine_choices(), value=[first], label="Engines")
@@ -103,7 +126,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
         choices, (chosen_metrics, ks_text) = controls.choices(values[:n]), values[n:]
         return run_evaluation(service, source_value, names, choices, chosen_metrics, ks_text, progress)
 
-    button.click(
-        on_evaluate, [source, engines, *controls.inputs, metrics, ks], [table, plot, csv_file, status],
-        api_name="evaluate", concurrency_limit=1,
-    )
+    def failed(message: str) -> tuple[Any, Any, Any, str]:
+        return None, None, None, f"**Could not evaluate.** {message}"
+
+    inputs, outputs = [source, engines, *controls.inputs, metrics, ks], [table, plot, csv_file, status]
+    button.click(in_the_page(on_evaluate, failed), inputs, outputs, api_visibility="private",
+                 concurrency_limit=1, concurrency_id="evaluate")
+    gr.Button(visible=False).click(on_evaluate, inputs, outputs, api_name="evaluate", concurrency_id="evaluate")

@@ -11,7 +11,7 @@ from engines import EngineError, Gallery, GalleryItem, available_engines
 
 from .controls import EngineControls
 from .images import thumbnail
-from .messages import USER_ERRORS, user_error
+from .messages import USER_ERRORS, in_the_page, user_error
 from .service import SearchService
 
 #: Thumbnails on one page of the Gallery tab.
@@ -129,10 +129,22 @@ def build(
     def on_page(source_value: str, number: float) -> Any:
         return turn_page(service, source_value, number)
 
-    load_button.click(on_load, source_box, [source, counts, thumbs, page, labels, loaded], api_name="load_gallery")
+    def load_failed(message: str) -> tuple[Any, ...]:
+        return gr.update(), [], gr.update(value=[]), gr.update(visible=False), gr.update(), (
+            f"**Could not load the gallery.** {message}"
+        )
+
+    def build_failed(message: str) -> tuple[str, list[list[str]]]:
+        return f"**Could not build the index.** {message}", []
+
+    # The page shows failures in words (in_the_page); the API endpoints raise them.
+    outputs = [source, counts, thumbs, page, labels, loaded]
+    load_button.click(in_the_page(on_load, load_failed), source_box, outputs, api_visibility="private")
+    gr.Button(visible=False).click(on_load, source_box, outputs, api_name="load_gallery")
     page.release(on_page, [source, page], thumbs, api_visibility="private")
-    index_button.click(
-        on_build, [source, controls.engine, *controls.inputs], [index_status, skipped],
-        api_name="build_index", concurrency_limit=1,
-    )
+    inputs = [source, controls.engine, *controls.inputs]
+    index_button.click(in_the_page(on_build, build_failed), inputs, [index_status, skipped],
+                       api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
+    gr.Button(visible=False).click(on_build, inputs, [index_status, skipped], api_name="build_index",
+                                   concurrency_id="build_index")
     return counts, thumbs, page, loaded

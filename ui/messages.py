@@ -6,13 +6,17 @@ that turns them into advice for someone running ``python app.py``.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gradio as gr
 
 from engines import BackendUnavailableError, EmptyIndexError, EngineError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SET_MODEL = "start the app with --model DIR (or set IMAGE_SEARCH_MODEL=DIR)"
 
@@ -59,7 +63,25 @@ def user_error(exc: Exception) -> gr.Error:
     """A ``gr.Error`` for something the user can act on; logged once, without a traceback."""
     message = describe(exc)
     log.warning("%s: %s", type(exc).__name__, message)
-    return gr.Error(message, duration=None)
+    return gr.Error(message, duration=None, print_exception=False)
+
+
+def in_the_page(handler: Callable[..., T], failed: Callable[[str], T]) -> Callable[..., T]:
+    """The page's version of ``handler``: a user error fills the outputs with ``failed(message)``.
+
+    Raising leaves the outputs as they were (the previous run's text stays beside the
+    failure) and marks each with a bare red "Error"; the page instead replaces them with
+    what failed, in words. API callers use ``handler`` itself and get the error.
+    """
+
+    @functools.wraps(handler)  # Gradio reads the wrapped signature (the progress tracker)
+    def shown(*args: Any, **kwargs: Any) -> T:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error as exc:
+            return failed(str(exc.message))
+
+    return shown
 
 
 #: What a handler catches and shows in words; anything else is a bug and keeps its traceback.

@@ -13,7 +13,7 @@ from engines import Text, engine_info
 from .config import AppConfig
 from .controls import EngineControls
 from .images import result_tile
-from .messages import USER_ERRORS, user_error
+from .messages import USER_ERRORS, in_the_page, user_error
 from .service import SearchService
 
 TEXT_LABEL = "…or describe what you are looking for"
@@ -111,9 +111,15 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         choices, (metric, k_value, chosen_labels, image_value, text_value) = controls.choices(values[:n]), values[n:]
         return search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value, text_value, progress)
 
-    inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text]
-    go.click(on_search, inputs, [results, summary], api_name="search", concurrency_limit=4)
-    text.submit(on_search, inputs, [results, summary], api_visibility="private", concurrency_limit=4)
+    def failed(message: str) -> tuple[list[tuple[Any, str]], str]:
+        return [], f"**Could not search.** {message}"
+
+    inputs, outputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text], [results, summary]
+    shown = in_the_page(on_search, failed)
+    for event in (go.click, text.submit):
+        event(shown, inputs, outputs, api_visibility="private", concurrency_limit=4, concurrency_id="search")
+    # The API's /search raises its errors, as a program expects; it shares the page's queue.
+    gr.Button(visible=False).click(on_search, inputs, outputs, api_name="search", concurrency_id="search")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
 
 
