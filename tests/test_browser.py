@@ -63,3 +63,47 @@ def test_upload_search_and_see_k_results(tmp_path: Path) -> None:
             browser.close()
     finally:
         demo.close()
+
+
+def test_an_unlabelled_photo_tree_is_indexed_and_searched_in_the_browser(tmp_path: Path) -> None:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    from engines.testing import make_image
+
+    photos = tmp_path / "Pictures"
+    for n, (folder, colour) in enumerate([("2023/summer", (220, 40, 40)), ("2023/winter", (40, 40, 220)),
+                                          ("2024", (40, 200, 40)), ("", (200, 200, 40))] * 3):
+        (photos / folder).mkdir(parents=True, exist_ok=True)
+        make_image(colour, n).save(photos / folder / f"IMG_{n:04d}.jpg")
+    config = AppConfig(data=str(photos), port=free_port(), host="127.0.0.1")
+    demo = build_demo(config)
+    launch(demo, config, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{config.port}/")
+            page.get_by_role("tab", name="Gallery").click()
+            page.wait_for_function(
+                "document.querySelector('#gallery-status').innerText.includes('12 images in 4 folders')", timeout=30_000
+            )
+            page.click("#index-button")
+            page.wait_for_function(
+                "document.querySelector('#index-status').innerText.includes('Indexed 12 images')", timeout=60_000
+            )
+            page.get_by_role("tab", name="Search").click()
+            page.locator("#query-image input[type=file]").set_input_files(str(photos / "2024" / "IMG_0002.jpg"))
+            page.locator("#query-image img").first.wait_for(timeout=30_000)
+            page.click("#search-button")
+            page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+            page.locator("#results img").first.click()  # the preview shows the caption
+            page.wait_for_function(
+                "document.querySelector('#results').innerText.includes('IMG_0002.jpg')", timeout=10_000
+            )
+            assert "#1 2024 · 0.000 · IMG_0002.jpg" in page.locator("#results").inner_text()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-photo-tree.png"), full_page=True)
+            browser.close()
+    finally:
+        demo.close()
