@@ -60,6 +60,9 @@ class VectorCache:
         self._encoded = encoded
         #: Shards this object read or wrote: the only ones ``compact(known)`` may merge away.
         self._seen: set[Path] = set()
+        #: (keys, matrix) when ``load`` found exactly one shard: a caller whose rows are
+        #: those keys in that order can use the matrix as it is, without a copy.
+        self.whole: tuple[list[str], np.ndarray] | None = None
 
     def _shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.npz"))
@@ -71,12 +74,16 @@ class VectorCache:
             return {}
         self._ensure_namespace()
         vectors: dict[str, np.ndarray] = {}
-        for shard in self._shards():
+        shards = self._shards()
+        self.whole = None
+        for shard in shards:
             try:
                 with np.load(shard, allow_pickle=False) as data:
                     keys, matrix = data["keys"], data["vectors"]
                 vectors.update(zip(keys.tolist(), matrix, strict=True))
                 self._seen.add(shard)
+                if len(shards) == 1:
+                    self.whole = (keys.tolist(), matrix)
             except FileNotFoundError:
                 continue  # merged away by another process meanwhile
             except Exception as exc:  # a damaged shard must not break indexing
@@ -110,32 +117,45 @@ class VectorCache:
         self._write_shard(keys, vectors)
 
     def _write_shard(self, keys: Sequence[str], vectors: np.ndarray) -> Path:
-        import io
+        """Write one shard straight to a temporary file, renamed into place when whole.
 
-        buffer = io.BytesIO()
-        np.savez(buffer, keys=np.asarray(list(keys), dtype=str), vectors=np.asarray(vectors))
+        Streamed to the file rather than built in memory first: a shard of 100,000 pixel
+        vectors is 1.2 GB, and a second copy of it would double the indexing's peak memory.
+        """
         path = self.folder / f"shard-{uuid.uuid4().hex}.npz"
-        atomic_write_bytes(path, buffer.getvalue())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, keys=np.asarray(list(keys), dtype=str), vectors=np.asarray(vectors))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         self._seen.add(path)
         return path
 
-    def compact(self, known: Mapping[str, np.ndarray] | None = None) -> None:
+    def compact(self, keys: Sequence[str] | None = None, vectors: np.ndarray | None = None) -> None:
         """Merge all shards into one; a crash part-way leaves duplicates, never gaps.
 
-        ``known`` is what ``load`` returned plus what was appended since, when the caller
-        holds it: passing it saves reading every shard a second time.
+        ``keys`` and ``vectors`` (one row per key) are everything this object read or wrote,
+        when the caller holds them as one matrix: they are written as they are, in that
+        order, instead of reading every shard a second time and stacking a copy.
         """
-        if known is not None:
-            # Shards another process wrote meanwhile hold vectors ``known`` lacks: keep them.
+        if vectors is not None:
+            # Shards another process wrote meanwhile hold vectors the caller lacks: keep them.
             shards = [shard for shard in self._shards() if shard in self._seen]
         else:
             shards = self._shards()
         if len(shards) < 2:
             return
-        merged = known if known is not None else self.load()
-        if merged:
+        if vectors is None:
+            merged = self.load()
             keys = list(merged)
-            new = self._write_shard(keys, np.stack([merged[k] for k in keys]))
-            shards = [s for s in shards if s != new]
+            vectors = np.stack([merged[k] for k in keys]) if keys else None
+        new = self._write_shard(keys or [], vectors) if vectors is not None and len(vectors) else None
         for shard in shards:
-            shard.unlink(missing_ok=True)
+            if shard != new:
+                shard.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ file, so a gallery can never be used to read (or serve) a file from elsewhere.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -44,8 +45,13 @@ class OutsideGalleryError(OSError):
 
 def inside(path: str, root: str) -> bool:
     """True when ``path``, links resolved, lies within ``root`` (also resolved)."""
-    real, top = os.path.realpath(path), os.path.realpath(root)
+    real, top = os.path.realpath(path), _real_root(root)
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,13 @@ class GalleryItem:
         return self.path if self.path is not None else f"item #{self.position} ({self.label})"
 
     def checked_path(self) -> str:
-        """The file's path, or ``OutsideGalleryError`` for a link out of its gallery folder."""
+        """The file's path, or ``OutsideGalleryError`` for a link out of its gallery folder.
+
+        Folders are listed without following links, so only a file that is itself a link
+        can lead out: one ``lstat`` per file, and link resolution only for links.
+        """
         assert self.path is not None
-        if self.root is not None and not inside(self.path, self.root):
+        if self.root is not None and os.path.islink(self.path) and not inside(self.path, self.root):
             raise OutsideGalleryError(self.path)
         return self.path
 

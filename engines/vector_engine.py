@@ -50,6 +50,27 @@ class _CachedVectors:
             self.cache.append(keys, vectors)
 
 
+def _gather(vectors: dict[str, np.ndarray], keys: list[str]) -> np.ndarray | None:
+    """The rows of ``keys`` as one matrix, each taken out of ``vectors`` as it is copied.
+
+    Taking them out lets the batches the pipeline wrote be freed while the matrix fills,
+    so building it costs about one matrix of memory, not two. A key listed twice (two
+    files with the same content) gets the row of its first place.
+    """
+    if not keys:
+        return None
+    first = vectors[keys[0]]
+    matrix = np.empty((len(keys), first.shape[0]), dtype=np.float32)
+    placed: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        if key in placed:
+            matrix[row] = matrix[placed[key]]
+            continue
+        matrix[row] = vectors.pop(key)
+        placed[key] = row
+    return matrix
+
+
 class VectorEngine(SearchEngine):
     """A :class:`SearchEngine` over a float32 matrix of per-image vectors."""
 
@@ -85,13 +106,24 @@ class VectorEngine(SearchEngine):
         run = run_pipeline(
             self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress
         )
-        if cache is not None:
-            cache.compact(store.vectors)
         self.last_computed = run.computed
+        keys = [key for key, _ in run.records]
         items = tuple(item for _, item in run.records)
-        if items:
+        if cache is not None and run.computed == 0 and cache.whole is not None and cache.whole[0] == keys:
+            matrix: np.ndarray | None = cache.whole[1]  # an unchanged gallery: the cached matrix, no copy
+        else:
+            matrix = _gather(store.vectors, keys)
+            if cache is not None:
+                # Merged in gallery order, so that the next unchanged run takes the matrix as it is;
+                # vectors of files not in this gallery (another gallery's) follow them.
+                extra = list(store.vectors)  # _gather took this gallery's out
+                if extra:
+                    rest = _gather(store.vectors, extra)
+                    cache.compact(keys + extra, rest if matrix is None else np.concatenate([matrix, rest]))
+                elif matrix is not None:
+                    cache.compact(keys, matrix)
+        if matrix is not None:
             labels = np.array([item.label for item in items], dtype=object)
-            matrix = np.stack([store.vectors[key] for key, _ in run.records])
             self._snapshot = _Snapshot(VectorIndex(matrix), items, labels, tuple(sorted(set(labels))))
         else:
             self._snapshot = None
