@@ -20,8 +20,12 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .gallery import GalleryItem
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +163,40 @@ class VectorCache:
         for shard in shards:
             if shard != new:
                 shard.unlink(missing_ok=True)
+
+
+class ContentHashes:
+    """SHA-256 of gallery files, remembered by (path, size, modification time).
+
+    Engines that key vectors by content (CLIP, Chroma) would otherwise read every file
+    again on every index run just to hash it; with this, re-indexing an unchanged folder
+    only lists and stats it. A file whose size or time changed is read and hashed anew.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._known: dict[str, str] = json.loads(path.read_text())
+        except FileNotFoundError:
+            self._known = {}
+        except (OSError, ValueError) as exc:  # damaged: start again, it is only a shortcut
+            log.warning("ignoring unreadable %s: %s", path, exc)
+            self._known = {}
+        self._added = 0
+
+    def of(self, item: GalleryItem) -> str:
+        """The item's content hash; may raise ``OSError`` for a file that cannot be read."""
+        if item.path is None:
+            return item.content_hash
+        stamp = item.stat_key()
+        found = self._known.get(stamp)
+        if found is None:
+            found = self._known[stamp] = item.content_hash
+            self._added += 1
+        return found
+
+    def save(self) -> None:
+        """Write what was learnt (atomically), if anything was."""
+        if self._added:
+            atomic_write_bytes(self.path, json.dumps(self._known).encode())
+            self._added = 0

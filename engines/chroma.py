@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .base import FeatureVector, SearchResult, SkippedFile
-from .cache import default_cache_dir
+from .cache import ContentHashes, default_cache_dir
 from .chroma_db import ChromaDatabase, hnsw_configuration
 from .deployment import Deployment
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
@@ -56,6 +56,9 @@ class _CollectionStore:
     def stored_keys(self) -> Container[str]:
         return self.existing
 
+    def reserve(self, count: int) -> None:
+        pass  # the database allocates for itself
+
     def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray) -> None:
         with self.engine.db.guard("store vectors"):
             self.collection.upsert(
@@ -79,6 +82,7 @@ class ChromaEngine(UsesEmbedder):
         host: str | None = None,
         port: int = 8000,
         collection: str = "gallery",
+        cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         if path is not None and host is not None:
@@ -87,6 +91,8 @@ class ChromaEngine(UsesEmbedder):
         folder = None if host is not None else Path(path) if path is not None else default_cache_dir() / "chroma"
         self.db = ChromaDatabase(path=folder, host=host, port=port)
         self.collection_prefix = _slug(collection)
+        #: Where the content hashes of gallery files are remembered between runs.
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._state: _State | None = None
         self._attached = False
 
@@ -96,7 +102,10 @@ class ChromaEngine(UsesEmbedder):
             {"host": deployment.chroma_host, "port": deployment.chroma_port} if deployment.chroma_host
             else {"path": deployment.chroma_path or (deployment.cache_dir or default_cache_dir()) / "chroma"}
         )
-        return {**super().deployment_options(deployment), **where, "collection": deployment.gallery}
+        return {
+            **super().deployment_options(deployment), **where,
+            "collection": deployment.gallery, "cache_dir": deployment.cache_dir,
+        }
 
     def _collection_name(self, space: str) -> str:
         identity = json.dumps(self.embedder.identity(), sort_keys=True, default=str)
@@ -178,10 +187,14 @@ class ChromaEngine(UsesEmbedder):
         self._mark(collections, complete=False)
         limit = self.db.max_write_batch()
         existing = existing_by_space["cosine"]
-        run = run_pipeline(
-            self, gallery, key=_record_id, compute=self.embedder.embed_items,
-            store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
-        )
+        hashes = ContentHashes(self.cache_dir / "content-hashes.json")
+        try:
+            run = run_pipeline(
+                self, gallery, key=lambda item: _record_id(item, hashes.of(item)), compute=self.embedder.embed_items,
+                store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
+            )
+        finally:
+            hashes.save()
         stored = {key for key, _ in run.records}
         self._delete(primary, sorted(existing - stored), limit)
         for space, collection in collections.items():
@@ -285,10 +298,10 @@ def _score(space: str, distance: float) -> float:
     return 1.0 - distance  # cosine and ip distances are 1 - similarity
 
 
-def _record_id(item: GalleryItem) -> str:
+def _record_id(item: GalleryItem, content_hash: str) -> str:
     """Stable per file and content: a changed file gets a new id, a moved one too."""
     place = hashlib.sha256(item.source.encode()).hexdigest()[:12]
-    return f"{item.content_hash[:40]}-{place}"
+    return f"{content_hash[:40]}-{place}"
 
 
 def _metadata(item: GalleryItem) -> dict[str, Any]:

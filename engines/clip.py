@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import SkippedFile
+from .cache import ContentHashes
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
 from .gallery import GalleryItem
 from .metrics import METRICS
@@ -35,12 +37,21 @@ class ClipEngine(UsesEmbedder, VectorEngine):
     ) -> None:
         super().__init__(cache=cache, cache_dir=cache_dir)
         self.embedder = resolve_embedder(embedder)
+        self._hashes: ContentHashes | None = None
 
     def _cache_namespace(self) -> dict[str, object]:
         return self.embedder.identity()
 
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
+        self._hashes = ContentHashes(self.cache_dir / "content-hashes.json") if self.cache_enabled else None
+        try:
+            return super()._index(gallery, skipped, progress=progress)
+        finally:
+            if self._hashes is not None:
+                self._hashes.save()
+
     def _item_key(self, item: GalleryItem) -> str:
-        return item.content_hash
+        return self._hashes.of(item) if self._hashes is not None else item.content_hash
 
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         return self.embedder.embed_items(items)

@@ -37,6 +37,10 @@ class VectorStore(Protocol):
         """Store one vector per record (key, item)."""
         ...
 
+    def reserve(self, count: int) -> None:
+        """At most ``count`` vectors will be written (a store may allocate for them at once)."""
+        ...
+
 
 @dataclass(frozen=True)
 class IndexRun:
@@ -76,6 +80,7 @@ def run_pipeline(
     for record_key, item in records:
         if record_key not in stored:
             todo.setdefault(record_key, item)
+    store.reserve(len(todo))
     flush_every = min(FLUSH_EVERY, write_limit or FLUSH_EVERY)
     failed: dict[str, str] = {}
     pending: list[tuple[str, GalleryItem]] = []

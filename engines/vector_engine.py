@@ -39,13 +39,28 @@ class _CachedVectors:
     def __init__(self, cache: VectorCache | None) -> None:
         self.cache = cache
         self.vectors: dict[str, np.ndarray] = cache.load() if cache is not None else {}
+        #: New vectors, in the order written, in one matrix allocated once (``reserve``):
+        #: batches are copied in and freed, so computing N vectors holds one N-row matrix.
+        self.fresh: np.ndarray | None = None
+        self.fresh_keys: list[str] = []
+        self._capacity = 0
 
     def stored_keys(self) -> Container[str]:
         return self.vectors
 
+    def reserve(self, count: int) -> None:
+        self._capacity = count
+
     def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray) -> None:
         keys = [key for key, _ in records]
-        self.vectors.update(zip(keys, vectors, strict=True))
+        if self.fresh is None:
+            self.fresh = np.empty((max(self._capacity, len(keys)), vectors.shape[1]), dtype=np.float32)
+        start = len(self.fresh_keys)
+        if start + len(keys) > self.fresh.shape[0]:  # more than reserved: grow (not expected)
+            self.fresh = np.concatenate([self.fresh, np.empty_like(self.fresh)])
+        self.fresh[start : start + len(keys)] = vectors
+        self.fresh_keys += keys
+        self.vectors.update(zip(keys, self.fresh[start : start + len(keys)], strict=True))
         if self.cache is not None:
             self.cache.append(keys, vectors)
 
@@ -111,6 +126,10 @@ class VectorEngine(SearchEngine):
         items = tuple(item for _, item in run.records)
         if cache is not None and run.computed == 0 and cache.whole is not None and cache.whole[0] == keys:
             matrix: np.ndarray | None = cache.whole[1]  # an unchanged gallery: the cached matrix, no copy
+        elif store.fresh is not None and store.fresh_keys == keys and len(store.vectors) == len(keys):
+            matrix = store.fresh[: len(keys)]  # a new gallery, all computed in order: no copy either
+            if cache is not None:
+                cache.compact(keys, matrix)
         else:
             matrix = _gather(store.vectors, keys)
             if cache is not None:

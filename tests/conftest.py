@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,34 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture()
+def watched_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the process opens (audit hook) or stats while the test runs; the paths
+    it opened are also in ``opened_paths``."""
+    seen: list[str] = []
+    opened = OPENED
+    active = [True]
+
+    def hook(event: str, args: tuple) -> None:
+        if active[0] and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            seen.append(os.fsdecode(args[0]))
+            opened.append(os.fsdecode(args[0]))
+
+    opened.clear()
+    sys.addaudithook(hook)  # hooks cannot be removed; this one goes quiet after the test
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(path, (str, bytes, os.PathLike)):
+            seen.append(os.fsdecode(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    yield seen
+    active[0] = False
+
+
+#: Paths opened while a test that uses ``watched_paths`` runs.
+OPENED: list[str] = []

@@ -24,29 +24,6 @@ from ui.config import AppConfig
 from ui.service import SearchService
 
 
-@pytest.fixture()
-def watched_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every path the process opens (audit hook) or stats while the test runs."""
-    seen: list[str] = []
-    active = [True]
-
-    def hook(event: str, args: tuple) -> None:
-        if active[0] and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            seen.append(os.fsdecode(args[0]))
-
-    sys.addaudithook(hook)  # hooks cannot be removed; this one goes quiet after the test
-    real_stat = os.stat
-
-    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if isinstance(path, (str, bytes, os.PathLike)):
-            seen.append(os.fsdecode(path))
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "stat", stat)
-    yield seen
-    active[0] = False
-
-
 @pytest.mark.parametrize("name", ["pixel", "clip", "chroma"])
 def test_no_text_from_the_app_ever_touches_a_server_path(
     name: str, tiny_clip: str, tmp_path: Path, watched_paths: list[str]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import engines
+from conftest import OPENED
 from engines import (
     EmptyIndexError,
     InvalidQueryError,
@@ -146,3 +148,13 @@ def test_indexing_a_datasets_split(engine: engines.SearchEngine, gallery: Path) 
     top = engine.search(query, k=1)[0]
     assert top.label == Path(query).parent.name
     assert top.path is not None and Path(top.path).exists()
+
+
+def test_reindexing_an_unchanged_folder_reads_no_image_file(
+    engine: engines.SearchEngine, gallery: Path, watched_paths: list[str]
+) -> None:
+    files = engines.load_gallery(gallery)["train"]
+    engine.index(files, progress=False)
+    OPENED.clear()  # stat is fine: that is how a change is seen
+    assert engine.index(files, progress=False) == len(files) and engine.last_computed == 0
+    assert not {os.path.realpath(p) for p in OPENED} & {os.path.realpath(i.path or "") for i in files}
