@@ -19,6 +19,9 @@ class Deployment:
 
     #: CLIP model: a Hub id or a local directory.
     model: str = DEFAULT_MODEL
+    #: CLIP runtime (``auto``, ``torch``, ``onnx``) and precision (``fp32``, ``int8``).
+    backend: str = "auto"
+    precision: str = "fp32"
     #: Vector caches (and the default embedded Chroma folder); ``None``: the XDG cache folder.
     cache_dir: Path | None = None
     #: Embedded Chroma folder; ``None``: under ``cache_dir``.

@@ -23,10 +23,12 @@ import numpy as np
 from PIL import Image
 
 from .base import FeatureVector, SearchEngine
+from .cache import default_cache_dir
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from .gallery import GalleryItem
 from .hub import hub_offline_reason, is_local_path
+from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,22 @@ class EmbedderConfig:
     device: str | None = None
     batch_size: int | None = None
     workers: int | None = None
+    #: ``auto`` (ONNX Runtime on a CPU when it is installed, PyTorch on a GPU), ``torch``, ``onnx``.
+    backend: str = "auto"
+    #: ``fp32``, or ``int8`` (ONNX only: dynamically quantised weights; faster, slightly different vectors).
+    precision: str = "fp32"
+    #: Where exported ONNX graphs are kept; ``None``: ``onnx/`` in the default cache folder.
+    export_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"Expected batch_size of at least 1, got {self.batch_size}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"Expected backend to be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Expected precision to be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "int8" and self.backend == "torch":
+            raise ValueError("Expected backend onnx or auto with precision int8 (PyTorch runs fp32 only), got torch")
 
 
 class ClipEmbedder:
@@ -62,6 +76,8 @@ class ClipEmbedder:
         self._lock = threading.Lock()
         self._model: Any = None
         self._processor: Any = None
+        #: The ONNX sessions, when the ONNX backend is in use (then ``_model`` is only kept for its config).
+        self._onnx: OnnxTowers | None = None
         self._error: ModelUnavailableError | None = None
 
     # -- loading ---------------------------------------------------------------------------
@@ -96,7 +112,50 @@ class ClipEmbedder:
                     kind="not-clip",
                 )
                 raise self._error
+            self._onnx = self._onnx_towers(model, device)
             self._processor, self._device, self._model = processor, device, model
+
+    def _onnx_towers(self, model: Any, device: str) -> OnnxTowers | None:
+        """The ONNX sessions for ``model`` when the ONNX backend is chosen, else ``None``.
+
+        ``auto`` picks ONNX Runtime on a CPU when it is installed. An export that fails
+        falls back to PyTorch (fp32), with one logged reason.
+        """
+        backend = self.config.backend
+        if backend == "torch" or backend == "auto" and (device != "cpu" or not onnxruntime_available()):
+            return None
+        if not onnxruntime_available():
+            log.warning("onnxruntime is not installed; the CLIP model %s runs on PyTorch", self.model_name)
+            return None
+        root = Path(self.config.export_dir) if self.config.export_dir else default_cache_dir() / "onnx"
+        vision = getattr(model.config, "vision_config", model.config)
+        try:
+            return load_towers(
+                model, _model_identity(self.model_name, model, self.config.revision), root, self.config.precision,
+                self._text_inputs(model.config), int(vision.image_size),
+            )
+        except Exception as exc:  # export and session creation raise many types
+            log.warning(
+                "could not run the CLIP model %s on ONNX Runtime (%s: %s); using PyTorch in fp32",
+                self.model_name, type(exc).__name__, _first_line(exc),
+            )
+            return None
+
+    @property
+    def backend(self) -> str:
+        """The runtime in use: ``onnx`` or ``torch``."""
+        self._load()
+        return "onnx" if self._onnx is not None else "torch"
+
+    @property
+    def precision(self) -> str:
+        """The precision in use: ``int8`` only with the ONNX backend, else ``fp32``."""
+        return self.config.precision if self.backend == "onnx" else "fp32"
+
+    @staticmethod
+    def _text_inputs(config: Any) -> tuple[str, ...]:
+        # SigLIP was trained on text padded to its full context, without a mask; CLIP with one.
+        return ("input_ids",) if "siglip" in getattr(config, "model_type", "") else ("input_ids", "attention_mask")
 
     def _from_pretrained(self) -> tuple[Any, Any, str]:
         """(processor, model, device): from a local folder or the local Hub cache without any
@@ -152,18 +211,17 @@ class ClipEmbedder:
         there is noticed.
         """
         self._load()
-        if os.path.isdir(self.model_name):
-            folder = Path(self.model_name).resolve()
-            files = sorted(
-                (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                for p in folder.iterdir() if p.is_file()
-            )
-            return {"model": str(folder), "files": files}
-        commit = getattr(self._model.config, "_commit_hash", None)
-        return {"model": self.model_name, "revision": commit or self.config.revision or "main"}
+        identity = _model_identity(self.model_name, self._model, self.config.revision)
+        # fp32 ONNX vectors equal PyTorch's (the parity gate), so they share one identity;
+        # int8 vectors differ, and must never mix with them in a cache or a collection.
+        return {**identity, "precision": "int8"} if self.precision == "int8" else identity
 
     # -- embedding -----------------------------------------------------------------------
     def _features(self, method: str, inputs: dict[str, Any]) -> np.ndarray:
+        if self._onnx is not None:
+            if method == "get_image_features":
+                return self._onnx.image(inputs["pixel_values"])
+            return self._onnx.text(inputs)
         import torch
 
         with torch.inference_mode():
@@ -176,7 +234,8 @@ class ClipEmbedder:
         return tensor.cpu().numpy().astype(np.float32)
 
     def _pixel_values(self, images: Sequence[Image.Image]) -> dict[str, Any]:
-        return {"pixel_values": self._processor(images=list(images), return_tensors="pt")["pixel_values"]}
+        tensors = "np" if self._onnx is not None else "pt"
+        return {"pixel_values": self._processor(images=list(images), return_tensors=tensors)["pixel_values"]}
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Unit vectors of RGB ``images``, shape ``(len(images), dim)``."""
@@ -234,12 +293,11 @@ class ClipEmbedder:
         config = self._model.config
         text_config = getattr(config, "text_config", config)
         max_length = int(getattr(text_config, "max_position_embeddings", 77))
-        # SigLIP was trained on text padded to its full context; CLIP on unpadded text.
-        padding = "max_length" if "siglip" in getattr(config, "model_type", "") else True
+        wanted = self._text_inputs(config)
         inputs = self._processor(
-            text=cleaned, padding=padding, truncation=True, max_length=max_length, return_tensors="pt"
+            text=cleaned, padding="max_length" if wanted == ("input_ids",) else True, truncation=True,
+            max_length=max_length, return_tensors="np" if self._onnx is not None else "pt",
         )
-        wanted = {"input_ids", "attention_mask"} if padding is True else {"input_ids"}
         return self._features("get_text_features", {k: v for k, v in inputs.items() if k in wanted})
 
 
@@ -270,13 +328,27 @@ class UsesEmbedder(SearchEngine):
 
     @classmethod
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
-        return {**super().deployment_options(deployment), "model": deployment.model}
+        options = {"model": deployment.model, "backend": deployment.backend, "precision": deployment.precision}
+        if deployment.cache_dir is not None:
+            options["export_dir"] = str(deployment.cache_dir / "onnx")
+        return {**super().deployment_options(deployment), **options}
 
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.embedder.embed_images([image])[0]
 
     def _text_vector(self, text: str) -> FeatureVector:
         return self.embedder.embed_texts([text])[0]
+
+
+def _model_identity(name: str, model: Any, revision: str | None) -> dict[str, object]:
+    """A Hub model by id and resolved commit; a local directory by its absolute path and the
+    size and modification time of its files, so re-saving another model there is noticed."""
+    if os.path.isdir(name):
+        folder = Path(name).resolve()
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+        return {"model": str(folder), "files": files}
+    commit = getattr(model.config, "_commit_hash", None)
+    return {"model": name, "revision": commit or revision or "main"}
 
 
 def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:

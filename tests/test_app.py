@@ -210,8 +210,9 @@ def test_flags_and_environment(tmp_path: Path) -> None:
     assert (config.data, config.model, config.chroma_host, config.chroma_port, config.auth, config.port) == ("d", "m", "h", 9, ("a", "b"), 7000)
     deployment = config.deployment()
     assert (deployment.model, str(deployment.cache_dir), deployment.chroma_host) == ("m", "/c", "h")
-    flagged = parse_args(["--model", "x", "--chroma-port", "10", "--gallery-root", str(tmp_path)], config)
+    flagged = parse_args(["--model", "x", "--chroma-port", "10", "--gallery-root", str(tmp_path), "--precision", "int8"], config)
     assert (flagged.model, flagged.chroma_port, flagged.roots) == ("x", 10, (tmp_path.resolve(),))
+    assert flagged.deployment().precision == "int8" and AppConfig.from_env({"IMAGE_SEARCH_BACKEND": "torch"}).backend == "torch"
     with pytest.raises(SystemExit):
         parse_args(["--auth", "nopassword"], config)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engines import DEFAULT_MODEL, Deployment
+from engines.onnx_backend import BACKENDS, PRECISIONS
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -21,6 +22,8 @@ HERE = Path(__file__).resolve().parents[1]
 class AppConfig:
     data: str = str(HERE / "data")
     model: str = DEFAULT_MODEL
+    backend: str = "auto"
+    precision: str = "fp32"
     cache_dir: str | None = None
     chroma_path: str | None = None
     chroma_host: str | None = None
@@ -43,6 +46,8 @@ class AppConfig:
         """The settings every engine of this app shares."""
         return Deployment(
             model=self.model,
+            backend=self.backend,
+            precision=self.precision,
             cache_dir=Path(self.cache_dir) if self.cache_dir else None,
             chroma_path=Path(self.chroma_path) if self.chroma_path else None,
             chroma_host=self.chroma_host,
@@ -56,6 +61,8 @@ class AppConfig:
         return cls(
             data=env.get("IMAGE_SEARCH_DATA", cls.data),
             model=env.get("IMAGE_SEARCH_MODEL", cls.model),
+            backend=env.get("IMAGE_SEARCH_BACKEND", cls.backend),
+            precision=env.get("IMAGE_SEARCH_PRECISION", cls.precision),
             cache_dir=env.get("IMAGE_SEARCH_CACHE") or None,
             chroma_path=env.get("CHROMA_PATH") or None,
             chroma_host=env.get("CHROMA_HOST") or None,
@@ -84,6 +91,12 @@ def startup_problem(config: AppConfig) -> str | None:
     import socket
 
     from engines import GalleryError, load_gallery
+    from engines.embedder import EmbedderConfig
+
+    try:
+        EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
+    except ValueError as exc:
+        return f"{exc} (--backend, --precision)"
 
     data = os.path.expanduser(config.data)
     if os.path.exists(data) or data.startswith((".", "/")) or os.sep in data and data.count("/") != 1:
@@ -108,6 +121,10 @@ def parse_args(argv: Sequence[str] | None, base: AppConfig, *, check: bool = Fal
     p = argparse.ArgumentParser(description="Image search (Gradio).")
     p.add_argument("--data", default=base.data, help="gallery folder or Hugging Face dataset id")
     p.add_argument("--model", default=base.model, help="CLIP model: Hub id or local directory")
+    p.add_argument("--backend", default=base.backend, choices=BACKENDS,
+                   help="CLIP runtime: auto (ONNX Runtime on a CPU, PyTorch on a GPU), torch or onnx")
+    p.add_argument("--precision", default=base.precision, choices=PRECISIONS,
+                   help="CLIP precision: fp32, or int8 (ONNX only; faster, slightly different vectors)")
     p.add_argument("--cache-dir", default=base.cache_dir, help="folder of the vector caches")
     p.add_argument("--chroma-path", default=base.chroma_path, help="folder of the embedded Chroma database")
     p.add_argument("--chroma-host", default=base.chroma_host, help="Chroma server host (server mode)")
@@ -120,7 +137,7 @@ def parse_args(argv: Sequence[str] | None, base: AppConfig, *, check: bool = Fal
     p.add_argument("--auth", type=parse_auth, default=base.auth, help="user:password required to open the app")
     a = p.parse_args(argv)
     config = replace(
-        base, data=a.data, model=a.model, cache_dir=a.cache_dir, chroma_path=a.chroma_path,
+        base, data=a.data, model=a.model, backend=a.backend, precision=a.precision, cache_dir=a.cache_dir, chroma_path=a.chroma_path,
         chroma_host=a.chroma_host, chroma_port=a.chroma_port,
         gallery_roots=tuple(a.gallery_root or base.gallery_roots), max_file_size=a.max_file_size,
         host=a.host, port=a.port, share=a.share, auth=a.auth,

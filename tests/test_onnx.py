@@ -1,0 +1,107 @@
+"""The ONNX Runtime backend: chosen as asked, equal to PyTorch in fp32, exported once, kept apart in int8."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import engines.onnx_backend
+from engines import Text, create_engine, list_image_files
+from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.testing import make_gallery
+from ui import search_tab
+from ui.config import AppConfig
+from ui.service import SearchService
+
+
+def embedder(model: str, tmp_path: Path, **settings: object) -> ClipEmbedder:
+    return ClipEmbedder(EmbedderConfig(model, export_dir=str(tmp_path / "onnx"), **settings))  # type: ignore[arg-type]
+
+
+def test_backend_and_precision_are_chosen_as_asked(tiny_clip: str, tmp_path: Path) -> None:
+    assert embedder(tiny_clip, tmp_path).backend == "onnx"  # auto, on a CPU with onnxruntime installed
+    assert embedder(tiny_clip, tmp_path, backend="torch").backend == "torch"
+    int8 = embedder(tiny_clip, tmp_path, precision="int8")
+    assert (int8.backend, int8.precision) == ("onnx", "int8")
+    with pytest.raises(ValueError, match="PyTorch runs fp32 only"):
+        EmbedderConfig(tiny_clip, backend="torch", precision="int8")
+    with pytest.raises(ValueError, match="auto, torch, onnx"):
+        create_engine("clip", model=tiny_clip, backend="tensorrt")
+
+
+def test_fp32_onnx_vectors_equal_pytorch(tiny_clip: str, tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g", per_class=6)
+    images = [Image.open(f).convert("RGB") for f in list_image_files(gallery)]
+    texts = ["a red square", "green", "something blue and noisy", "word " * 40]
+    onnx, reference = embedder(tiny_clip, tmp_path, backend="onnx"), embedder(tiny_clip, tmp_path, backend="torch")
+    fast, slow = onnx.embed_images(images), reference.embed_images(images)
+    assert np.sum(fast * slow, axis=1).min() >= 0.99999
+    assert np.sum(onnx.embed_texts(texts) * reference.embed_texts(texts), axis=1).min() >= 0.99999
+    for query in (*fast[:5], *onnx.embed_texts(texts)):
+        assert list(np.argsort(-(fast @ query))[:10]) == list(np.argsort(-(slow @ query))[:10])
+    assert onnx.identity() == reference.identity()  # so they share caches and collections
+
+
+def test_the_export_is_cached_and_reused(tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = embedder(tiny_clip, tmp_path, backend="onnx")
+    vector = first.embed_texts(["red"])
+    exported = sorted(p.relative_to(tmp_path) for p in (tmp_path / "onnx").rglob("*.onnx"))
+    assert len(exported) == 2
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(engines.onnx_backend, "_export", no_export)
+    second = embedder(tiny_clip, tmp_path, backend="onnx")
+    assert second.backend == "onnx" and np.allclose(second.embed_texts(["red"]), vector)
+
+
+def test_a_failed_export_falls_back_to_pytorch_with_one_reason(
+    tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("this operator cannot be exported")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with caplog.at_level(logging.WARNING):
+        fallback = embedder(tiny_clip, tmp_path, backend="onnx", precision="int8")
+        assert (fallback.backend, fallback.precision) == ("torch", "fp32")
+    (record,) = [r for r in caplog.records if "ONNX Runtime" in r.getMessage()]
+    assert "cannot be exported" in record.getMessage() and "using PyTorch" in record.getMessage()
+    assert "precision" not in fallback.identity()
+
+
+def test_int8_vectors_are_kept_apart_from_fp32(tiny_clip: str, tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g")
+    fp32 = create_engine("clip", model=tiny_clip, export_dir=str(tmp_path / "onnx"))
+    fp32.index(gallery / "train", progress=False)
+    int8 = create_engine("clip", model=tiny_clip, precision="int8", export_dir=str(tmp_path / "onnx"))
+    int8.index(gallery / "train", progress=False)
+    assert int8.last_computed == 16  # nothing read back from the fp32 cache
+    assert int8.embedder.identity() == {**fp32.embedder.identity(), "precision": "int8"}
+    db = str(tmp_path / "db")
+    names = {
+        create_engine("chroma", model=tiny_clip, precision=p, path=db, export_dir=str(tmp_path / "onnx"))
+        ._collection_name("cosine")  # type: ignore[attr-defined]
+        for p in ("fp32", "int8")
+    }
+    assert len(names) == 2
+    assert np.sum(int8.embedder.embed_texts(["red"]) * fp32.embedder.embed_texts(["red"])) > 0.95
+
+
+@pytest.mark.parametrize("backend, precision", [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8")])
+def test_the_app_searches_with_each_backend(tiny_clip: str, tmp_path: Path, backend: str, precision: str) -> None:
+    gallery = make_gallery(tmp_path / "g")
+    service = SearchService(AppConfig(data=str(gallery), model=tiny_clip, backend=backend, precision=precision,
+                                      cache_dir=str(tmp_path / "cache")))
+    for name in ("clip", "chroma"):
+        tiles, summary = search_tab.search(service, str(gallery), name, {}, "cosine", 3, [], None, "a red square")
+        assert len(tiles) == 3 and "3 results" in summary
+        engine = service.engine(name, service.gallery(str(gallery)))
+        assert engine.embedder.backend == backend and engine.embedder.precision == precision  # type: ignore[attr-defined]
+        assert engine.search(Text("red"), k=1)
