@@ -15,7 +15,7 @@ vectors both CLIP engines use.
 Importing this package is cheap: models and databases load when an engine first needs them.
 """
 
-from .base import FeatureVector, Option, SearchEngine, SearchResult, SkippedFile
+from .base import FeatureVector, Option, SearchEngine
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import (
     BackendUnavailableError,
@@ -28,8 +28,9 @@ from .errors import (
     UnreadableImageError,
 )
 from .gallery import Gallery, GalleryItem, as_gallery_items, list_image_files, load_gallery
-from .query import ImageQuery, SearchQuery, Text
+from .query import NEGATIVE_WEIGHT, ImageQuery, Query, SearchQuery, Text, parse_text_query
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
+from .results import SearchResult, SkippedFile
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -45,7 +46,9 @@ __all__ = [
     "ImageQuery",
     "InvalidQueryError",
     "ModelUnavailableError",
+    "NEGATIVE_WEIGHT",
     "Option",
+    "Query",
     "SearchEngine",
     "SearchQuery",
     "SearchResult",
@@ -60,4 +63,5 @@ __all__ = [
     "engine_options",
     "list_image_files",
     "load_gallery",
+    "parse_text_query",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from PIL import Image
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .gallery import GalleryItem, Items, as_gallery_items
-from .query import SearchQuery, Text, load_query_image
+from .query import Query, SearchQuery, Text, load_query_image
+from .results import SearchResult, SkippedFile
 
 log = logging.getLogger(__name__)
 
@@ -38,31 +40,6 @@ class Option:
     choices: tuple[str, ...]
     default: str
     help: str = ""
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """One ranked gallery image.
-
-    ``score`` is the metric's own value as a user reads it: a distance for ``l1``/``l2``
-    (lower is better), a similarity for ``cosine``/``correlation``/``ip`` (higher is
-    better). ``path`` is ``None`` for images that came from a Hub dataset without files;
-    ``position`` is the image's place in the indexed split, for fetching it then.
-    """
-
-    rank: int
-    label: str
-    score: float
-    path: str | None
-    position: int
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A gallery entry that was not indexed, and why (shown to the user)."""
-
-    source: str
-    reason: str
 
 
 class SearchEngine(abc.ABC):
@@ -83,6 +60,8 @@ class SearchEngine(abc.ABC):
     #: Metrics where a larger score is the better match.
     higher_is_better: ClassVar[frozenset[str]] = frozenset({"cosine", "correlation", "ip"})
     accepts_text: ClassVar[bool] = False
+    #: Whether the engine's vectors are unit vectors (a combined query is normalised too).
+    normalised: ClassVar[bool] = False
     #: The JPEG draft size gallery files are decoded at (``None``: full size); queries
     #: given as files are decoded the same way, so an image's distance to itself is 0.
     decode_draft: tuple[int, int] | None = None
@@ -116,18 +95,25 @@ class SearchEngine(abc.ABC):
 
     def search(
         self,
-        query: SearchQuery,
+        query: SearchQuery | Query,
         k: int = 10,
         metric: str | None = None,
         labels: str | Sequence[str] | None = None,
+        threshold: float | None = None,
     ) -> list[SearchResult]:
         """Rank the gallery against ``query``; best first, at most ``k`` results.
 
-        ``query`` is an image (PIL image, or a path as ``Path`` or ``str``) or a sentence
-        as :class:`~engines.Text`; see :mod:`engines.query`. ``labels`` keeps only gallery
-        images of those classes. ``k`` larger than the gallery returns the whole
-        (filtered) gallery.
+        ``query`` is an image (PIL image, or a path as ``Path`` or ``str``), a sentence as
+        :class:`~engines.Text`, or a combined :class:`~engines.Query` of examples; see
+        :mod:`engines.query`. ``labels`` keeps only gallery images of those classes.
+        ``threshold`` drops results worse than it in the metric's own direction: a distance
+        above it (``l1``, ``l2``), a similarity below it (``cosine``, ``correlation``,
+        ``ip``). ``k`` larger than the gallery returns the whole (filtered) gallery.
         """
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)
+        ):
+            raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")
         metric = self.check_metric(metric)
         if isinstance(k, bool) or not isinstance(k, int):
             raise InvalidQueryError(f"Expected k to be a positive integer, got {k!r}")
@@ -140,10 +126,18 @@ class SearchEngine(abc.ABC):
             raise InvalidQueryError(
                 f"Expected labels among the indexed classes ({', '.join(self.labels)}), got {sorted(label_set)}"
             )
-        return self._rank(self.query_vector(query), k, metric, label_set)
+        results = self._rank(self.query_vector(query), k, metric, label_set)
+        if threshold is None:
+            return results
+        higher = metric in self.higher_is_better
+        return [r for r in results if (r.score >= threshold if higher else r.score <= threshold)]
 
-    def query_vector(self, query: SearchQuery) -> FeatureVector:
+    def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""
+        if isinstance(query, Query):
+            return self._combine(query)
+        if isinstance(query, SearchResult):
+            return self._stored_vector(query)
         if isinstance(query, Text):
             if not self.accepts_text:
                 raise InvalidQueryError(
@@ -152,6 +146,40 @@ class SearchEngine(abc.ABC):
                 )
             return self._text_vector(query.text)
         return self._image_vector(load_query_image(query, self.decode_draft))
+
+    def _combine(self, query: Query) -> FeatureVector:
+        """Rocchio: the weighted mean of the positives minus ``negative_weight`` times the
+        weighted mean of the negatives, each example normalised first where the engine's
+        vectors are unit vectors, and the result too."""
+
+        def mean(side: str) -> np.ndarray | None:
+            pairs = query.weighted(side)
+            if not pairs:
+                return None
+            total = np.zeros(0)
+            for weight, item in pairs:
+                vector = np.asarray(self.query_vector(item), dtype=np.float64)
+                if self.normalised:
+                    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                total = weight * vector if total.size == 0 else total + weight * vector
+            return total / sum(weight for weight, _ in pairs)
+
+        combined = mean("positive")
+        assert combined is not None  # Query refuses an empty positive side
+        negative = mean("negative")
+        if negative is not None:
+            combined = combined - query.negative_weight * negative
+        if self.normalised:
+            combined = combined / max(float(np.linalg.norm(combined)), 1e-12)
+        return combined.astype(np.float32)
+
+    def _stored_vector(self, result: SearchResult) -> FeatureVector:
+        """The vector this engine stored for ``result``; engines override this, and call it
+        for a result their index does not hold."""
+        raise InvalidQueryError(
+            f"Expected a result of this {self.name} index, got one it does not hold "
+            f"({result.path or result.label}): search again, then use the new results"
+        )
 
     def check_metric(self, metric: str | None) -> str:
         """The metric to use for ``metric`` (``None`` means the default), or a clear error."""

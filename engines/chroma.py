@@ -219,6 +219,16 @@ class ChromaEngine(UsesEmbedder):
             for start in range(0, len(ids), limit):
                 collection.delete(ids=ids[start : start + limit])
 
+    def _stored_vector(self, result: SearchResult) -> FeatureVector:
+        state = self._state
+        found: list[Any] = []
+        if state is not None and result.record:
+            with self.db.guard("read a stored vector"):
+                found = list(state.collections["cosine"].get(ids=[result.record], include=["embeddings"])["embeddings"])
+        if not len(found):
+            return super()._stored_vector(result)
+        return np.asarray(found[0], dtype=np.float32)
+
     def _readable(self, space: str) -> tuple[Any, set[str]]:
         """The collection for ``space`` (created if missing) and the ids it holds.
 
@@ -278,7 +288,8 @@ class ChromaEngine(UsesEmbedder):
                 lost=True,
             ) from exc
         results = []
-        for rank, (metadata, distance) in enumerate(zip(found["metadatas"][0], found["distances"][0], strict=True), start=1):
+        rows = zip(found["ids"][0], found["metadatas"][0], found["distances"][0], strict=True)
+        for rank, (record, metadata, distance) in enumerate(rows, start=1):
             results.append(
                 SearchResult(
                     rank=rank,
@@ -286,6 +297,7 @@ class ChromaEngine(UsesEmbedder):
                     score=_score(metric, float(distance)),
                     path=metadata.get("path") or None,
                     position=int(metadata.get("position", -1)),
+                    record=record,
                 )
             )
         return results

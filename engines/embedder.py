@@ -324,6 +324,7 @@ class UsesEmbedder(SearchEngine):
     """
 
     accepts_text = True
+    normalised = True
     embedder: ClipEmbedder
 
     @classmethod

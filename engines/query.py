@@ -12,7 +12,10 @@ so nothing a user types is ever opened as a file.
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from PIL import Image
 
 from .errors import InvalidQueryError, UnreadableImageError
 from .images import load_image
+from .results import SearchResult
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,90 @@ def load_query_image(query: ImageQuery, draft: tuple[int, int] | None = None) ->
     raise InvalidQueryError(
         f"Expected the query to be a PIL image, an image file path or engines.Text, got {type(query).__name__}"
     )
+
+
+#: How much the negative examples pull a combined query away, against 1 for the positives
+#: (Rocchio's gamma over beta). Chosen from benchmarks/feedback.py: on the aio dataset, 0.5
+#: gave the best P@10 after a round of feedback for most pixel settings (README table).
+NEGATIVE_WEIGHT = 0.5
+
+#: One example in a combined query: an image, a sentence, or a result of an earlier search.
+QueryItem = ImageQuery | Text | SearchResult
+WeightedItem = QueryItem | tuple[float, QueryItem]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query made of examples: more like ``positive``, less like ``negative``.
+
+    Each item is an image (PIL image or path), a sentence (:class:`Text`) or a
+    :class:`SearchResult` of an earlier search with the same engine, whose stored vector
+    is reused (nothing is decoded or embedded). ``(weight, item)`` gives an item a weight
+    (default 1). The engine searches for ``mean(positive) - negative_weight * mean(negative)``
+    (weighted means, Rocchio), normalised where its vectors are.
+    """
+
+    positive: Sequence[WeightedItem]
+    negative: Sequence[WeightedItem] = ()
+    negative_weight: float = NEGATIVE_WEIGHT
+
+    def __post_init__(self) -> None:
+        positive, negative = tuple(self.positive), tuple(self.negative)
+        if not positive:
+            raise InvalidQueryError("Expected at least one positive example in the query, got none")
+        for weight, _ in (*_weighted(positive), *_weighted(negative)):
+            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+                raise InvalidQueryError(f"Expected a weight above 0, got {weight!r}")
+        if not (math.isfinite(self.negative_weight) and self.negative_weight >= 0):
+            raise InvalidQueryError(f"Expected negative_weight of 0 or more, got {self.negative_weight!r}")
+        object.__setattr__(self, "positive", positive)
+        object.__setattr__(self, "negative", negative)
+
+    def weighted(self, side: str) -> list[tuple[float, QueryItem]]:
+        """(weight, item) pairs of ``"positive"`` or ``"negative"``."""
+        return _weighted(self.positive if side == "positive" else self.negative)
+
+
+def _weighted(items: Sequence[WeightedItem]) -> list[tuple[float, QueryItem]]:
+    return [item if isinstance(item, tuple) else (1.0, item) for item in items]
+
+
+_OPERATOR = re.compile(r"(?:^|(?<=\s))([+-])(?=\s|$)")
+_WEIGHT = re.compile(r"^(\S*?\d\S*?):\s*(.*)$")
+
+
+def parse_text_query(text: str) -> Query:
+    """A sentence, or sentences combined rclip's way: ``a dog + a beach - snow``, ``2:a dog``.
+
+    ``+`` and ``-`` between spaces (or at the start) join terms, so "t-shirt" stays one
+    word; ``N:`` before a term weighs it. A dangling operator, an empty term or a weight
+    that is not a positive number is refused with a message saying which.
+    """
+    if not text or not text.strip():
+        raise InvalidQueryError("Expected a sentence, got empty text")
+    pieces = _OPERATOR.split(" " + text.strip() + " ")
+    # split() alternates text and operators: [before, op, term, op, term, ...]
+    sides: dict[str, list[WeightedItem]] = {"+": [], "-": []}
+    if pieces[0].strip():
+        pieces = ["", "+", *pieces]
+    for at in range(1, len(pieces), 2):
+        operator, term = pieces[at], pieces[at + 1].strip() if at + 1 < len(pieces) else ""
+        if not term:
+            where = "at the end" if at + 2 >= len(pieces) else f"before {pieces[at + 2]!r}"
+            raise InvalidQueryError(f"Expected a term after {operator!r} ({where}), got nothing: {text.strip()!r}")
+        weight, sentence = 1.0, term
+        match = _WEIGHT.match(term)
+        if match:
+            try:
+                weight = float(match.group(1))
+            except ValueError:
+                raise InvalidQueryError(f"Expected a number before ':' in {term!r}, got {match.group(1)!r}") from None
+            if not (math.isfinite(weight) and weight > 0):
+                raise InvalidQueryError(f"Expected a weight above 0 in {term!r}, got {match.group(1)!r}")
+            sentence = match.group(2).strip()
+            if not sentence:
+                raise InvalidQueryError(f"Expected a sentence after the weight in {term!r}, got nothing")
+        sides[operator].append((weight, Text(sentence)))
+    if not sides["+"]:
+        raise InvalidQueryError(f"Expected at least one term to search for, got only exclusions: {text.strip()!r}")
+    return Query(positive=sides["+"], negative=sides["-"])

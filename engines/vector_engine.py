@@ -8,6 +8,7 @@ how an item is keyed and how images become vectors.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,13 @@ class _Snapshot:
 
     vectors: VectorIndex
     items: tuple[GalleryItem, ...]
+    keys: tuple[str, ...]  # each row's cache key: the record a result names
     labels: np.ndarray  # one class name per row, for filtering
     classes: tuple[str, ...]  # the distinct names, sorted
+
+    @functools.cached_property
+    def rows_by_key(self) -> dict[str, int]:
+        return {key: row for row, key in enumerate(self.keys)}
 
 
 class _CachedVectors:
@@ -143,7 +149,7 @@ class VectorEngine(SearchEngine):
                     cache.compact(keys, matrix)
         if matrix is not None:
             labels = np.array([item.label for item in items], dtype=object)
-            self._snapshot = _Snapshot(VectorIndex(matrix), items, labels, tuple(sorted(set(labels))))
+            self._snapshot = _Snapshot(VectorIndex(matrix), items, tuple(keys), labels, tuple(sorted(set(labels))))
         else:
             self._snapshot = None
         return len(items)
@@ -158,9 +164,19 @@ class VectorEngine(SearchEngine):
         order = top_k(scores, k, metric in self.higher_is_better)
         results = []
         for rank, found in enumerate(order, start=1):
-            item = snapshot.items[int(found if rows is None else rows[found])]
-            results.append(SearchResult(rank, item.label, float(scores[found]), item.path, item.position))
+            row = int(found if rows is None else rows[found])
+            item = snapshot.items[row]
+            results.append(
+                SearchResult(rank, item.label, float(scores[found]), item.path, item.position, snapshot.keys[row])
+            )
         return results
+
+    def _stored_vector(self, result: SearchResult) -> FeatureVector:
+        snapshot = self._snapshot
+        rows = snapshot.rows_by_key if snapshot is not None else {}
+        if result.record not in rows:
+            return super()._stored_vector(result)
+        return snapshot.vectors.matrix[rows[result.record]]  # type: ignore[union-attr]
 
     @property
     def labels(self) -> list[str]:

@@ -1,0 +1,33 @@
+"""The records engines hand back: a ranked result, and a gallery file that was not indexed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked gallery image.
+
+    ``score`` is the metric's own value as a user reads it: a distance for ``l1``/``l2``
+    (lower is better), a similarity for ``cosine``/``correlation``/``ip`` (higher is
+    better). ``path`` is ``None`` for images that came from a Hub dataset without files;
+    ``position`` is the image's place in the indexed split, for fetching it then.
+    """
+
+    rank: int
+    label: str
+    score: float
+    path: str | None
+    position: int
+    #: The engine's own name for the image's stored vector, so that a later query can use
+    #: this result as an example (``Query(positive=[result])``) without computing anything.
+    record: str = ""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A gallery entry that was not indexed, and why (shown to the user)."""
+
+    source: str
+    reason: str
