@@ -83,6 +83,19 @@ def test_typed_server_paths_are_searched_as_text_through_the_api(served: tuple[C
         assert len(tiles) == 3 and "higher is better" in summary
 
 
+def test_a_refine_round_through_the_api(served: tuple[Client, str, Path]) -> None:
+    client, url, gallery = served
+    session_client = Client(url, verbose=False)  # marks live in the client's session
+    tiles, _ = session_client.predict("pixel", "pixels", "l1", 6, [], handle_file(query_file(gallery)), "", api_name="/search")
+    marks = session_client.predict(2, api_name="/mark_relevant")
+    assert "Relevant (1)" in marks
+    session_client.predict(6, api_name="/mark_not_relevant")
+    refined, summary = session_client.predict(api_name="/refine")
+    assert len(refined) == 6 and "refined 1×" in summary
+    with pytest.raises(AppError, match="Search first"):
+        Client(url, verbose=False).predict(api_name="/refine")
+
+
 def test_unreadable_upload_is_refused_clearly(served: tuple[Client, str, Path], tmp_path: Path) -> None:
     client, _, _ = served
     bad = tmp_path / "photo.jpg"

@@ -162,7 +162,7 @@ def test_a_chroma_server_that_lost_its_index_rebuilds_on_the_next_search(
         client.delete_collection(collection.name)
     with pytest.raises(Exception, match="no index for this gallery any more.*searching again rebuilds it"):
         search_tab.search(service, str(gallery), "chroma", {}, "cosine", 3, [], None, "red")
-    tiles, _ = search_tab.search(service, str(gallery), "chroma", {}, "cosine", 3, [], None, "red")
+    tiles, _, _ = search_tab.search(service, str(gallery), "chroma", {}, "cosine", 3, [], None, "red")
     assert len(tiles) == 3
 
 
@@ -174,6 +174,6 @@ def test_a_file_deleted_after_indexing_shows_a_placeholder(tmp_path: Path) -> No
     copy = tmp_path / "query.jpg"
     copy.write_bytes(Path(query).read_bytes())
     os.remove(query)
-    tiles, _ = search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")
+    tiles, _, _ = search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")
     image, caption = tiles[0]
     assert isinstance(image, Image.Image) and caption.endswith("red_0.jpg · file no longer exists")

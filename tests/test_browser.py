@@ -107,3 +107,45 @@ def test_an_unlabelled_photo_tree_is_indexed_and_searched_in_the_browser(tmp_pat
             browser.close()
     finally:
         demo.close()
+
+
+def test_mark_two_tiles_and_refine_in_the_browser(tmp_path: Path) -> None:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    gallery = tmp_path / "data"
+    shutil.copytree(ROOT / "data", gallery)
+    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1")
+    demo = build_demo(config)
+    launch(demo, config, prevent_thread_lock=True, quiet=True)
+    query = next((gallery / "test" / "fruit").glob("*.png"))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(f"http://127.0.0.1:{config.port}/")
+            page.locator("#query-image input[type=file]").set_input_files(str(query))
+            page.locator("#query-image img").first.wait_for(timeout=30_000)
+            page.click("#search-button")
+            page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+            for number, button in ((2, "#mark-relevant"), (4, "#mark-irrelevant")):
+                # In the grid, or in the preview strip once a tile was opened: the first match.
+                page.locator(f'#results button[aria-label="Thumbnail {number} of 10"]').first.click()
+                page.wait_for_function(
+                    f"document.querySelector('#selected input').value === '{number}'", timeout=10_000
+                )
+                page.click(button)
+            page.wait_for_function(
+                "document.querySelector('#marks').innerText.includes('Not relevant (1)')", timeout=10_000
+            )
+            assert "Relevant (1)" in page.locator("#marks").inner_text()
+            page.click("#refine-button")
+            page.wait_for_function(
+                "document.querySelector('#summary').innerText.includes('refined 1')", timeout=30_000
+            )
+            assert page.locator("#results img").count() >= 10
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-refine.png"), full_page=True)
+            browser.close()
+    finally:
+        demo.close()

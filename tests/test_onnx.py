@@ -100,7 +100,7 @@ def test_the_app_searches_with_each_backend(tiny_clip: str, tmp_path: Path, back
     service = SearchService(AppConfig(data=str(gallery), model=tiny_clip, backend=backend, precision=precision,
                                       cache_dir=str(tmp_path / "cache")))
     for name in ("clip", "chroma"):
-        tiles, summary = search_tab.search(service, str(gallery), name, {}, "cosine", 3, [], None, "a red square")
+        tiles, summary, _ = search_tab.search(service, str(gallery), name, {}, "cosine", 3, [], None, "a red square")
         assert len(tiles) == 3 and "3 results" in summary
         engine = service.engine(name, service.gallery(str(gallery)))
         assert engine.embedder.backend == backend and engine.embedder.precision == precision  # type: ignore[attr-defined]

@@ -9,9 +9,17 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from engines import BackendUnavailableError, ModelUnavailableError, Text, available_engines, engine_info
+from engines import (
+    BackendUnavailableError,
+    ModelUnavailableError,
+    Query,
+    SearchResult,
+    Text,
+    available_engines,
+    engine_info,
+)
 from engines.testing import make_gallery
-from ui import evaluate_tab, gallery_tab, search_tab
+from ui import evaluate_tab, feedback, gallery_tab, search_tab
 from ui.config import AppConfig
 from ui.controls import on_engine_change
 from ui.images import result_tile
@@ -42,7 +50,7 @@ def query_file(gallery: Path, label: str = "green") -> str:
 def test_search_by_image_with_every_engine_and_metric(service: SearchService, name: str) -> None:
     source = service.config.data
     for metric in engine_info(name).metrics:
-        tiles, summary = search_tab.search(
+        tiles, summary, _ = search_tab.search(
             service, source, name, PIXELS, metric, 4, [], query_file(gallery_of(service)), ""
         )
         assert len(tiles) == 4 and "4 results" in summary and metric in summary
@@ -52,7 +60,7 @@ def test_search_by_image_with_every_engine_and_metric(service: SearchService, na
 
 
 def test_histogram_features_and_label_filter(service: SearchService) -> None:
-    tiles, _ = search_tab.search(
+    tiles, _, _ = search_tab.search(
         service, service.config.data, "pixel", {"features": "histogram"}, "l1", 10, ["blue"],
         query_file(gallery_of(service)), "",
     )
@@ -66,7 +74,7 @@ def test_text_typed_by_a_user_is_always_a_sentence(service: SearchService, name:
     outside = tmp_path / "secret.png"
     Image.new("RGB", (8, 8), (200, 0, 0)).save(outside)
     for typed in ("/etc/hostname", str(outside), "a red square"):
-        tiles, summary = search_tab.search(service, service.config.data, name, {}, "cosine", 3, [], None, typed)
+        tiles, summary, _ = search_tab.search(service, service.config.data, name, {}, "cosine", 3, [], None, typed)
         engine = service.engine(name, service.gallery(service.config.data))
         expected = engine.search(Text(typed), k=3)
         assert [caption for _, caption in tiles] == [
@@ -91,6 +99,62 @@ def test_bad_queries_get_a_message(service: SearchService, args: tuple, message:
     args = tuple(query_file(gallery_of(service)) if a == "QUERY" else a for a in args)
     with pytest.raises(gr.Error, match=message):
         search_tab.search(service, service.config.data, *args)
+
+
+def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) -> None:
+    gallery = gallery_of(service)
+    query = query_file(gallery, "green")
+    tiles, _, session = search_tab.search(service, service.config.data, "pixel", PIXELS, "l1", 6, [], query, "")
+    assert "Select a result" in feedback.marks_text(session)
+    with pytest.raises(gr.Error, match="Mark at least one"):
+        feedback.refine(service, session)
+    session, marks = feedback.mark(session, 2, "relevant")
+    session, marks = feedback.mark(session, 5, "not relevant")
+    second, fifth = session["results"][1], session["results"][4]
+    assert f"Relevant (1): {Path(second['path']).name}" in marks and f"Not relevant (1): {Path(fifth['path']).name}" in marks
+    with pytest.raises(gr.Error, match="1 to 6"):
+        feedback.mark(session, 9, "relevant")
+    refined_tiles, line, after = feedback.refine(service, session)
+    assert len(refined_tiles) == 6 and "refined 1×" in line and after["relevant"] == session["relevant"]
+    # the refined query is the Rocchio vector of the query and the marks
+    engine = service.engine("pixel", service.gallery(service.config.data))
+    expected = engine.search(
+        Query(positive=[Path(query), SearchResult(**second)], negative=[SearchResult(**fifth)]), k=6, metric="l1"
+    )
+    assert [r["path"] for r in after["results"]] == [r.path for r in expected]
+    after, marks = feedback.mark(after, 1, "not relevant")  # marks persist across rounds
+    _, line, third = feedback.refine(service, after)
+    assert "refined 2×" in line and len(third["irrelevant"]) == 2
+    cleared, marks = feedback.start_over(third)
+    assert cleared["relevant"] == cleared["irrelevant"] == [] and "Select a result" in marks
+
+
+def test_the_threshold_slider_fits_the_metric_and_the_results(service: SearchService) -> None:
+    query = query_file(gallery_of(service), "blue")
+    _, _, session = search_tab.search(service, service.config.data, "pixel", PIXELS, "l2", 8, [], query, "")
+    slider = feedback.threshold_slider(session)
+    scores = [r["score"] for r in session["results"]]
+    assert slider["minimum"] == round(min(scores), 4) and slider["maximum"] == round(max(scores), 4)
+    assert "distance at most" in slider["label"] and slider["value"] == slider["maximum"]
+    tiles, line = feedback.apply_threshold(service, session, sorted(scores)[2])
+    assert len(tiles) == 3 and "**3 of 8 results** pass the threshold" in line
+    tiles, line = feedback.apply_threshold(service, session, min(scores) - 1)
+    assert tiles == [] and "No results pass the threshold" in line
+    _, _, similar = search_tab.search(service, service.config.data, "clip", {}, "cosine", 8, [], None, "blue")
+    assert "similarity at least" in feedback.threshold_slider(similar)["label"]
+
+
+def test_an_image_and_a_sentence_are_combined(service: SearchService) -> None:
+    query = query_file(gallery_of(service), "red")
+    assert isinstance(search_tab.query_of(query, "at night"), Query)
+    assert search_tab.query_of(None, "a dog") == Text("a dog")
+    assert isinstance(search_tab.query_of(None, "a dog - snow"), Query)
+    tiles, _, _ = search_tab.search(service, service.config.data, "clip", {}, "cosine", 3, [], query, "2:red - blue")
+    assert len(tiles) == 3
+    with pytest.raises(gr.Error, match="needs a CLIP engine"):
+        search_tab.search(service, service.config.data, "pixel", PIXELS, "l1", 3, [], query, "at night")
+    with pytest.raises(gr.Error, match="after '\\+'"):
+        search_tab.search(service, service.config.data, "clip", {}, "cosine", 3, [], None, "red +")
 
 
 def test_engine_change_follows_what_the_engine_says() -> None:
@@ -133,7 +197,7 @@ def test_an_unlabelled_photo_tree_pages_through_every_image(tmp_path: Path) -> N
     assert len(thumbs["value"]) == gallery_tab.PAGE_SIZE and page["visible"] is True and page["maximum"] == 2
     second = gallery_tab.turn_page(service, str(tmp_path / "photos"), 2)
     assert len(second["value"]) == 6 and second["label"] == "images 25–30 of 30 (page 2 of 2)"
-    tiles, _ = search_tab.search(
+    tiles, _, _ = search_tab.search(
         service, str(tmp_path / "photos"), "pixel", PIXELS, "l1", 3, ["2001/summer"],
         str(tmp_path / "photos" / "2001" / "summer" / "IMG_0001.jpg"), "",
     )

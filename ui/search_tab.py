@@ -2,51 +2,67 @@
 
 from __future__ import annotations
 
-import time
+import functools
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from engines import Text, engine_info
+from engines import Query, SearchQuery, Text, engine_info, parse_text_query
 
 from .config import AppConfig
 from .controls import EngineControls
-from .images import result_tile
+from .feedback import (
+    Session,
+    apply_threshold,
+    mark,
+    marks_text,
+    new_session,
+    refine,
+    run,
+    start_over,
+    threshold_slider,
+)
 from .messages import USER_ERRORS, in_the_page, user_error
 from .service import SearchService
 
 TEXT_LABEL = "…or describe what you are looking for"
+TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
+
+
+def query_of(image: str | None, text: str | None) -> SearchQuery | Query:
+    """The query the user asked for: the upload (an image, by path), the sentence (rclip
+    syntax allowed: ``a dog + a beach - snow``), or both combined ("this photo, at night")."""
+    sentence = (text or "").strip()
+    if not image and not sentence:
+        raise gr.Error("Upload or pick a query image, or type a sentence (CLIP engines).")
+    words = parse_text_query(sentence) if sentence else None
+    if not image:
+        assert words is not None
+        (weight, first), *others = words.weighted("positive")
+        plain = not others and not words.negative and weight == 1.0 and isinstance(first, Text)
+        return first if plain and isinstance(first, Text) else words
+    if words is None:
+        return Path(image)
+    return Query(positive=[Path(image), *words.positive], negative=words.negative)
 
 
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str, k: float,
     labels: list[str] | None, image: str | None, text: str | None, progress: Any = None,
-) -> tuple[list[tuple[Any, str]], str]:
-    """Rank ``source``'s gallery against the uploaded image, else the sentence.
+) -> tuple[list[tuple[Any, str]], str, Session]:
+    """Rank ``source``'s gallery against the uploaded image and/or the sentence.
 
-    ``image`` is the path Gradio saved the upload under; ``text`` is always a sentence,
-    never opened as a file, whatever it says.
+    ``image`` is the path Gradio saved the upload under; ``text`` is always words, never
+    opened as a file, whatever it says. Returns the tiles, a summary line and the session
+    that relevance feedback and the threshold work on.
     """
-    sentence = (text or "").strip()
-    if not image and not sentence:
-        raise gr.Error("Upload or pick a query image, or type a sentence (CLIP engines).")
+    session = new_session(source, name, choices, metric, k, labels, image, text)
     try:
-        query = Path(image) if image else Text(sentence)
-        gallery = service.gallery(source)
-        if progress is not None:
-            progress(0, desc="Preparing the index")
-        engine = service.engine(name, gallery, choices)
-        started = time.perf_counter()
-        results = engine.search(query, k=int(k), metric=metric, labels=labels or None)
-        elapsed = (time.perf_counter() - started) * 1000
+        query = query_of(image, text)
     except USER_ERRORS as exc:
         raise user_error(exc) from exc
-    if image and sentence:
-        gr.Info("Searched by the image; clear it to search by the text.")
-    better = "higher is better" if metric in engine.higher_is_better else "lower is better"
-    summary = f"**{len(results)} results** in {elapsed:.1f} ms from {len(engine)} images · {metric}: {better}"
-    return [result_tile(r, gallery, service.may_serve) for r in results], summary
+    return run(service, session, query, progress)
 
 
 def text_box_for(name: str) -> Any:
@@ -80,6 +96,7 @@ def refuse_unreadable_uploads(component: gr.Image) -> gr.Image:
 def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> None:
     """The tab's components and their events (inside a ``gr.Tab``)."""
     accepts = engine_info(str(controls.engine.value)).accepts_text
+    session = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
             image = refuse_unreadable_uploads(gr.Image(
@@ -90,7 +107,8 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
             ))
             text = gr.Textbox(
                 label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts,
-                elem_id="query-text",
+                elem_id="query-text", placeholder=TEXT_PLACEHOLDER,
+                info="With an image too, both are combined: the photo, with these words.",
             )
             with gr.Row():
                 k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")
@@ -101,25 +119,65 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 gr.Examples(examples, inputs=[image], label="Example queries (test split)")
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="summary")
-            results = gr.Gallery(label="Results", columns=5, height=560, elem_id="results", object_fit="contain")
+            results = gr.Gallery(label="Results", columns=5, height=520, elem_id="results", object_fit="contain")
+            threshold = gr.Slider(0, 1, value=0, label="Score threshold", visible=False, elem_id="threshold")
+            with gr.Row():
+                selected = gr.Number(label="Selected result (#)", precision=0, minimum=1, elem_id="selected", scale=1)
+                relevant = gr.Button("Relevant", elem_id="mark-relevant", scale=1)
+                irrelevant = gr.Button("Not relevant", elem_id="mark-irrelevant", scale=1)
+                again = gr.Button("Refine", variant="primary", elem_id="refine-button", scale=1)
+                reset = gr.Button("Start over", elem_id="start-over", scale=1)
+            marks = gr.Markdown(elem_id="marks")
 
     n = len(controls.options)
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[list[tuple[Any, str]], str]:
+    ) -> tuple[list[tuple[Any, str]], str, Session]:
         choices, (metric, k_value, chosen_labels, image_value, text_value) = controls.choices(values[:n]), values[n:]
         return search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value, text_value, progress)
 
-    def failed(message: str) -> tuple[list[tuple[Any, str]], str]:
-        return [], f"**Could not search.** {message}"
+    def on_refine(state: Session, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
+        return refine(service, state, progress)
 
-    inputs, outputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text], [results, summary]
-    shown = in_the_page(on_search, failed)
+    def shown(handler: Any) -> Any:
+        """The page's version: words instead of errors, plus the threshold slider and the marks."""
+        def failed(message: str) -> tuple[Any, ...]:
+            return [], f"**Could not search.** {message}", None, gr.update(visible=False), ""
+
+        def with_extras(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+            tiles, line, state = handler(*args, **kwargs)
+            return tiles, line, state, threshold_slider(state), marks_text(state)
+
+        return in_the_page(functools.wraps(handler)(with_extras), failed)
+
+    inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text]
+    page_outputs = [results, summary, session, threshold, marks]
     for event in (go.click, text.submit):
-        event(shown, inputs, outputs, api_visibility="private", concurrency_limit=4, concurrency_id="search")
-    # The API's /search raises its errors, as a program expects; it shares the page's queue.
-    gr.Button(visible=False).click(on_search, inputs, outputs, api_name="search", concurrency_id="search")
+        event(shown(on_search), inputs, page_outputs, api_visibility="private", concurrency_limit=4,
+              concurrency_id="search")
+    again.click(shown(on_refine), session, page_outputs, api_visibility="private", concurrency_id="search")
+    # The API's endpoints raise their errors, as a program expects; they share the page's queue.
+    gr.Button(visible=False).click(on_search, inputs, [results, summary, session], api_name="search",
+                                   concurrency_id="search")
+    gr.Button(visible=False).click(on_refine, session, [results, summary, session], api_name="refine",
+                                   concurrency_id="search")
+
+    def on_select(evt: gr.SelectData) -> int:
+        return int(evt.index) + 1 if isinstance(evt.index, int) else 1
+
+    results.select(on_select, None, selected, api_visibility="private")
+    for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
+        def on_mark(state: Session, rank: float | None, verdict: str = verdict) -> tuple[Session | None, str]:
+            return mark(state, rank, verdict)
+
+        button.click(on_mark, [session, selected], [session, marks], api_name=f"mark_{verdict.replace(' ', '_')}")
+    reset.click(start_over, session, [session, marks], api_name="start_over")
+
+    def on_threshold(state: Session, value: float) -> tuple[list[tuple[Any, str]], str]:
+        return apply_threshold(service, state, value)
+
+    threshold.release(on_threshold, [session, threshold], [results, summary], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
 
 

@@ -1,0 +1,170 @@
+"""One search as the Search tab keeps it: its results, the user's marks, refining, the threshold.
+
+A session is a plain dict in a ``gr.State`` (one per browser tab, and per ``gradio_client``
+session): what was asked, the results, and the results marked relevant or not. "Refine"
+searches again with ``Query(positive=[the original query, *relevant], negative=[*not
+relevant])``; marked results are reused by their stored vectors, so a round costs one
+ranking. Marks persist across rounds until "Start over" or a new search.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engines import Query, SearchQuery, SearchResult, engine_info, parse_text_query
+
+from .images import result_tile
+from .messages import USER_ERRORS, user_error
+from .service import SearchService
+
+Session = dict[str, Any]
+
+
+def new_session(
+    source: str, name: str, choices: dict[str, str | None], metric: str, k: float, labels: list[str] | None,
+    image: str | None, text: str | None,
+) -> Session:
+    return {
+        "source": source, "name": name, "choices": dict(choices), "metric": metric, "k": k,
+        "labels": list(labels or []), "image": image, "text": (text or "").strip(),
+        "results": [], "relevant": [], "irrelevant": [], "rounds": 0, "elapsed_ms": 0.0, "total": 0,
+    }
+
+
+def run(service: SearchService, session: Session, query: SearchQuery | Query, progress: Any = None) -> tuple[
+    list[tuple[Any, str]], str, Session
+]:
+    """Search with ``query`` under the session's settings; the results go into the session."""
+    try:
+        gallery = service.gallery(session["source"])
+        if progress is not None:
+            progress(0, desc="Preparing the index")
+        engine = service.engine(session["name"], gallery, session["choices"])
+        session = {**session, "metric": engine.check_metric(session["metric"])}
+        started = time.perf_counter()
+        results = engine.search(query, k=int(session["k"]), metric=session["metric"], labels=session["labels"] or None)
+        elapsed = (time.perf_counter() - started) * 1000
+    except USER_ERRORS as exc:
+        raise user_error(exc) from exc
+    session = {**session, "results": [asdict(r) for r in results], "elapsed_ms": elapsed, "total": len(engine)}
+    return [result_tile(r, gallery, service.may_serve) for r in results], summary(session, len(results)), session
+
+
+def summary(session: Session, shown: int) -> str:
+    """The line above the results: how many, how fast, from how many, which way is better."""
+    metric = session["metric"]
+    better = "higher is better" if metric in engine_info(session["name"]).higher_is_better else "lower is better"
+    found = len(session["results"])
+    head = f"**{shown} results**" if shown == found else f"**{shown} of {found} results** pass the threshold"
+    rounds = f" · refined {session['rounds']}×" if session["rounds"] else ""
+    return f"{head} in {session['elapsed_ms']:.1f} ms from {session['total']} images · {metric}: {better}{rounds}"
+
+
+def refine(service: SearchService, session: Session | None, progress: Any = None) -> tuple[
+    list[tuple[Any, str]], str, Session
+]:
+    """Search again, more like the relevant results and less like the others."""
+    if not session or not session["results"]:
+        raise gr.Error("Search first, then mark results as relevant or not and refine.")
+    if not session["relevant"] and not session["irrelevant"]:
+        raise gr.Error("Mark at least one result as relevant or not relevant (select it, then press a button).")
+    original: list[Any] = []
+    if session["image"]:
+        original.append(Path(session["image"]))
+    negative: list[Any] = [SearchResult(**r) for r in session["irrelevant"]]
+    if session["text"]:
+        try:
+            words = parse_text_query(session["text"])
+        except USER_ERRORS as exc:
+            raise user_error(exc) from exc
+        original += words.positive
+        negative += words.negative
+    query = Query(positive=[*original, *(SearchResult(**r) for r in session["relevant"])], negative=negative)
+    tiles, _, after = run(service, session, query, progress)
+    after["rounds"] = session["rounds"] + 1
+    return tiles, summary(after, len(after["results"])), after
+
+
+def mark(session: Session | None, rank: float | None, verdict: str) -> tuple[Session | None, str]:
+    """Mark result ``rank`` of the latest results as ``"relevant"`` or ``"not relevant"``."""
+    if not session or not session["results"]:
+        raise gr.Error("Search first, then select a result to mark.")
+    if rank is None or not 1 <= int(rank) <= len(session["results"]):
+        raise gr.Error(f"Select a result first (click a tile), or type its number: 1 to {len(session['results'])}.")
+    chosen = session["results"][int(rank) - 1]
+    keep, drop = ("relevant", "irrelevant") if verdict == "relevant" else ("irrelevant", "relevant")
+    same = _identity(chosen)
+    session = {
+        **session,
+        keep: [r for r in session[keep] if _identity(r) != same] + [chosen],
+        drop: [r for r in session[drop] if _identity(r) != same],
+    }
+    return session, marks_text(session)
+
+
+def start_over(session: Session | None) -> tuple[Session | None, str]:
+    """Forget the marks (the results stay)."""
+    if not session:
+        return session, ""
+    session = {**session, "relevant": [], "irrelevant": [], "rounds": 0}
+    return session, marks_text(session)
+
+
+def marks_text(session: Session | None) -> str:
+    """The marks in words, under the results."""
+    if not session or not (session["relevant"] or session["irrelevant"]):
+        return "Select a result, then mark it **Relevant** or **Not relevant**, and **Refine**." if session else ""
+
+    def names(results: list[dict[str, Any]]) -> str:
+        return ", ".join(Path(r["path"]).name if r["path"] else f"{r['label']} #{r['position']}" for r in results)
+
+    lines = []
+    if session["relevant"]:
+        lines.append(f"Relevant ({len(session['relevant'])}): {names(session['relevant'])}")
+    if session["irrelevant"]:
+        lines.append(f"Not relevant ({len(session['irrelevant'])}): {names(session['irrelevant'])}")
+    return "  \n".join(lines)
+
+
+def threshold_slider(session: Session | None) -> Any:
+    """A threshold slider fitted to the metric and the current results, starting where all pass."""
+    if not session or not session["results"]:
+        return gr.update(visible=False)
+    scores = [r["score"] for r in session["results"]]
+    low, high = min(scores), max(scores)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    higher = session["metric"] in engine_info(session["name"]).higher_is_better
+    label = (
+        f"Keep results with {session['metric']} similarity at least" if higher
+        else f"Keep results with {session['metric']} distance at most"
+    )
+    return gr.update(visible=True, minimum=round(low, 4), maximum=round(high, 4), step=(high - low) / 100,
+                     value=round(low if higher else high, 4), label=label)
+
+
+def apply_threshold(service: SearchService, session: Session | None, value: float) -> tuple[
+    list[tuple[Any, str]], str
+]:
+    """The current results that pass ``value``, in the metric's own direction."""
+    if not session or not session["results"]:
+        return [], ""
+    higher = session["metric"] in engine_info(session["name"]).higher_is_better
+    tolerance = 1e-4  # the slider rounds its ends
+    passing = [
+        SearchResult(**r) for r in session["results"]
+        if (r["score"] >= value - tolerance if higher else r["score"] <= value + tolerance)
+    ]
+    if not passing:
+        return [], f"**No results pass the threshold** ({session['metric']} {'≥' if higher else '≤'} {value:.4g})."
+    gallery = service.gallery(session["source"])
+    return [result_tile(r, gallery, service.may_serve) for r in passing], summary(session, len(passing))
+
+
+def _identity(result: dict[str, Any]) -> tuple[Any, ...]:
+    return result["record"], result["path"], result["position"]
