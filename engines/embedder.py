@@ -27,7 +27,7 @@ from .cache import default_cache_dir
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from .gallery import GalleryItem
-from .hub import hub_offline_reason, is_local_path
+from .hub import first_line, load_clip, model_identity
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
 
 log = logging.getLogger(__name__)
@@ -88,30 +88,12 @@ class ClipEmbedder:
             if self._model is not None:
                 return
             if self._error is not None:
-                # A failed Hub look-up can take a while; do not repeat it on every query.
-                raise self._error
-            if _names_a_folder(self.config.model) and not os.path.isdir(self.model_name):
-                self._error = ModelUnavailableError(
-                    self.model_name, f"the folder {self.model_name} does not exist", kind="not-found"
-                )
                 raise self._error
             try:
-                processor, model, device = self._from_pretrained()
+                processor, model, device = load_clip(self.model_name, self.config.revision, self._device)
             except ModelUnavailableError as exc:
-                self._error = exc
+                self._error = exc  # a failed Hub look-up can take a while; not again on every query
                 raise
-            except Exception as exc:  # the Hub client and transformers raise many types
-                self._error = ModelUnavailableError(
-                    self.model_name, f"{type(exc).__name__}: {_first_line(exc)}", kind=_failure_kind(exc)
-                )
-                raise self._error from exc
-            if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
-                self._error = ModelUnavailableError(
-                    self.model_name,
-                    f"it is a {type(model).__name__}, not a CLIP-family model (no get_image_features/get_text_features)",
-                    kind="not-clip",
-                )
-                raise self._error
             self._onnx = self._onnx_towers(model, device)
             self._processor, self._device, self._model = processor, device, model
 
@@ -131,13 +113,13 @@ class ClipEmbedder:
         vision = getattr(model.config, "vision_config", model.config)
         try:
             return load_towers(
-                model, _model_identity(self.model_name, model, self.config.revision), root, self.config.precision,
+                model, model_identity(self.model_name, model, self.config.revision), root, self.config.precision,
                 self._text_inputs(model.config), int(vision.image_size),
             )
         except Exception as exc:  # export and session creation raise many types
             log.warning(
                 "could not run the CLIP model %s on ONNX Runtime (%s: %s); using PyTorch in fp32",
-                self.model_name, type(exc).__name__, _first_line(exc),
+                self.model_name, type(exc).__name__, first_line(exc),
             )
             return None
 
@@ -156,29 +138,6 @@ class ClipEmbedder:
     def _text_inputs(config: Any) -> tuple[str, ...]:
         # SigLIP was trained on text padded to its full context, without a mask; CLIP with one.
         return ("input_ids",) if "siglip" in getattr(config, "model_type", "") else ("input_ids", "attention_mask")
-
-    def _from_pretrained(self) -> tuple[Any, Any, str]:
-        """(processor, model, device): from a local folder or the local Hub cache without any
-        network call; only a model missing from both is fetched, if the Hub answers at all."""
-        import torch
-        from transformers import AutoModel, AutoProcessor
-
-        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        kwargs: dict[str, Any] = {"revision": self.config.revision} if self.config.revision else {}
-        try:
-            processor = AutoProcessor.from_pretrained(self.model_name, local_files_only=True, **kwargs)
-            model = AutoModel.from_pretrained(self.model_name, local_files_only=True, **kwargs)
-        except Exception:
-            if is_local_path(self.model_name):
-                raise  # a folder that does not load will not load from the Hub either
-            reason = hub_offline_reason()
-            if reason is not None:
-                raise ModelUnavailableError(
-                    self.model_name, f"it is not in the local cache, and {reason}", kind="offline"
-                ) from None
-            processor = AutoProcessor.from_pretrained(self.model_name, **kwargs)
-            model = AutoModel.from_pretrained(self.model_name, **kwargs)
-        return processor, model.to(device).eval(), device
 
     @property
     def batch_size(self) -> int:
@@ -211,7 +170,7 @@ class ClipEmbedder:
         there is noticed.
         """
         self._load()
-        identity = _model_identity(self.model_name, self._model, self.config.revision)
+        identity = model_identity(self.model_name, self._model, self.config.revision)
         # fp32 ONNX vectors equal PyTorch's (the parity gate), so they share one identity;
         # int8 vectors differ, and must never mix with them in a cache or a collection.
         return {**identity, "precision": "int8"} if self.precision == "int8" else identity
@@ -341,37 +300,6 @@ class UsesEmbedder(SearchEngine):
         return self.embedder.embed_texts([text])[0]
 
 
-def _model_identity(name: str, model: Any, revision: str | None) -> dict[str, object]:
-    """A Hub model by id and resolved commit; a local directory by its absolute path and the
-    size and modification time of its files, so re-saving another model there is noticed."""
-    if os.path.isdir(name):
-        folder = Path(name).resolve()
-        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
-        return {"model": str(folder), "files": files}
-    commit = getattr(model.config, "_commit_hash", None)
-    return {"model": name, "revision": commit or revision or "main"}
-
-
 def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:
     """The embedder an engine is handed: itself, or the shared one for a config (default: the default model)."""
     return embedder if isinstance(embedder, ClipEmbedder) else shared_embedder(embedder or EmbedderConfig())
-
-
-def _names_a_folder(model: str) -> bool:
-    """A model written as a path (``~/m``, ``./m``, ``/m``) names a local folder, never a Hub id."""
-    return model.startswith(("/", "./", "../", "~"))
-
-
-def _failure_kind(exc: BaseException) -> str:
-    """How a failed ``from_pretrained`` reads for a user: offline, not found, or broken."""
-    text = f"{type(exc).__name__} {exc}"
-    if any(word in text for word in ("OfflineModeIsEnabled", "LocalEntryNotFound", "connect", "Connection", "offline")):
-        return "offline"
-    if any(word in text for word in ("RepositoryNotFound", "not a valid model identifier", "404")):
-        return "not-found"
-    return "broken"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,4 +1,5 @@
-"""Whether the Hugging Face Hub can be reached, asked once and quickly.
+"""Loading a CLIP-family model: from a local folder or the local Hub cache first, with no
+network call at all; from the Hub only when it answers.
 
 ``huggingface_hub`` retries a refused connection five times with growing pauses: offline,
 a first CLIP search sat silent for about 144 seconds before it failed. Models and datasets
@@ -12,6 +13,10 @@ import os
 import socket
 import urllib.parse
 import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelUnavailableError
 
 #: How long the one connection attempt may take.
 CONNECT_TIMEOUT_S = 3.0
@@ -38,3 +43,78 @@ def hub_offline_reason() -> str | None:
 def is_local_path(name: str) -> bool:
     """True for a model or dataset given as an existing folder."""
     return os.path.isdir(os.path.expanduser(name))
+
+
+def load_clip(name: str, revision: str | None, device: str | None) -> tuple[Any, Any, str]:
+    """(processor, model in eval mode on its device, device) of the CLIP-family model ``name``.
+
+    Raises ``ModelUnavailableError`` with its ``kind``: a folder that does not exist, a Hub
+    that cannot be reached (within seconds), a model that is no CLIP, or anything else.
+    """
+    if _names_a_folder(name) and not os.path.isdir(name):
+        raise ModelUnavailableError(name, f"the folder {name} does not exist", kind="not-found")
+    try:
+        processor, model, device = _from_pretrained(name, revision, device)
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # the Hub client and transformers raise many types
+        raise ModelUnavailableError(name, f"{type(exc).__name__}: {first_line(exc)}", kind=_failure_kind(exc)) from exc
+    if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
+        raise ModelUnavailableError(
+            name, f"it is a {type(model).__name__}, not a CLIP-family model (no get_image_features/get_text_features)",
+            kind="not-clip",
+        )
+    return processor, model, device
+
+
+def _from_pretrained(name: str, revision: str | None, device: str | None) -> tuple[Any, Any, str]:
+    """From a local folder or the local Hub cache without any network call; only a model
+    missing from both is fetched, if the Hub answers at all."""
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs: dict[str, Any] = {"revision": revision} if revision else {}
+    try:
+        processor = AutoProcessor.from_pretrained(name, local_files_only=True, **kwargs)
+        model = AutoModel.from_pretrained(name, local_files_only=True, **kwargs)
+    except Exception:
+        if is_local_path(name):
+            raise  # a folder that does not load will not load from the Hub either
+        reason = hub_offline_reason()
+        if reason is not None:
+            raise ModelUnavailableError(name, f"it is not in the local cache, and {reason}", kind="offline") from None
+        processor = AutoProcessor.from_pretrained(name, **kwargs)
+        model = AutoModel.from_pretrained(name, **kwargs)
+    return processor, model.to(device).eval(), device
+
+
+def model_identity(name: str, model: Any, revision: str | None) -> dict[str, object]:
+    """A Hub model by id and resolved commit; a local directory by its absolute path and the
+    size and modification time of its files, so re-saving another model there is noticed."""
+    if os.path.isdir(name):
+        folder = Path(name).resolve()
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+        return {"model": str(folder), "files": files}
+    commit = getattr(model.config, "_commit_hash", None)
+    return {"model": name, "revision": commit or revision or "main"}
+
+
+def _names_a_folder(model: str) -> bool:
+    """A model written as a path (``~/m``, ``./m``, ``/m``) names a local folder, never a Hub id."""
+    return model.startswith(("/", "./", "../", "~"))
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """How a failed ``from_pretrained`` reads for a user: offline, not found, or broken."""
+    text = f"{type(exc).__name__} {exc}"
+    if any(word in text for word in ("OfflineModeIsEnabled", "LocalEntryNotFound", "connect", "Connection", "offline")):
+        return "offline"
+    if any(word in text for word in ("RepositoryNotFound", "not a valid model identifier", "404")):
+        return "not-found"
+    return "broken"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -129,6 +129,19 @@ def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) 
     assert cleared["relevant"] == cleared["irrelevant"] == [] and "Select a result" in marks
 
 
+@pytest.mark.parametrize("name", ["clip", "chroma"])
+def test_refining_works_with_the_clip_engines(service: SearchService, name: str) -> None:
+    _, _, session = search_tab.search(service, service.config.data, name, {}, "cosine", 5, [], None, "red + green")
+    session, _ = feedback.mark(session, 3, "relevant")
+    session, _ = feedback.mark(session, 1, "not relevant")
+    tiles, line, after = feedback.refine(service, session)
+    assert len(tiles) == 5 and "refined 1×" in line
+    engine = service.engine(name, service.gallery(service.config.data))
+    third, first = (SearchResult(**session["results"][i]) for i in (2, 0))
+    expected = engine.search(Query(positive=[Text("red"), Text("green"), third], negative=[first]), k=5)
+    assert [r["path"] for r in after["results"]] == [r.path for r in expected]
+
+
 def test_the_threshold_slider_fits_the_metric_and_the_results(service: SearchService) -> None:
     query = query_file(gallery_of(service), "blue")
     _, _, session = search_tab.search(service, service.config.data, "pixel", PIXELS, "l2", 8, [], query, "")
