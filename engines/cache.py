@@ -18,9 +18,9 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -39,19 +39,25 @@ def default_cache_dir() -> Path:
     return Path(base) / "image-search"
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a temporary file renamed to ``path`` once whole and synced, so that
+    readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda handle: handle.write(payload))
 
 
 class VectorCache:
@@ -127,17 +133,8 @@ class VectorCache:
         vectors is 1.2 GB, and a second copy of it would double the indexing's peak memory.
         """
         path = self.folder / f"shard-{uuid.uuid4().hex}.npz"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, keys=np.asarray(list(keys), dtype=str), vectors=np.asarray(vectors))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda handle: np.savez(handle, keys=np.asarray(list(keys), dtype=str),
+                                                   vectors=np.asarray(vectors)))
         self._seen.add(path)
         return path
 

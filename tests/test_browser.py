@@ -1,15 +1,18 @@
-"""A real browser: open the page, upload a query image, search, see k result images."""
+"""A real browser (Debian's chromium, driven by Playwright) on a running app."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import ROOT
-from engines.testing import free_port
+from engines.testing import free_port, make_image
 from ui.config import AppConfig
 from ui.page import build_demo, launch
 
@@ -31,16 +34,15 @@ def _browser_or_skip() -> None:
         pytest.skip(f"not installed: {', '.join(missing)}")
 
 
-def test_upload_search_and_see_k_results(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def app_page(data: Path, screenshot: str, height: int = 1000) -> Iterator[Any]:
+    """The app on ``data``, open in a headless browser; a screenshot is kept in artifacts/."""
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
-    gallery = tmp_path / "data"
-    shutil.copytree(ROOT / "data", gallery)
-    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1")
+    config = AppConfig(data=str(data), port=free_port(), host="127.0.0.1")
     demo = build_demo(config)
     launch(demo, config, prevent_thread_lock=True, quiet=True)
-    query = next((gallery / "test" / "fruit").glob("*.png"))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(
@@ -48,104 +50,66 @@ def test_upload_search_and_see_k_results(tmp_path: Path) -> None:
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                       "--disable-component-update", "--disable-sync", "--no-first-run"],
             )
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": height})
             page.goto(f"http://127.0.0.1:{config.port}/")
-            page.locator("#query-image input[type=file]").set_input_files(str(query))
-            page.locator("#query-image img").first.wait_for(timeout=30_000)
-            page.click("#search-button")
-            page.wait_for_function(
-                "document.querySelectorAll('#results img').length >= 10", timeout=60_000
-            )
-            assert page.locator("#results img").count() == 10
-            assert "10 results" in page.locator("#summary").inner_text()
+            yield page
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "browser-search.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
             browser.close()
     finally:
         demo.close()
 
 
+def search_by_image(page: Any, image: Path) -> None:
+    page.locator("#query-image input[type=file]").set_input_files(str(image))
+    page.locator("#query-image img").first.wait_for(timeout=30_000)
+    page.click("#search-button")
+    page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+
+
+def test_upload_search_and_see_k_results(tmp_path: Path) -> None:
+    gallery = tmp_path / "data"
+    shutil.copytree(ROOT / "data", gallery)
+    with app_page(gallery, "browser-search.png") as page:
+        search_by_image(page, next((gallery / "test" / "fruit").glob("*.png")))
+        assert page.locator("#results img").count() == 10
+        assert "10 results" in page.locator("#summary").inner_text()
+
+
 def test_an_unlabelled_photo_tree_is_indexed_and_searched_in_the_browser(tmp_path: Path) -> None:
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    from engines.testing import make_image
-
     photos = tmp_path / "Pictures"
     for n, (folder, colour) in enumerate([("2023/summer", (220, 40, 40)), ("2023/winter", (40, 40, 220)),
                                           ("2024", (40, 200, 40)), ("", (200, 200, 40))] * 3):
         (photos / folder).mkdir(parents=True, exist_ok=True)
         make_image(colour, n).save(photos / folder / f"IMG_{n:04d}.jpg")
-    config = AppConfig(data=str(photos), port=free_port(), host="127.0.0.1")
-    demo = build_demo(config)
-    launch(demo, config, prevent_thread_lock=True, quiet=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{config.port}/")
-            page.get_by_role("tab", name="Gallery").click()
-            page.wait_for_function(
-                "document.querySelector('#gallery-status').innerText.includes('12 images in 4 folders')", timeout=30_000
-            )
-            page.click("#index-button")
-            page.wait_for_function(
-                "document.querySelector('#index-status').innerText.includes('Indexed 12 images')", timeout=60_000
-            )
-            page.get_by_role("tab", name="Search").click()
-            page.locator("#query-image input[type=file]").set_input_files(str(photos / "2024" / "IMG_0002.jpg"))
-            page.locator("#query-image img").first.wait_for(timeout=30_000)
-            page.click("#search-button")
-            page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
-            page.locator("#results img").first.click()  # the preview shows the caption
-            page.wait_for_function(
-                "document.querySelector('#results').innerText.includes('IMG_0002.jpg')", timeout=10_000
-            )
-            assert "#1 2024 · 0.000 · IMG_0002.jpg" in page.locator("#results").inner_text()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "browser-photo-tree.png"), full_page=True)
-            browser.close()
-    finally:
-        demo.close()
+    with app_page(photos, "browser-photo-tree.png") as page:
+        page.get_by_role("tab", name="Gallery").click()
+        page.wait_for_function(
+            "document.querySelector('#gallery-status').innerText.includes('12 images in 4 folders')", timeout=30_000
+        )
+        page.click("#index-button")
+        page.wait_for_function(
+            "document.querySelector('#index-status').innerText.includes('Indexed 12 images')", timeout=60_000
+        )
+        page.get_by_role("tab", name="Search").click()
+        search_by_image(page, photos / "2024" / "IMG_0002.jpg")
+        page.locator("#results img").first.click()  # the preview shows the caption
+        page.wait_for_function("document.querySelector('#results').innerText.includes('IMG_0002.jpg')", timeout=10_000)
+        assert "#1 2024 · 0.000 · IMG_0002.jpg" in page.locator("#results").inner_text()
 
 
 def test_mark_two_tiles_and_refine_in_the_browser(tmp_path: Path) -> None:
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
     gallery = tmp_path / "data"
     shutil.copytree(ROOT / "data", gallery)
-    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1")
-    demo = build_demo(config)
-    launch(demo, config, prevent_thread_lock=True, quiet=True)
-    query = next((gallery / "test" / "fruit").glob("*.png"))
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.goto(f"http://127.0.0.1:{config.port}/")
-            page.locator("#query-image input[type=file]").set_input_files(str(query))
-            page.locator("#query-image img").first.wait_for(timeout=30_000)
-            page.click("#search-button")
-            page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
-            for number, button in ((2, "#mark-relevant"), (4, "#mark-irrelevant")):
-                # In the grid, or in the preview strip once a tile was opened: the first match.
-                page.locator(f'#results button[aria-label="Thumbnail {number} of 10"]').first.click()
-                page.wait_for_function(
-                    f"document.querySelector('#selected input').value === '{number}'", timeout=10_000
-                )
-                page.click(button)
-            page.wait_for_function(
-                "document.querySelector('#marks').innerText.includes('Not relevant (1)')", timeout=10_000
-            )
-            assert "Relevant (1)" in page.locator("#marks").inner_text()
-            page.click("#refine-button")
-            page.wait_for_function(
-                "document.querySelector('#summary').innerText.includes('refined 1')", timeout=30_000
-            )
-            assert page.locator("#results img").count() >= 10
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "browser-refine.png"), full_page=True)
-            browser.close()
-    finally:
-        demo.close()
+    with app_page(gallery, "browser-refine.png", height=1200) as page:
+        search_by_image(page, next((gallery / "test" / "fruit").glob("*.png")))
+        for number, button in ((2, "#mark-relevant"), (4, "#mark-irrelevant")):
+            # In the grid, or in the preview strip once a tile was opened: the first match.
+            page.locator(f'#results button[aria-label="Thumbnail {number} of 10"]').first.click()
+            page.wait_for_function(f"document.querySelector('#selected input').value === '{number}'", timeout=10_000)
+            page.click(button)
+        page.wait_for_function("document.querySelector('#marks').innerText.includes('Not relevant (1)')", timeout=10_000)
+        assert "Relevant (1)" in page.locator("#marks").inner_text()
+        page.click("#refine-button")
+        page.wait_for_function("document.querySelector('#summary').innerText.includes('refined 1')", timeout=30_000)
+        assert page.locator("#results img").count() >= 10
