@@ -238,6 +238,9 @@ def test_importing_the_app_loads_no_model_or_database_and_writes_nothing() -> No
     assert sorted(p.name for p in ROOT.iterdir()) == before  # e.g. no app.pyi stub beside app.py
 
 
+SEARCHES_PER_CLIENT = 4
+
+
 def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, str, Path]) -> None:
     _, url, gallery = served
     queries = [query_file(gallery, label) for label in ("red", "green", "blue", "ünïcode class")]
@@ -258,7 +261,8 @@ def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, 
 
     def user(n: int) -> None:
         client = Client(url, verbose=False)
-        for s in range(10):
+        # 4 searches each keeps the suite quick; benchmarks/load.py runs the full 16 x 10.
+        for s in range(SEARCHES_PER_CLIENT):
             engine, metric = engines[(n + s) % 3]
             try:
                 tiles, summary = client.predict(
@@ -281,7 +285,7 @@ def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, 
     stop.set()
     rebuilder.join(timeout=120)
     assert errors == []
-    assert len(answers) == 160 and rebuilds
+    assert len(answers) == 16 * SEARCHES_PER_CLIENT and rebuilds
 
 
 def test_a_chroma_server_that_is_down_is_reported_and_the_app_stays_up(gallery: Path, tiny_clip: str) -> None:
