@@ -1,4 +1,4 @@
-"""The one contract every engine implements, its result record, and how engines describe themselves.
+"""The one contract every engine implements, and how engines describe themselves.
 
 The UI, the evaluation code and the tests only ever talk to :class:`SearchEngine`;
 nothing outside ``engines/`` needs to know how an engine stores its vectors. Argument

@@ -127,7 +127,8 @@ def test_gallery_api_build_index_and_evaluate(served: tuple[Client, str, Path]) 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md")])
 def test_files_outside_the_gallery_are_not_served(served: tuple[Client, str, Path], path: str) -> None:
-    _, url, gallery = served
+    client, url, gallery = served
+    client.predict(str(gallery), api_name="/load_gallery")  # its images are served once it is loaded
     for route in ("gradio_api/file=", "file="):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(f"{url}{route}{path}")
