@@ -282,7 +282,16 @@ def _folder_gallery(folder: str) -> Gallery:
 
 def _hub_gallery(source: str) -> Gallery:
     import datasets
+    from huggingface_hub import constants
 
+    from .hub import hub_offline_reason
+
+    reason = None if constants.HF_HUB_OFFLINE else hub_offline_reason()
+    if reason is not None:  # fail in seconds, not after the client's retries (about 25 s)
+        raise GalleryError(
+            f"Could not load the dataset {source!r}: {reason}. Give a local folder of images instead "
+            "(or set HF_HUB_OFFLINE=1 to use a copy in the local Hugging Face cache)."
+        )
     try:
         dataset = datasets.load_dataset(source)
     except Exception as exc:  # the Hub client raises many unrelated types

@@ -130,10 +130,16 @@ for model in sys.argv[1:]:
     except ModelUnavailableError as exc:
         outcome = f"failed {exc.kind} {exc}"
     print(outcome, "|", time.monotonic() - started)
+from engines import GalleryError, load_gallery
+started = time.monotonic()
+try:
+    load_gallery("someone/photos")
+except GalleryError as exc:
+    print("gallery", exc, "|", time.monotonic() - started)
 """
 
 
-def test_offline_a_cached_model_loads_and_a_missing_one_fails_within_seconds(tiny_clip: str, tmp_path: Path) -> None:
+def test_offline_a_cached_model_loads_and_a_missing_model_or_dataset_fails_within_seconds(tiny_clip: str, tmp_path: Path) -> None:
     """In a fresh process whose Hub endpoint is a closed port on 127.0.0.1 (no offline flag set)."""
     import os
     import shutil
@@ -154,8 +160,9 @@ def test_offline_a_cached_model_loads_and_a_missing_one_fails_within_seconds(tin
         capture_output=True, text=True, env=env, timeout=120,
     )
     lines = [line.rsplit(" | ", 1) for line in out.stdout.strip().splitlines()]
-    assert len(lines) == 2, out.stdout + out.stderr
-    (cached, cached_s), (missing, missing_s) = lines
+    assert len(lines) == 3, out.stdout + out.stderr
+    (cached, cached_s), (missing, missing_s), (dataset, dataset_s) = lines
     assert cached == "loaded 8"  # from the local Hub cache, with no network to be had
     assert missing.startswith("failed offline") and "cannot be reached" in missing
     assert float(missing_s) < 10  # not the ~144 s of the Hub client's retries
+    assert "cannot be reached" in dataset and float(dataset_s) < 10  # a Hub dataset too, not ~25 s
