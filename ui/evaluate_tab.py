@@ -115,7 +115,8 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     button = gr.Button("Run evaluation", variant="primary", elem_id="eval-button")
     status = gr.Markdown()
     table = gr.Dataframe(label="Precision at k and mAP", interactive=False, elem_id="eval-table")
-    plot = gr.LinePlot(x="k", y="precision", color="run", label="Precision at k", y_lim=[0, 1])
+    # k is a count: whole-number ticks ("d"); the y range is fitted to the figures after each run.
+    plot = gr.LinePlot(x="k", y="precision", color="run", label="Precision at k", y_lim=[0, 1], x_axis_format="d")
     csv_file = gr.File(label="Download the table (CSV)")
 
     n = len(controls.options)
