@@ -23,7 +23,7 @@ from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .gallery import GalleryItem, Items, as_gallery_items
 from .query import Query, SearchQuery, Text, load_query_image
-from .results import SearchResult, SkippedFile
+from .results import SearchResult, SkippedFile, passing_threshold
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,7 @@ class SearchEngine(abc.ABC):
         results = self._rank(self.query_vector(query), k, metric, label_set)
         if threshold is None:
             return results
-        higher = metric in self.higher_is_better
-        return [r for r in results if (r.score >= threshold if higher else r.score <= threshold)]
+        return passing_threshold(results, threshold, metric in self.higher_is_better)
 
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""

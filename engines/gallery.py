@@ -45,8 +45,12 @@ class OutsideGalleryError(OSError):
 
 def inside(path: str, root: str) -> bool:
     """True when ``path``, links resolved, lies within ``root`` (also resolved)."""
-    real, top = os.path.realpath(path), _real_root(root)
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+    return within(os.path.realpath(path), _real_root(root))
+
+
+def within(path: str, root: str) -> bool:
+    """True when the path string ``path`` is ``root`` or below it (nothing is resolved)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,11 +124,14 @@ class GalleryItem:
 
 def list_image_files(folder: str | Path) -> list[str]:
     """Image files below ``folder``, sorted; hidden entries and other files are ignored."""
-    found: list[str] = []
+    return list(iter_image_files(folder))
+
+
+def iter_image_files(folder: str | Path) -> Iterator[str]:
+    """``list_image_files`` one at a time: ``next()`` on it tells whether there is any."""
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(root, name) for name in sorted(files) if is_image_file(name))
-    return found
+        yield from (os.path.join(root, name) for name in sorted(files) if is_image_file(name))
 
 
 def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:

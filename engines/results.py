@@ -31,3 +31,10 @@ class SkippedFile:
 
     source: str
     reason: str
+
+
+def passing_threshold(results: list[SearchResult], threshold: float, higher_is_better: bool) -> list[SearchResult]:
+    """The results not worse than ``threshold`` in the metric's own direction."""
+    if higher_is_better:
+        return [r for r in results if r.score >= threshold]
+    return [r for r in results if r.score <= threshold]

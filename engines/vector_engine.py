@@ -62,8 +62,9 @@ class _CachedVectors:
         if self.fresh is None:
             self.fresh = np.empty((max(self._capacity, len(keys)), vectors.shape[1]), dtype=np.float32)
         start = len(self.fresh_keys)
-        if start + len(keys) > self.fresh.shape[0]:  # more than reserved: grow (not expected)
-            self.fresh = np.concatenate([self.fresh, np.empty_like(self.fresh)])
+        if start + len(keys) > self.fresh.shape[0]:  # more than reserved (not expected): grow
+            extra = np.empty((max(len(self.fresh), len(keys)), self.fresh.shape[1]), dtype=np.float32)
+            self.fresh = np.concatenate([self.fresh, extra])
         self.fresh[start : start + len(keys)] = vectors
         self.fresh_keys += keys
         self.vectors.update(zip(keys, self.fresh[start : start + len(keys)], strict=True))

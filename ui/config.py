@@ -90,8 +90,8 @@ def startup_problem(config: AppConfig) -> str | None:
     """
     import socket
 
-    from engines import GalleryError, load_gallery
     from engines.embedder import EmbedderConfig
+    from engines.gallery import iter_image_files
 
     try:
         EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
@@ -102,10 +102,9 @@ def startup_problem(config: AppConfig) -> str | None:
     if os.path.exists(data) or data.startswith((".", "/")) or os.sep in data and data.count("/") != 1:
         if not os.path.isdir(data):
             return f"the gallery folder {data} does not exist (--data)"
-        try:
-            load_gallery(data)
-        except GalleryError as exc:
-            return f"{exc} (--data)"
+        # Only whether there is an image: listing a 100,000-photo folder is the first page load's job.
+        if next(iter_image_files(data), None) is None:
+            return f"the gallery folder {data} holds no images (--data)"
     host, port = config.host or "127.0.0.1", config.port or 7860
     with socket.socket() as probe:
         try:

@@ -16,7 +16,8 @@ from typing import Any
 
 import gradio as gr
 
-from engines import Query, SearchQuery, SearchResult, engine_info, parse_text_query
+from engines import Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
+from engines.results import passing_threshold
 
 from .images import result_tile
 from .messages import USER_ERRORS, user_error
@@ -34,6 +35,23 @@ def new_session(
         "labels": list(labels or []), "image": image, "text": (text or "").strip(),
         "results": [], "relevant": [], "irrelevant": [], "rounds": 0, "elapsed_ms": 0.0, "total": 0,
     }
+
+
+def query_of(image: str | None, text: str | None) -> SearchQuery | Query:
+    """The query the user asked for: the upload (an image, by path), the sentence (rclip
+    syntax allowed: ``a dog + a beach - snow``), or both combined ("this photo, at night")."""
+    sentence = (text or "").strip()
+    if not image and not sentence:
+        raise gr.Error("Upload or pick a query image, or type a sentence (CLIP engines).")
+    words = parse_text_query(sentence) if sentence else None
+    if not image:
+        assert words is not None
+        (weight, first), *others = words.weighted("positive")
+        plain = not others and not words.negative and weight == 1.0 and isinstance(first, Text)
+        return first if plain and isinstance(first, Text) else words
+    if words is None:
+        return Path(image)
+    return Query(positive=[Path(image), *words.positive], negative=words.negative)
 
 
 def run(service: SearchService, session: Session, query: SearchQuery | Query, progress: Any = None) -> tuple[
@@ -73,18 +91,15 @@ def refine(service: SearchService, session: Session | None, progress: Any = None
         raise gr.Error("Search first, then mark results as relevant or not and refine.")
     if not session["relevant"] and not session["irrelevant"]:
         raise gr.Error("Mark at least one result as relevant or not relevant (select it, then press a button).")
-    original: list[Any] = []
-    if session["image"]:
-        original.append(Path(session["image"]))
-    negative: list[Any] = [SearchResult(**r) for r in session["irrelevant"]]
-    if session["text"]:
-        try:
-            words = parse_text_query(session["text"])
-        except USER_ERRORS as exc:
-            raise user_error(exc) from exc
-        original += words.positive
-        negative += words.negative
-    query = Query(positive=[*original, *(SearchResult(**r) for r in session["relevant"])], negative=negative)
+    try:
+        asked = query_of(session["image"], session["text"])
+    except USER_ERRORS as exc:
+        raise user_error(exc) from exc
+    positive, negative = (list(asked.positive), list(asked.negative)) if isinstance(asked, Query) else ([asked], [])
+    query = Query(
+        positive=[*positive, *(SearchResult(**r) for r in session["relevant"])],
+        negative=[*negative, *(SearchResult(**r) for r in session["irrelevant"])],
+    )
     tiles, _, after = run(service, session, query, progress)
     after["rounds"] = session["rounds"] + 1
     return tiles, summary(after, len(after["results"])), after
@@ -155,11 +170,8 @@ def apply_threshold(service: SearchService, session: Session | None, value: floa
     if not session or not session["results"]:
         return [], ""
     higher = session["metric"] in engine_info(session["name"]).higher_is_better
-    tolerance = 1e-4  # the slider rounds its ends
-    passing = [
-        SearchResult(**r) for r in session["results"]
-        if (r["score"] >= value - tolerance if higher else r["score"] <= value + tolerance)
-    ]
+    slack = 1e-4 if higher else -1e-4  # the slider rounds its ends
+    passing = passing_threshold([SearchResult(**r) for r in session["results"]], value - slack, higher)
     if not passing:
         return [], f"**No results pass the threshold** ({session['metric']} {'≥' if higher else '≤'} {value:.4g})."
     gallery = service.gallery(session["source"])

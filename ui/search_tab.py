@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from engines import Query, SearchQuery, Text, engine_info, parse_text_query
+from engines import engine_info
 
 from .config import AppConfig
 from .controls import EngineControls
@@ -18,6 +18,7 @@ from .feedback import (
     mark,
     marks_text,
     new_session,
+    query_of,
     refine,
     run,
     start_over,
@@ -28,23 +29,6 @@ from .service import SearchService
 
 TEXT_LABEL = "…or describe what you are looking for"
 TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
-
-
-def query_of(image: str | None, text: str | None) -> SearchQuery | Query:
-    """The query the user asked for: the upload (an image, by path), the sentence (rclip
-    syntax allowed: ``a dog + a beach - snow``), or both combined ("this photo, at night")."""
-    sentence = (text or "").strip()
-    if not image and not sentence:
-        raise gr.Error("Upload or pick a query image, or type a sentence (CLIP engines).")
-    words = parse_text_query(sentence) if sentence else None
-    if not image:
-        assert words is not None
-        (weight, first), *others = words.weighted("positive")
-        plain = not others and not words.negative and weight == 1.0 and isinstance(first, Text)
-        return first if plain and isinstance(first, Text) else words
-    if words is None:
-        return Path(image)
-    return Query(positive=[Path(image), *words.positive], negative=words.negative)
 
 
 def search(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engines import GalleryError, SearchEngine, create_engine, engine_info, load_gallery
-from engines.gallery import Gallery, inside
+from engines.gallery import Gallery, inside, within
 
 from .config import AppConfig
 
@@ -77,7 +77,7 @@ class SearchService:
         roots is Gradio's own business (its cache, its assets); under them, only images of a
         loaded gallery, never a hidden file, a note or a link out of the gallery."""
         real = os.path.realpath(path)
-        if not any(_within(candidate, root) for candidate in (os.path.abspath(path), real) for root in self._roots):
+        if not any(within(candidate, root) for candidate in (os.path.abspath(path), real) for root in self._roots):
             return True
         return real in self._servable
 
@@ -108,10 +108,6 @@ class SearchService:
                 engine.index(gallery.splits["train"])
                 self._indexed.add(key)
             return engine
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _servable_paths(gallery: Gallery) -> set[str]:
