@@ -11,9 +11,9 @@ import abc
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,10 @@ from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .gallery import GalleryItem, Items, as_gallery_items
 from .query import Query, SearchQuery, Text, load_query_image
 from .results import SearchResult, SkippedFile, passing_threshold
+
+if TYPE_CHECKING:
+    from .duplicates import DuplicateGroup, GalleryVectors
+    from .gallery_map import GalleryMap
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ class SearchEngine(abc.ABC):
     #: The JPEG draft size gallery files are decoded at (``None``: full size); queries
     #: given as files are decoded the same way, so an image's distance to itself is 0.
     decode_draft: tuple[int, int] | None = None
+    #: The near-duplicate threshold per metric, chosen from benchmarks/duplicates.py.
+    duplicate_thresholds: ClassVar[Mapping[str, float]] = {}
 
     def __init__(self) -> None:
         self.skipped: list[SkippedFile] = []
@@ -130,6 +136,52 @@ class SearchEngine(abc.ABC):
         if threshold is None:
             return results
         return passing_threshold(results, threshold, metric in self.higher_is_better)
+
+    def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
+        """Groups of copies in the index, largest first: exact ones, then near ones.
+
+        Exact: the same file content, or the same decoded pixels in another encoding.
+        Near: every two members within ``threshold`` in ``metric`` (default: the engine's
+        ``duplicate_threshold`` for it). See :mod:`engines.duplicates`. Reads files only
+        to hash them (remembered) or to compare the pixels of vectors that are equal.
+        """
+        from .duplicates import find_duplicates  # noqa: PLC0415 - scikit-learn loads on first use
+
+        metric = self.check_metric(metric)
+        if threshold is None:
+            threshold = self.duplicate_threshold(metric)
+        elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")
+        if len(self) == 0:
+            raise EmptyIndexError(self.name)
+        return find_duplicates(
+            self._gallery_vectors(), metric, float(threshold),
+            higher_is_better=metric in self.higher_is_better, content_hash=self._content_hash,
+        )
+
+    def duplicate_threshold(self, metric: str | None = None) -> float:
+        """The default near-duplicate threshold for ``metric``."""
+        return self.duplicate_thresholds[self.check_metric(metric)]
+
+    def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
+        """A 2-D map of the index (PCA then t-SNE), sampled to ``limit`` images where larger."""
+        from .gallery_map import MAP_LIMIT, gallery_map  # noqa: PLC0415 - scikit-learn loads on first use
+
+        metric = self.check_metric(metric)
+        if len(self) == 0:
+            raise EmptyIndexError(self.name)
+        return gallery_map(self._gallery_vectors(), metric, engine=self.name, limit=limit or MAP_LIMIT, seed=seed)
+
+    def _gallery_vectors(self) -> GalleryVectors:
+        """The indexed gallery as one matrix with each row's item and record."""
+        raise NotImplementedError(f"the {self.name} engine does not hand out its vectors")
+
+    def _content_hash(self, item: GalleryItem) -> str | None:
+        """SHA-256 of ``item``'s file, or ``None`` where it can no longer be read."""
+        try:
+            return item.content_hash
+        except OSError:
+            return None
 
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""

@@ -26,6 +26,7 @@ from .base import FeatureVector, SearchResult, SkippedFile
 from .cache import ContentHashes, default_cache_dir
 from .chroma_db import ChromaDatabase, hnsw_configuration
 from .deployment import Deployment
+from .duplicates import GalleryVectors
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
 from .errors import BackendUnavailableError, EmptyIndexError
 from .gallery import GalleryItem
@@ -73,6 +74,7 @@ class ChromaEngine(UsesEmbedder):
     title = "CLIP + Chroma"
     metrics = SPACES
     default_metric = "cosine"
+    duplicate_thresholds = {"cosine": 0.95, "ip": 0.95, "l2": 0.32}
 
     def __init__(
         self,
@@ -228,6 +230,30 @@ class ChromaEngine(UsesEmbedder):
         if not len(found):
             return super()._stored_vector(result)
         return np.asarray(found[0], dtype=np.float32)
+
+    def _gallery_vectors(self) -> GalleryVectors:
+        state = self._state
+        if state is None:  # pragma: no cover - len() == 0 is refused before this
+            raise EmptyIndexError(self.name)
+        ids: list[str] = []
+        metadatas: list[Any] = []
+        chunks: list[np.ndarray] = []
+        limit = self.db.max_write_batch()
+        with self.db.guard("read the stored vectors"):
+            for offset in range(0, state.count, limit):
+                found = state.collections["cosine"].get(
+                    include=["embeddings", "metadatas"], limit=limit, offset=offset
+                )
+                ids += found["ids"]
+                metadatas += found["metadatas"]
+                chunks.append(np.asarray(found["embeddings"], dtype=np.float32))
+        items = tuple(
+            GalleryItem(str(m.get("label", "")), m.get("path") or None, position=int(m.get("position", -1)))
+            for m in metadatas
+        )
+        # A record id starts with the file's content hash (see _record_id).
+        hashes = tuple(record.split("-", 1)[0] for record in ids)
+        return GalleryVectors(np.concatenate(chunks), items, tuple(ids), hashes)
 
     def _readable(self, space: str) -> tuple[Any, set[str]]:
         """The collection for ``space`` (created if missing) and the ids it holds.

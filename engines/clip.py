@@ -27,6 +27,8 @@ class ClipEngine(UsesEmbedder, VectorEngine):
     title = "CLIP"
     metrics = METRICS
     default_metric = "cosine"
+    duplicate_thresholds = {"cosine": 0.95, "correlation": 0.95, "l2": 0.32, "l1": 5.5}
+    _keys_are_content_hashes = True
 
     def __init__(
         self,

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from .base import FeatureVector, SearchEngine, SearchResult, SkippedFile
-from .cache import VectorCache, default_cache_dir
+from .cache import ContentHashes, VectorCache, default_cache_dir
 from .deployment import Deployment
+from .duplicates import GalleryVectors
+from .errors import EmptyIndexError
 from .gallery import GalleryItem
 from .metrics import VectorIndex, top_k
 from .pipeline import run_pipeline
@@ -93,8 +95,18 @@ def _gather(vectors: dict[str, np.ndarray], keys: list[str]) -> np.ndarray | Non
     return matrix
 
 
+def _hash_or_none(known: ContentHashes, item: GalleryItem) -> str | None:
+    try:
+        return known.of(item)
+    except OSError:  # gone since indexing: not a copy of anything
+        return None
+
+
 class VectorEngine(SearchEngine):
     """A :class:`SearchEngine` over a float32 matrix of per-image vectors."""
+
+    #: Whether ``_item_key`` is the file's SHA-256 (then duplicates read no file to hash it).
+    _keys_are_content_hashes: bool = False
 
     def __init__(self, *, cache: str = "on", cache_dir: str | Path | None = None) -> None:
         super().__init__()
@@ -178,6 +190,22 @@ class VectorEngine(SearchEngine):
         if result.record not in rows:
             return super()._stored_vector(result)
         return snapshot.vectors.matrix[rows[result.record]]  # type: ignore[union-attr]
+
+    def _gallery_vectors(self) -> GalleryVectors:
+        snapshot = self._snapshot
+        if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
+            raise EmptyIndexError(self.name)
+        hashes: tuple[str | None, ...] | None = None
+        if self._keys_are_content_hashes:
+            hashes = snapshot.keys
+        elif self.cache_enabled:
+            # Remembered by path, size and time: only new or changed files are read.
+            known = ContentHashes(self.cache_dir / "content-hashes.json")
+            try:
+                hashes = tuple(_hash_or_none(known, item) for item in snapshot.items)
+            finally:
+                known.save()
+        return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes)
 
     @property
     def labels(self) -> list[str]:

@@ -7,6 +7,7 @@ running server shows: uploads, the API, served files, concurrency, start-up.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -123,6 +124,25 @@ def test_gallery_api_build_index_and_evaluate(served: tuple[Client, str, Path]) 
     assert "Indexed **20** images" in status and skipped["data"][0][0].endswith("broken.jpg")
     table, _, csv_file, status = client.predict(["pixel"], "pixels", ["l1"], "1,3", api_name="/evaluate")
     assert table["headers"][:5] == ["engine", "metric", "queries", "P@1", "P@3"] and Path(csv_file).exists()
+
+
+def test_duplicates_and_the_map_through_the_api(served: tuple[Client, str, Path]) -> None:
+    client, _, gallery = served
+    copy = gallery / "train" / "blue" / "copy of blue.png"
+    shutil.copy(next((gallery / "train" / "blue").glob("*.png")), copy)
+    try:
+        client.predict(str(gallery), api_name="/load_gallery")
+        client.predict("pixel", "phash", api_name="/build_index")
+        summary, table, csv_file = client.predict("pixel", "phash", "l1", None, api_name="/duplicates")
+        assert "**1** exact groups (2 files)" in summary and "deleted" in summary
+        assert table["data"][0][:3] == [1, "exact", 2] and str(copy) in table["data"][0][4]
+        rows = Path(csv_file).read_text().splitlines()
+        assert rows[0].startswith("group,kind,size") and any(str(copy) in row for row in rows)
+        picture, text = client.predict("pixel", "pixels", "l1", api_name="/gallery_map")[:2]
+        assert Path(picture).exists() and "images of Pixels" in text
+    finally:
+        copy.unlink()
+        client.predict(str(gallery), api_name="/load_gallery")
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md")])

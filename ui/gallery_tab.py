@@ -9,8 +9,9 @@ import gradio as gr
 
 from engines import EngineError, Gallery, GalleryItem, available_engines
 
+from . import map_view
 from .controls import EngineControls
-from .images import thumbnail
+from .images import result_tile, thumbnail
 from .messages import USER_ERRORS, in_the_page, user_error
 from .service import SearchService
 
@@ -148,3 +149,83 @@ def build(
     gr.Button(visible=False).click(on_build, inputs, [index_status, skipped], api_name="build_index",
                                    concurrency_id="build_index")
     return counts, thumbs, page, loaded
+
+
+def draw_map(
+    service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str, progress: Any = None
+) -> tuple[Any, str, list[Any]]:
+    """(map image, description, points) of engine ``name``'s index of ``source``."""
+    try:
+        gallery = service.gallery(source)
+        engine = service.engine(name, gallery, choices)
+        started = time.perf_counter()
+        found = engine.gallery_map(metric)
+    except USER_ERRORS as exc:
+        raise user_error(exc) from exc
+    picture, points = map_view.draw(found, gallery, service.may_serve)
+    text = map_view.describe_map(found, available_engines()[name], time.perf_counter() - started)
+    return picture, text, map_view.map_state(points)
+
+
+def pick(service: SearchService, source: str, points: list[Any], where: Any) -> tuple[Any, str, str | None]:
+    """(image, caption, path) of the map point nearest the click at ``where`` (x, y)."""
+    if not points or not isinstance(where, (list, tuple)) or len(where) != 2:
+        return None, "Draw the map, then click a point.", None
+    member = map_view.nearest([(x, y, m) for x, y, m in points], float(where[0]), float(where[1]))
+    if member is None:
+        return None, "", None
+    try:
+        gallery = service.gallery(source)
+    except USER_ERRORS as exc:
+        raise user_error(exc) from exc
+    tile, text = result_tile(member, gallery, service.may_serve)
+    label = member.label or "(top folder)"
+    path = tile if isinstance(tile, str) else None
+    return tile, f"**{label}** · {member.path or f'item #{member.position}'}", path
+
+
+def build_map(
+    service: SearchService, controls: EngineControls, source: gr.State, query_image: gr.Image, tabs: gr.Tabs
+) -> None:
+    """The gallery map (under the Gallery tab's contents): draw it, click a point, search with it."""
+    gr.Markdown("### Map of the gallery\nHow the chosen engine groups the gallery: similar images lie close together.")
+    draw_button = gr.Button("Draw the map for the chosen engine", elem_id="map-button")
+    described = gr.Markdown(elem_id="map-status")
+    with gr.Row():
+        picture = gr.Image(label="Map (click a point)", interactive=False, elem_id="gallery-map", scale=3)
+        with gr.Column(scale=1):
+            chosen = gr.Image(label="Chosen image", interactive=False, height=220, elem_id="map-chosen")
+            chosen_text = gr.Markdown(elem_id="map-chosen-text")
+            use = gr.Button("Search with this image", elem_id="map-search")
+    points = gr.State([])
+    chosen_path = gr.State(None)
+    n = len(controls.options)
+
+    def on_draw(
+        source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
+    ) -> tuple[Any, str, list[Any]]:
+        choices, metric = controls.choices(values[:n]), values[n]
+        return draw_map(service, source_value, name, choices, metric, progress)
+
+    def draw_failed(message: str) -> tuple[Any, str, list[Any]]:
+        return None, f"**Could not draw the map.** {message}", []
+
+    def on_pick(source_value: str, state: list[Any], evt: gr.SelectData) -> tuple[Any, str, str | None]:
+        return pick(service, source_value, state, evt.index)
+
+    def pick_failed(message: str) -> tuple[Any, str, str | None]:
+        return None, f"**Could not show that image.** {message}", None
+
+    def on_use(path: str | None) -> tuple[Any, Any]:
+        if path is None:
+            raise gr.Error("Click a point of the map first (an image with a file).")
+        return path, gr.Tabs(selected="search")
+
+    inputs = [source, controls.engine, *controls.inputs, controls.metric]
+    draw_button.click(in_the_page(on_draw, draw_failed), inputs, [picture, described, points],
+                      api_visibility="private", concurrency_limit=1, concurrency_id="map")
+    gr.Button(visible=False).click(on_draw, inputs, [picture, described, points], api_name="gallery_map",
+                                   concurrency_id="map")
+    picture.select(in_the_page(on_pick, pick_failed), [source, points], [chosen, chosen_text, chosen_path],
+                   api_visibility="private")
+    use.click(on_use, chosen_path, [query_image, tabs], api_visibility="private")

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from . import evaluate_tab, gallery_tab, search_tab
+from . import duplicates_tab, evaluate_tab, gallery_tab, search_tab
 from .config import AppConfig
 from .controls import build_engine_controls
 from .service import SearchService
@@ -31,12 +31,16 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         labels = gr.Dropdown(
             [], multiselect=True, allow_custom_value=True, label="Only these classes (optional)", render=False
         )
-        with gr.Tab("Search"):
-            search_tab.build(service, controls, source, labels)
-        with gr.Tab("Gallery"):
-            counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
-        with gr.Tab("Evaluate"):
-            evaluate_tab.build(service, controls, source)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Search", id="search"):
+                query_image = search_tab.build(service, controls, source, labels)
+            with gr.Tab("Gallery", id="gallery"):
+                counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
+                gallery_tab.build_map(service, controls, source, query_image, tabs)
+            with gr.Tab("Duplicates", id="duplicates"):
+                duplicates_tab.build(service, controls, source)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab.build(service, controls, source)
 
         def on_page_load(value: str) -> tuple[Any, ...]:
             return gallery_tab.show(service, value, reload=False)

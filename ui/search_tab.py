@@ -77,8 +77,9 @@ def refuse_unreadable_uploads(component: gr.Image) -> gr.Image:
     return component
 
 
-def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> None:
-    """The tab's components and their events (inside a ``gr.Tab``)."""
+def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> gr.Image:
+    """The tab's components and their events (inside a ``gr.Tab``); returns the query image,
+    which the gallery map fills when a point is used as a query."""
     accepts = engine_info(str(controls.engine.value)).accepts_text
     session = gr.State(None)
     with gr.Row():
@@ -163,6 +164,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     threshold.release(on_threshold, [session, threshold], [results, summary], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
+    return image
 
 
 def example_queries(config: AppConfig) -> list[list[str]]:

@@ -1,0 +1,149 @@
+"""The Duplicates tab: groups of copies in the gallery, as the chosen engine sees them.
+
+It lists; it never deletes or moves a file. The threshold starts at the engine's default
+for the metric and follows the slider once the user moves it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from typing import Any
+
+import gradio as gr
+
+from engines import available_engines
+from engines.duplicates import DuplicateGroup
+
+from .controls import EngineControls
+from .images import result_tile
+from .messages import USER_ERRORS, in_the_page, user_error
+from .service import SearchService
+
+#: Groups shown as thumbnails (all of them are in the table and the CSV).
+SHOWN_GROUPS = 60
+#: Thumbnails per group in the page.
+SHOWN_MEMBERS = 8
+
+
+def find(
+    service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
+    threshold: float | None, progress: Any = None,
+) -> tuple[list[tuple[Any, str]], str, list[list[Any]], str, float]:
+    """(thumbnails, summary, table rows, CSV path, threshold used) of the duplicates in ``source``.
+
+    ``threshold`` ``None`` uses the engine's default for ``metric``.
+    """
+    try:
+        gallery = service.gallery(source)
+        engine = service.engine(name, gallery, choices)
+        used = engine.duplicate_threshold(metric) if threshold is None else float(threshold)
+        groups = engine.duplicates(threshold=used, metric=metric)
+    except USER_ERRORS as exc:
+        raise user_error(exc) from exc
+    tiles: list[tuple[Any, str]] = []
+    for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
+        for member in group.members[:SHOWN_MEMBERS]:
+            tile, text = result_tile(member, gallery, service.may_serve)
+            tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text.split(' · ', 2)[-1]}"))
+    rows = [
+        [number, group.kind, len(group.members), round(group.score, 4), "\n".join(_where(m.path, m.position) for m in group.members)]
+        for number, group in enumerate(groups, start=1)
+    ]
+    direction = "similarity at least" if metric in engine.higher_is_better else "distance at most"
+    return tiles, summary_line(groups, len(engine), available_engines()[name], metric, direction, used), rows, \
+        write_csv(groups), used
+
+
+def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric: str, direction: str, used: float) -> str:
+    exact = [g for g in groups if g.kind == "exact"]
+    near = [g for g in groups if g.kind == "near"]
+    files = {m.path or m.position for g in groups for m in g.members}
+    text = (
+        f"**{len(exact)}** exact groups ({sum(len(g.members) for g in exact)} files) and **{len(near)}** near groups "
+        f"({sum(len(g.members) for g in near)} files) among {indexed} images with {title}; near: {metric} "
+        f"{direction} {used:.4g}. {len(files)} files are in a group. Nothing was deleted or moved."
+    )
+    if len(groups) > SHOWN_GROUPS:
+        text += f" The first {SHOWN_GROUPS} groups are shown; the table and the CSV hold all {len(groups)}."
+    return text
+
+
+def _where(path: str | None, position: int) -> str:
+    return path if path is not None else f"item #{position}"
+
+
+def write_csv(groups: list[DuplicateGroup]) -> str:
+    """The groups as CSV (one row per file, full paths), in a new temporary file."""
+    handle, path = tempfile.mkstemp(prefix="duplicates-", suffix=".csv")
+    with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["group", "kind", "size", "group_score", "path", "label", "score_to_first"])
+        for number, group in enumerate(groups, start=1):
+            for member in group.members:
+                writer.writerow([number, group.kind, len(group.members), f"{group.score:.6g}",
+                                 _where(member.path, member.position), member.label, f"{member.score:.6g}"])
+    return path
+
+
+def threshold_slider(metric: str, higher_is_better: bool, used: float) -> Any:
+    """The slider fitted to the metric: similarities between 0 and 1, distances up to 3x the value used."""
+    if higher_is_better:
+        return gr.update(minimum=0.5, maximum=1.0, value=used, step=0.001, visible=True,
+                         label=f"Threshold: {metric} similarity at least")
+    top = max(used * 3, 1e-3)
+    return gr.update(minimum=0.0, maximum=top, value=used, step=top / 300, visible=True,
+                     label=f"Threshold: {metric} distance at most")
+
+
+def build(service: SearchService, controls: EngineControls, source: gr.State) -> None:
+    """The tab's components and events (inside a ``gr.Tab``)."""
+    gr.Markdown(
+        "Copies in the gallery: **exact** (the same file, or the same pixels in another format) and **near** "
+        "(resized, re-encoded, cropped, brighter). Every two images of a near group are within the threshold. "
+        "The app only lists them; it deletes nothing. The Pixels engine's *phash* features are made for this."
+    )
+    with gr.Row():
+        go = gr.Button("Find duplicates", variant="primary", elem_id="duplicates-button", scale=1)
+        threshold = gr.Slider(0, 1, value=0, label="Threshold", visible=False, elem_id="duplicates-threshold", scale=3)
+    # What the slider was last fitted to: a different engine, option or metric starts at its default again.
+    fitted = gr.State(None)
+    summary = gr.Markdown(elem_id="duplicates-summary")
+    thumbs = gr.Gallery(label="Groups", columns=8, height=420, elem_id="duplicates-gallery", object_fit="contain")
+    table = gr.Dataframe(headers=["group", "kind", "files", "worst pair", "paths"], label="All groups",
+                         interactive=False, wrap=True)
+    download = gr.File(label="Groups as CSV (full paths)")
+    n = len(controls.options)
+
+    def on_find(
+        source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
+    ) -> tuple[Any, ...]:
+        choices, (metric, value, was) = controls.choices(values[:n]), values[n:]
+        setting = [name, sorted(choices.items()), metric]
+        chosen = float(value) if was == setting and value is not None else None
+        tiles, line, rows, path, used = find(service, source_value, name, choices, metric, chosen, progress)
+        higher = metric in service.engine(name, service.gallery(source_value), choices).higher_is_better
+        return tiles, line, rows, path, threshold_slider(metric, higher, used), setting
+
+    def failed(message: str) -> tuple[Any, ...]:
+        return [], f"**Could not find duplicates.** {message}", [], None, gr.update(), None
+
+    inputs = [source, controls.engine, *controls.inputs, controls.metric, threshold, fitted]
+    outputs = [thumbs, summary, table, download, threshold, fitted]
+    go.click(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",
+             concurrency_limit=1, concurrency_id="duplicates")
+    threshold.release(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",
+                      concurrency_limit=1, concurrency_id="duplicates")
+
+    def on_api(
+        source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
+    ) -> tuple[Any, ...]:
+        choices, (metric, value) = controls.choices(values[:n]), values[n:]
+        chosen = None if value is None or value == "" else float(value)
+        _, line, rows, path, _ = find(service, source_value, name, choices, metric, chosen, progress)
+        return line, rows, path
+
+    api_threshold = gr.Number(None, visible=False, label="threshold (empty: the engine's default)")
+    gr.Button(visible=False).click(on_api, [source, controls.engine, *controls.inputs, controls.metric, api_threshold],
+                                   [summary, table, download], api_name="duplicates", concurrency_id="duplicates")

@@ -1,0 +1,117 @@
+"""The gallery map, drawn: a dot per image in its class colour, thumbnails spread over it.
+
+Decoding every image of a 10,000-image map would take longer than the map itself, so each
+cell of a grid shows the thumbnail of the image nearest its centre and every image gets a
+dot. Clicking finds the nearest image; it can then be searched with.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engines import EngineError, GalleryItem, SearchResult
+from engines.gallery import Gallery
+from engines.gallery_map import GalleryMap
+
+SIZE = (1200, 900)
+MARGIN = 36
+CELLS = (24, 18)
+THUMB = 40
+#: A legend is drawn up to this many classes; beyond it, clicking a point names its class.
+LEGEND_CLASSES = 24
+
+#: What the page keeps of a map: (x, y) in pixels of the drawn image, and each point's result.
+Points = list[tuple[float, float, SearchResult]]
+
+
+def class_colours(labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """Distinct, stable colours: hues spaced by the golden ratio in sorted class order."""
+    colours = {}
+    for number, label in enumerate(sorted(set(labels))):
+        r, g, b = colorsys.hsv_to_rgb((number * 0.618033988749895) % 1.0, 0.75, 0.9)
+        colours[label] = (int(r * 255), int(g * 255), int(b * 255))
+    return colours
+
+
+def draw(
+    gallery_map: GalleryMap, gallery: Gallery, may_serve: Callable[[str], bool]
+) -> tuple[Image.Image, Points]:
+    """The map as an image, and where each point landed on it."""
+    width, height = SIZE
+    canvas = Image.new("RGB", SIZE, (250, 250, 250))
+    pen = ImageDraw.Draw(canvas)
+    inner = np.array([width - 2 * MARGIN, height - 2 * MARGIN], dtype=np.float64)
+    xy = MARGIN + gallery_map.points * inner
+    colours = class_colours([m.label for m in gallery_map.members])
+    for (x, y), member in zip(xy, gallery_map.members, strict=True):
+        pen.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colours[member.label])
+    # One thumbnail per occupied grid cell: the image nearest the cell's centre.
+    cell = inner / np.array(CELLS)
+    index = np.floor((xy - MARGIN) / cell).clip(0, np.array(CELLS) - 1).astype(int)
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for row, (cx, cy) in enumerate(index.tolist()):
+        centre = MARGIN + (np.array([cx, cy]) + 0.5) * cell
+        distance = float(np.sum((xy[row] - centre) ** 2))
+        if (cx, cy) not in best or distance < best[(cx, cy)][0]:
+            best[(cx, cy)] = (distance, row)
+    for _, row in best.values():
+        member = gallery_map.members[row]
+        picture = _small(member, gallery, may_serve)
+        if picture is None:
+            continue
+        x, y = xy[row]
+        box = (int(x - THUMB / 2), int(y - THUMB / 2))
+        pen.rectangle((box[0] - 2, box[1] - 2, box[0] + picture.width + 1, box[1] + picture.height + 1),
+                      fill=colours[member.label])
+        canvas.paste(picture, box)
+    if len(colours) <= LEGEND_CLASSES:
+        for number, (label, colour) in enumerate(colours.items()):
+            pen.rectangle((8, 8 + number * 14, 18, 18 + number * 14), fill=colour)
+            pen.text((22, 6 + number * 14), label or "(top folder)", fill=(40, 40, 40))
+    points = [(float(x), float(y), member) for (x, y), member in zip(xy, gallery_map.members, strict=True)]
+    return canvas, points
+
+
+def _small(member: SearchResult, gallery: Gallery, may_serve: Callable[[str], bool]) -> Image.Image | None:
+    try:
+        if member.path is None:
+            item = gallery.splits["train"][member.position]
+        elif os.path.isfile(member.path) and may_serve(member.path):
+            item = GalleryItem(member.label, member.path)
+        else:
+            return None
+        picture = item.open(draft=(THUMB * 2, THUMB * 2))
+    except (EngineError, IndexError):
+        return None
+    picture.thumbnail((THUMB, THUMB))
+    return picture
+
+
+def nearest(points: Points, x: float, y: float) -> SearchResult | None:
+    """The point nearest the click at (x, y), in the drawn image's pixels."""
+    if not points:
+        return None
+    where = np.array([(px, py) for px, py, _ in points])
+    return points[int(np.argmin(((where - np.array([x, y])) ** 2).sum(axis=1)))][2]
+
+
+def describe_map(gallery_map: GalleryMap, title: str, seconds: float) -> str:
+    classes = len({m.label for m in gallery_map.members})
+    text = (
+        f"{len(gallery_map.members)} images of {title}'s index, {classes} colours (one per class or folder), "
+        f"laid out by {gallery_map.method} in {seconds:.1f} s: images the engine finds similar lie close together."
+    )
+    if gallery_map.sampled:
+        text += f" The index holds {gallery_map.total} images; a random {len(gallery_map.members)} are mapped."
+    return text + " Click a point to see its image."
+
+
+def map_state(points: Points) -> list[Any]:
+    """The points as plain values for a ``gr.State`` (deep-copied per session)."""
+    return [[x, y, member] for x, y, member in points]
