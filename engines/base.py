@@ -13,6 +13,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -171,6 +172,22 @@ class SearchEngine(abc.ABC):
         if len(self) == 0:
             raise EmptyIndexError(self.name)
         return gallery_map(self._gallery_vectors(), metric, engine=self.name, limit=limit or MAP_LIMIT, seed=seed)
+
+    def vector_identity(self) -> str:
+        """What makes this engine's vectors (JSON): equal identities mean interchangeable vectors."""
+        raise NotImplementedError(f"the {self.name} engine has no vector identity")
+
+    def export(self, target: str | Path, *, overwrite: bool = False) -> str:
+        """Write the index as a ``datasets`` dataset: images, labels, paths, content hashes and
+        vectors, with this engine's identity. ``target`` is a folder (refused if it exists,
+        unless ``overwrite``) or a Hub dataset id (``owner/name``, pushed with your token).
+        ``load_gallery(target)`` reads it back; indexing that with an engine of the same
+        identity reuses the vectors. Returns where it was written."""
+        from .transfer import export_index  # noqa: PLC0415 - datasets loads on first use
+
+        if len(self) == 0:
+            raise EmptyIndexError(self.name)
+        return export_index(self._gallery_vectors(), self.vector_identity(), target, overwrite=overwrite, engine=self.name)
 
     def _gallery_vectors(self) -> GalleryVectors:
         """The indexed gallery as one matrix with each row's item and record."""

@@ -194,6 +194,7 @@ class ChromaEngine(UsesEmbedder):
             run = run_pipeline(
                 self, gallery, key=lambda item: _record_id(item, hashes.of(item)), compute=self.embedder.embed_items,
                 store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
+                identity=self.vector_identity(),
             )
         finally:
             hashes.save()

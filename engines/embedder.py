@@ -9,6 +9,7 @@ the model's work make indexing fast without changing a single vector.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -292,6 +293,10 @@ class UsesEmbedder(SearchEngine):
         if deployment.cache_dir is not None:
             options["export_dir"] = str(deployment.cache_dir / "onnx")
         return {**super().deployment_options(deployment), **options}
+
+    def vector_identity(self) -> str:
+        # The CLIP and Chroma engines hold the same vectors: one identity for both.
+        return json.dumps({"engine": "clip", "settings": self.embedder.identity()}, sort_keys=True, default=str)
 
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.embedder.embed_images([image])[0]

@@ -69,6 +69,8 @@ class GalleryItem:
     position: int = 0
     #: The gallery folder the file was found in; the file must resolve inside it.
     root: str | None = field(default=None, compare=False)
+    #: A vector that came with the item (an exported index): (vector identity, vector).
+    stored: tuple[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def source(self) -> str:
@@ -184,16 +186,21 @@ def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
     # the engines, where a broken image is skipped instead of failing the whole split.
     raw = dataset.cast_column(image_column, ImageFeature(decode=False))
     labels: Iterable[Any] = raw["label"] if label_feature is not None else [""] * len(raw)
+    # An exported index (Engine.export) carries each image's vector and what made it.
+    exported = "vector" in features and "index_identity" in features
+    vectors: Any = raw.with_format("numpy")["vector"] if exported else None
+    identities: list[str] = raw["index_identity"] if exported else []
     result = []
     for position, (cell, label) in enumerate(zip(raw[image_column], labels, strict=True)):
+        stored = (identities[position], vectors[position]) if exported else None
         if isinstance(label_feature, ClassLabel) and label is not None:
             label = label_feature.int2str(int(label))
         path, data = (cell or {}).get("path"), (cell or {}).get("bytes")
         # A Hub dataset's "path" is a name inside an archive, not a file we can serve.
         if data is not None or path is None or not os.path.exists(path):
-            result.append(GalleryItem(label=str(label), data=data, position=position))
+            result.append(GalleryItem(label=str(label), data=data, position=position, stored=stored))
         else:
-            result.append(GalleryItem(label=str(label), path=path, position=position))
+            result.append(GalleryItem(label=str(label), path=path, position=position, stored=stored))
     return result
 
 
@@ -257,6 +264,8 @@ def load_gallery(source: str | Path) -> Gallery:
     """
     source = str(source)
     folder = os.path.expanduser(source)
+    if os.path.isfile(os.path.join(folder, "state.json")) and os.path.isfile(os.path.join(folder, "dataset_info.json")):
+        return _saved_dataset_gallery(folder)  # a dataset saved with save_to_disk (an exported index)
     if os.path.isdir(folder):
         return _folder_gallery(folder)
     if os.path.exists(folder) or source.startswith((".", "/", "~")):
@@ -285,6 +294,22 @@ def _folder_gallery(folder: str) -> Gallery:
     classes = {item.label for item in items}
     labelled = len(classes) > 1 and all(item.label and "/" not in item.label for item in items)
     return Gallery(folder, {"train": items}, labelled=labelled)
+
+
+def _saved_dataset_gallery(folder: str) -> Gallery:
+    import datasets
+
+    try:
+        dataset = datasets.load_from_disk(folder)
+    except Exception as exc:  # damaged or of another datasets version
+        raise GalleryError(f"Could not read the saved dataset in {folder} ({type(exc).__name__}: {exc})") from exc
+    if isinstance(dataset, datasets.DatasetDict):
+        database = "train" if "train" in dataset else next(iter(dataset))
+        splits = {"train": as_gallery_items(dataset[database])}
+        if "test" in dataset and database != "test":
+            splits["test"] = as_gallery_items(dataset["test"])
+        return Gallery(folder, splits, labelled="label" in dataset[database].features)
+    return Gallery(folder, {"train": as_gallery_items(dataset)}, labelled="label" in dataset.features)
 
 
 def _hub_gallery(source: str) -> Gallery:

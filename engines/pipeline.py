@@ -10,6 +10,7 @@ run computes only what is missing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .base import SearchEngine, SkippedFile
+from .errors import GalleryError
 from .gallery import GalleryItem
 from .images import os_reason
 
@@ -60,6 +62,7 @@ def run_pipeline(
     skipped: list[SkippedFile],
     progress: bool,
     write_limit: int | None = None,
+    identity: str | None = None,
 ) -> IndexRun:
     """Bring ``store`` up to date with ``gallery``.
 
@@ -68,6 +71,9 @@ def run_pipeline(
     error that prevented it, per item in order. Unreadable items are recorded in
     ``skipped`` with their reason. ``write_limit`` caps how many vectors go to the store
     in one write (a database's batch limit).
+
+    Items that carry a stored vector (an exported index) are not computed: their vector is
+    used when its ``identity`` is this engine's, and a different one is refused, naming both.
     """
     records: list[tuple[str, GalleryItem]] = []
     for item in gallery:
@@ -95,14 +101,16 @@ def run_pipeline(
     computed = 0
     bar = tqdm(total=len(todo), desc=f"Indexing ({engine.name})", unit="img", disable=not progress)
     try:
-        for (record_key, item), outcome in zip(todo.items(), compute(list(todo.values())), strict=True):
+        reused: set[int] = set()
+        outcomes = _with_stored(list(todo.values()), compute, identity, reused)
+        for (record_key, item), outcome in zip(todo.items(), outcomes, strict=True):
             bar.update(1)
             if isinstance(outcome, Exception):
                 failed[record_key] = getattr(outcome, "reason", None) or str(outcome)
                 continue
             pending.append((record_key, item))
             vectors.append(outcome)
-            computed += 1
+            computed += id(item) not in reused
             if len(pending) >= flush_every:
                 flush()
         flush()
@@ -115,3 +123,50 @@ def run_pipeline(
         else:
             indexed.append((record_key, item))
     return IndexRun(indexed, computed)
+
+
+def _with_stored(
+    items: list[GalleryItem], compute: Callable[[list[GalleryItem]], Iterator[np.ndarray | Exception]],
+    identity: str | None, reused: set[int],
+) -> Iterator[np.ndarray | Exception]:
+    """``compute``'s outcomes, with the items' stored vectors in place of computing them
+    (their ``id`` is added to ``reused``)."""
+    # Vectors of another kind of engine (CLIP vectors met by the pixel engine) are ignored:
+    # the images came with them. The same kind with other settings is a mismatch.
+    carried = [item.stored if item.stored is not None and _family(item.stored[0]) == _family(identity) else None
+               for item in items]
+    if not any(carried):
+        yield from compute(items)
+        return
+    for stored in carried:
+        if stored is not None and stored[0] != identity:
+            raise GalleryError(
+                f"This index was exported with {_describe(stored[0])}; this engine makes vectors with "
+                f"{_describe(identity)}. Index it with the same model, backend and precision, or rebuild it "
+                "from the images"
+            )
+    rest = iter(compute([item for item, stored in zip(items, carried, strict=True) if stored is None]))
+    for item, stored in zip(items, carried, strict=True):
+        if stored is None:
+            yield next(rest)
+        else:
+            reused.add(id(item))
+            yield np.asarray(stored[1], dtype=np.float32)
+
+
+def _family(identity: str | None) -> object:
+    try:
+        return json.loads(identity or "").get("engine")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _describe(identity: str | None) -> str:
+    """A vector identity as a person reads it: the model and its settings."""
+    try:
+        found = json.loads(identity or "")
+    except ValueError:
+        return repr(identity)
+    inner = found.get("settings") or {}
+    parts = [f"{key} {value}" for key, value in sorted(inner.items()) if key in {"model", "precision", "features", "size", "bins"}]
+    return f"the {found.get('engine', 'unknown')} engine ({', '.join(parts) or identity})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import json
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,8 @@ class VectorEngine(SearchEngine):
         cache = VectorCache(self.cache_dir / self.name, self._cache_namespace()) if self.cache_enabled else None
         store = _CachedVectors(cache)
         run = run_pipeline(
-            self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress
+            self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress,
+            identity=self.vector_identity(),
         )
         self.last_computed = run.computed
         keys = [key for key, _ in run.records]
@@ -190,6 +192,9 @@ class VectorEngine(SearchEngine):
         if result.record not in rows:
             return super()._stored_vector(result)
         return snapshot.vectors.matrix[rows[result.record]]  # type: ignore[union-attr]
+
+    def vector_identity(self) -> str:
+        return json.dumps({"engine": self.name, "settings": self._cache_namespace()}, sort_keys=True, default=str)
 
     def _gallery_vectors(self) -> GalleryVectors:
         snapshot = self._snapshot

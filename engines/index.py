@@ -1,0 +1,102 @@
+"""Build an engine's index from the command line, in this process or on Ray; optionally export it.
+
+    python -m engines.index --data DIR_OR_HUB_ID --engine clip|chroma [--model M] [--backend B]
+        [--precision P] [--ray [ADDRESS]] [--actors N] [--chroma-host H --chroma-port P]
+        [--chroma-path DIR] [--cache-dir DIR] [--export TARGET [--overwrite]]
+
+Without ``--ray`` the engine indexes here, with a progress bar, resumable after a crash (the
+engine's own store keeps what was written). With ``--ray`` (a local Ray, or ``auto`` / a
+cluster address) the embedding runs on a Ray Data actor pool and the vectors go through the
+same pipeline into the same store: the Chroma collection the app reads (on the server given
+by ``--chroma-host``), or the CLIP engine's cache. The app started with the same model,
+cache folder and Chroma settings then searches them without embedding anything again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .deployment import DEFAULT_MODEL, Deployment
+from .errors import EngineError
+from .gallery import load_gallery
+from .registry import create_engine
+
+ENGINES = ("clip", "chroma", "pixel")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engines.index", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="gallery folder or Hub dataset id (owner/name)")
+    parser.add_argument("--engine", choices=ENGINES, default="clip")
+    parser.add_argument("--model", default=os.environ.get("IMAGE_SEARCH_MODEL", DEFAULT_MODEL),
+                        help="CLIP model: Hub id or local directory")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    parser.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="embed on Ray: a local Ray without ADDRESS, or 'auto' / ray://host:port")
+    parser.add_argument("--actors", type=int, help="Ray actors embedding at once (default: the cluster's CPUs - 1)")
+    parser.add_argument("--chroma-host", default=os.environ.get("CHROMA_HOST"))
+    parser.add_argument("--chroma-port", type=int, default=int(os.environ.get("CHROMA_PORT", "8000")))
+    parser.add_argument("--chroma-path", help="embedded Chroma folder (default: the cache folder's chroma/)")
+    parser.add_argument("--cache-dir", default=os.environ.get("IMAGE_SEARCH_CACHE"),
+                        help="vector caches (default: $XDG_CACHE_HOME/image-search)")
+    parser.add_argument("--export", metavar="TARGET", help="then write the index as a datasets dataset: a folder or a Hub id")
+    parser.add_argument("--overwrite", action="store_true", help="let --export replace an existing folder")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.ray is not None and args.engine == "pixel":
+        parser.error("--ray embeds with CLIP: use --engine clip or chroma")
+    if args.actors is not None and args.actors < 1:
+        parser.error("--actors must be at least 1")
+    source = args.data
+    local = os.path.expanduser(source)
+    if os.path.exists(local):
+        source = os.path.realpath(local)  # the app names a folder's collection by its real path
+    try:
+        gallery = load_gallery(source)
+        deployment = Deployment(
+            model=args.model, backend=args.backend, precision=args.precision,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+            chroma_path=Path(args.chroma_path) if args.chroma_path else None,
+            chroma_host=args.chroma_host, chroma_port=args.chroma_port, gallery=gallery.source,
+        )
+        options: dict[str, object] = {}
+        if args.features and args.engine == "pixel":
+            options["features"] = args.features
+        if args.ray is not None:
+            from .embedder import EmbedderConfig  # noqa: PLC0415
+            from .ray_embed import RayEmbedder, start_ray  # noqa: PLC0415 - Ray only when asked for
+
+            cpus = start_ray(args.ray or None)
+            config = EmbedderConfig(model=args.model, backend=args.backend, precision=args.precision,
+                                    export_dir=str(Path(args.cache_dir) / "onnx") if args.cache_dir else None)
+            options["embedder"] = RayEmbedder(config, actors=args.actors)
+            print(f"Ray: {cpus} CPUs, {args.actors or max(1, cpus - 1)} embedding actors", file=sys.stderr)
+        engine = create_engine(args.engine, deployment=deployment, **options)
+        started = time.perf_counter()
+        count = engine.index(gallery["train"], progress=not args.no_progress)
+        seconds = time.perf_counter() - started
+        print(
+            f"Indexed {count} images of {gallery.source} with {args.engine} in {seconds:.1f} s "
+            f"({engine.last_computed} computed, {len(engine.skipped)} skipped)"
+        )
+        for skipped in engine.skipped:
+            print(f"  skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+        if args.export:
+            print(f"Exported to {engine.export(args.export, overwrite=args.overwrite)}")
+    except (EngineError, ValueError, FileExistsError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Indexes that travel: an indexed gallery written as a ``datasets`` dataset, and read back.
+
+The dataset holds the images themselves (so results show where the original files are
+absent), labels, original paths, content hashes, and each image's vector with the identity
+of what made it (engine, model, backend, precision). ``load_gallery`` on it hands the
+vectors to the engines with the items; an engine with the same identity indexes it without
+decoding or embedding anything (``pipeline.run_pipeline``), and another refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .duplicates import GalleryVectors
+from .errors import GalleryError
+
+#: ``owner/name``: a Hub dataset id. A local folder of that shape is written as ``./owner/name``.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_target(target: str | Path) -> bool:
+    text = str(target)
+    return isinstance(target, str) and bool(_HUB_ID.match(text)) and not os.path.exists(text)
+
+
+def export_index(
+    vectors: GalleryVectors, identity: str, target: str | Path, *, overwrite: bool = False, engine: str = ""
+) -> str:
+    """Write ``vectors`` (with their images) to ``target``: a folder, or a Hub dataset id. Returns where."""
+    import datasets
+
+    dim = int(vectors.matrix.shape[1])
+    features = datasets.Features({
+        "image": datasets.Image(),
+        "label": datasets.Value("string"),
+        "path": datasets.Value("string"),
+        "content_hash": datasets.Value("string"),
+        "vector": datasets.Sequence(datasets.Value("float32"), length=dim),
+        "index_identity": datasets.Value("string"),
+    })
+    hub = is_hub_target(target)
+    folder = Path(os.path.expanduser(str(target))).resolve() if not hub else None
+    if folder is not None and folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} already exists; choose another folder or ask to overwrite it")
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for row, item in enumerate(vectors.items):
+            try:
+                data = Path(item.checked_path()).read_bytes() if item.path is not None else item.data
+            except OSError as exc:
+                raise GalleryError(f"Could not read {item.source} to export it: {exc}") from exc
+            yield {
+                "image": {"bytes": data, "path": os.path.basename(item.path or "") or None},
+                "label": item.label,
+                "path": item.path or "",
+                "content_hash": (vectors.hashes[row] if vectors.hashes else None) or item.content_hash,
+                "vector": vectors.matrix[row].tolist(),
+                "index_identity": identity,
+            }
+
+    with tempfile.TemporaryDirectory(prefix="image-search-export-") as scratch:
+        dataset = datasets.Dataset.from_generator(rows, features=features, cache_dir=scratch)
+        dataset.info.description = f"An image-search index: {identity}"
+        if hub:
+            dataset.push_to_hub(str(target))
+            return str(target)
+        assert folder is not None
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        dataset.save_to_disk(str(staging))
+        (staging / "README.md").write_text(_card(identity, len(vectors.items), dim, engine))
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)  # a reader never sees half an export
+    return str(folder)
+
+
+def _card(identity: str, count: int, dim: int, engine: str) -> str:
+    pretty = json.dumps(json.loads(identity), indent=2, sort_keys=True)
+    return (
+        f"# Image-search index\n\n{count} images with their {dim}-dimensional vectors, exported by the "
+        f"{engine or 'image-search'} engine. Load it with `engines.load_gallery(<this folder or Hub id>)` and "
+        "index it with an engine of the same identity: the stored vectors are used, nothing is embedded.\n\n"
+        f"Vector identity:\n\n```json\n{pretty}\n```\n"
+    )
