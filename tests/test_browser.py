@@ -113,3 +113,30 @@ def test_mark_two_tiles_and_refine_in_the_browser(tmp_path: Path) -> None:
         page.click("#refine-button")
         page.wait_for_function("document.querySelector('#summary').innerText.includes('refined 1')", timeout=30_000)
         assert page.locator("#results img").count() >= 10
+
+
+def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path) -> None:
+    gallery = tmp_path / "data"
+    shutil.copytree(ROOT / "data", gallery)
+    copy = gallery / "train" / "fruit" / "copy.png"
+    shutil.copy(next((gallery / "train" / "fruit").glob("*.png")), copy)
+    with app_page(gallery, "browser-map.png", height=1800) as page:
+        page.get_by_role("tab", name="Gallery").click()
+        page.click("#map-button")
+        page.locator("#gallery-map img").first.wait_for(timeout=120_000)
+        assert "images of Pixels" in page.locator("#map-status").inner_text()
+        box = page.locator("#gallery-map img").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.locator("#map-chosen img").first.wait_for(timeout=30_000)
+        assert ".png" in page.locator("#map-chosen-text").inner_text()
+        page.click("#map-search")
+        page.locator("#query-image img").first.wait_for(timeout=30_000)  # back on Search, with that image
+        page.click("#search-button")
+        page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+        page.get_by_role("tab", name="Duplicates").click()
+        page.click("#duplicates-button")
+        page.wait_for_function(
+            "document.querySelector('#duplicates-summary').innerText.includes('exact groups')", timeout=60_000
+        )
+        assert "**" not in page.locator("#duplicates-summary").inner_text()
+        assert page.locator("#duplicates-gallery img").count() >= 2

@@ -112,6 +112,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     summary = gr.Markdown(elem_id="duplicates-summary")
     thumbs = gr.Gallery(label="Groups", columns=8, height=420, elem_id="duplicates-gallery", object_fit="contain")
     table = gr.Dataframe(headers=["group", "kind", "files", "worst pair", "paths"], label="All groups",
+                         column_widths=["8%", "8%", "8%", "10%", "66%"],
                          interactive=False, wrap=True)
     download = gr.File(label="Groups as CSV (full paths)")
     n = len(controls.options)
