@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines import Deployment, GalleryError, create_engine, load_gallery
+from engines import Deployment, GalleryError, create_engine, load_gallery, pipeline
 from engines import embedder as embedder_module
-from engines import pipeline
 from engines.embedder import EmbedderConfig
 from engines.gallery import GalleryItem
 from engines.index import main
