@@ -1,8 +1,9 @@
 """Duplicate groups in an indexed gallery: exact copies by content, near copies by vector.
 
 **Exact** groups are files with the same bytes (SHA-256), or the same decoded pixels in
-another encoding (a PNG saved again as lossless WebP, ...). Pixel equality is checked only
-for pairs whose vectors are already (almost) equal, so no other file is decoded.
+another encoding (a JPEG saved again as PNG, a PNG as BMP, ...). Pixel equality is checked
+only for candidate pairs of the same image size (read from the header), so few files are
+decoded.
 
 **Near** groups come from the engine's vectors at a threshold in its metric. Pairs are
 found blockwise without an N x N matrix: the vectors are moved to a space where the
@@ -86,7 +87,7 @@ def find_duplicates(
     loosest = min(threshold, exact_bound) if higher_is_better else max(threshold, exact_bound)
     pairs, scores = candidate_pairs(matrix, metric, loosest)
 
-    # Exact: same bytes, or same pixels for pairs whose vectors are (almost) equal.
+    # Exact: the same bytes, or the same decoded pixels (checked for candidate pairs only).
     hashes = vectors.hashes or tuple(content_hash(item) for item in vectors.items)
     exact = _UnionFind(n)
     by_hash: dict[str, int] = {}
@@ -132,7 +133,6 @@ def find_duplicates(
         groups.append(_group("near", rows, vectors, metric, higher_is_better, matrix))
     groups.sort(key=lambda g: (KINDS.index(g.kind), -len(g.members), -g.score if higher_is_better else g.score))
     return groups
-
 
 
 def _complete_linkage(
