@@ -36,8 +36,8 @@ from PIL import Image, ImageEnhance
 from _common import AIO, ROOT
 from engines import InvalidQueryError, SearchEngine, create_engine, load_gallery
 from engines.duplicates import GalleryVectors, find_duplicates
-from engines.gallery_map import gallery_map
 from engines.gallery import GalleryItem
+from engines.gallery_map import gallery_map
 from engines.images import load_image
 from engines.testing import build_tiny_clip
 
