@@ -144,9 +144,9 @@ class SearchEngine(abc.ABC):
         Exact: the same file content, or the same decoded pixels in another encoding.
         Near: every two members within ``threshold`` in ``metric`` (default: the engine's
         ``duplicate_threshold`` for it). See :mod:`engines.duplicates`. Reads files only
-        to hash them (remembered) or to compare the pixels of vectors that are equal.
+        to hash them (remembered) or to compare the pixels of candidate pairs of one size.
         """
-        from .duplicates import find_duplicates  # noqa: PLC0415 - scikit-learn loads on first use
+        from .duplicates import find_duplicates  # noqa: PLC0415 - only where asked for
 
         metric = self.check_metric(metric)
         if threshold is None:
@@ -166,7 +166,7 @@ class SearchEngine(abc.ABC):
 
     def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
         """A 2-D map of the index (PCA then t-SNE), sampled to ``limit`` images where larger."""
-        from .gallery_map import MAP_LIMIT, gallery_map  # noqa: PLC0415 - scikit-learn loads on first use
+        from .gallery_map import MAP_LIMIT, gallery_map  # noqa: PLC0415 - only where asked for
 
         metric = self.check_metric(metric)
         if len(self) == 0:
