@@ -187,7 +187,14 @@ class SearchEngine(abc.ABC):
 
         if len(self) == 0:
             raise EmptyIndexError(self.name)
-        return export_index(self._gallery_vectors(), self.vector_identity(), target, overwrite=overwrite, engine=self.name)
+        return export_index(
+            self._gallery_vectors(), self.vector_identity(), target, overwrite=overwrite, engine=self.name,
+            details=self.export_details(),
+        )
+
+    def export_details(self) -> dict[str, str]:
+        """How the vectors were made, for an export's dataset card (model, backend, precision)."""
+        return {}
 
     def _gallery_vectors(self) -> GalleryVectors:
         """The indexed gallery as one matrix with each row's item and record."""

@@ -298,6 +298,9 @@ class UsesEmbedder(SearchEngine):
         # The CLIP and Chroma engines hold the same vectors: one identity for both.
         return json.dumps({"engine": "clip", "settings": self.embedder.identity()}, sort_keys=True, default=str)
 
+    def export_details(self) -> dict[str, str]:
+        return {"model": self.embedder.model_name, "backend": self.embedder.backend, "precision": self.embedder.precision}
+
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.embedder.embed_images([image])[0]
 

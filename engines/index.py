@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .embedder import EmbedderConfig  # noqa: PLC0415
             from .ray_embed import RayEmbedder, start_ray  # noqa: PLC0415 - Ray only when asked for
 
+            logging.getLogger("ray").setLevel(logging.WARNING)  # not a log line per dataset run
             cpus = start_ray(args.ray or None)
             config = EmbedderConfig(model=args.model, backend=args.backend, precision=args.precision,
                                     export_dir=str(Path(args.cache_dir) / "onnx") if args.cache_dir else None)

@@ -31,7 +31,8 @@ def is_hub_target(target: str | Path) -> bool:
 
 
 def export_index(
-    vectors: GalleryVectors, identity: str, target: str | Path, *, overwrite: bool = False, engine: str = ""
+    vectors: GalleryVectors, identity: str, target: str | Path, *, overwrite: bool = False, engine: str = "",
+    details: dict[str, str] | None = None,
 ) -> str:
     """Write ``vectors`` (with their images) to ``target``: a folder, or a Hub dataset id. Returns where."""
     import datasets
@@ -68,25 +69,30 @@ def export_index(
     with tempfile.TemporaryDirectory(prefix="image-search-export-") as scratch:
         dataset = datasets.Dataset.from_generator(rows, features=features, cache_dir=scratch)
         dataset.info.description = f"An image-search index: {identity}"
+        card = _card(identity, len(vectors.items), dim, engine, details or {})
         if hub:
+            from huggingface_hub import DatasetCard  # noqa: PLC0415
+
             dataset.push_to_hub(str(target))
+            DatasetCard(card).push_to_hub(str(target), repo_type="dataset")
             return str(target)
         assert folder is not None
         staging = folder.with_name(folder.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         dataset.save_to_disk(str(staging))
-        (staging / "README.md").write_text(_card(identity, len(vectors.items), dim, engine))
+        (staging / "README.md").write_text(card)
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)  # a reader never sees half an export
     return str(folder)
 
 
-def _card(identity: str, count: int, dim: int, engine: str) -> str:
+def _card(identity: str, count: int, dim: int, engine: str, details: dict[str, str]) -> str:
     pretty = json.dumps(json.loads(identity), indent=2, sort_keys=True)
+    made = "".join(f"- {key}: {value}\n" for key, value in details.items())
     return (
         f"# Image-search index\n\n{count} images with their {dim}-dimensional vectors, exported by the "
         f"{engine or 'image-search'} engine. Load it with `engines.load_gallery(<this folder or Hub id>)` and "
         "index it with an engine of the same identity: the stored vectors are used, nothing is embedded.\n\n"
-        f"Vector identity:\n\n```json\n{pretty}\n```\n"
+        f"{made}\nVector identity (also in every row's `index_identity`):\n\n```json\n{pretty}\n```\n"
     )
