@@ -14,8 +14,8 @@ from .duplicates import GalleryVectors
 from .errors import EmptyIndexError
 from .results import SearchResult
 
-#: Images mapped at most; a larger gallery is sampled (the map says so). t-SNE on 10,000
-#: points takes about 40 s on 2 cores (benchmarks/duplicates.py prints it).
+#: Images mapped at most; a larger gallery is sampled (the map says so). The map of 10,000
+#: points takes about 33 s on 2 cores (benchmarks/duplicates.py prints it).
 MAP_LIMIT = 10_000
 PCA_DIMS = 50
 
