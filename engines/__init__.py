@@ -6,17 +6,21 @@
     >>> engine.index(gallery["train"])
     >>> engine.search("data/test/fruit/lemon.png", k=5)      # a str is a path
     >>> create_engine("clip").search(Text("a red bus"))       # a sentence is Text
+    >>> engine.duplicates(), engine.gallery_map()              # copies; a 2-D map
 
 Where a search goes: ``registry.create_engine`` builds an engine (``pixel.py``, ``clip.py``,
 ``chroma.py``) that implements the contract in ``base.py``; queries are typed in
 ``query.py``; ``pipeline.py`` indexes for every engine; ``embedder.py`` makes the CLIP
-vectors both CLIP engines use.
+vectors both CLIP engines use (``ray_embed.py`` on Ray, for ``python -m engines.index``);
+``duplicates.py`` and ``gallery_map.py`` work on any engine's vectors; ``transfer.py``
+exports an index as a dataset.
 
 Importing this package is cheap: models and databases load when an engine first needs them.
 """
 
 from .base import FeatureVector, Option, SearchEngine
 from .deployment import DEFAULT_MODEL, Deployment
+from .duplicates import DuplicateGroup
 from .errors import (
     BackendUnavailableError,
     EmptyIndexError,
@@ -28,6 +32,7 @@ from .errors import (
     UnreadableImageError,
 )
 from .gallery import Gallery, GalleryItem, as_gallery_items, list_image_files, load_gallery
+from .gallery_map import GalleryMap
 from .query import NEGATIVE_WEIGHT, ImageQuery, Query, SearchQuery, Text, parse_text_query
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
 from .results import SearchResult, SkippedFile
@@ -36,6 +41,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "BackendUnavailableError",
     "Deployment",
+    "DuplicateGroup",
     "EmptyIndexError",
     "EngineError",
     "EngineInfo",
@@ -43,6 +49,7 @@ __all__ = [
     "Gallery",
     "GalleryError",
     "GalleryItem",
+    "GalleryMap",
     "ImageQuery",
     "InvalidQueryError",
     "ModelUnavailableError",
