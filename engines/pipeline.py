@@ -133,7 +133,14 @@ def _with_stored(
     (their ``id`` is added to ``reused``)."""
     # Vectors of another kind of engine (CLIP vectors met by the pixel engine) are ignored:
     # the images came with them. The same kind with other settings is a mismatch.
-    carried = [item.stored if item.stored is not None and _family(item.stored[0]) == _family(identity) else None
+    families: dict[str | None, object] = {}  # one parse per distinct identity, not per item
+
+    def family(of: str | None) -> object:
+        if of not in families:
+            families[of] = _family(of)
+        return families[of]
+
+    carried = [item.stored if item.stored is not None and family(item.stored[0]) == family(identity) else None
                for item in items]
     if not any(carried):
         yield from compute(items)
@@ -142,8 +149,8 @@ def _with_stored(
         if stored is not None and stored[0] != identity:
             raise GalleryError(
                 f"This index was exported with {_describe(stored[0])}; this engine makes vectors with "
-                f"{_describe(identity)}. Index it with the same model, backend and precision, or rebuild it "
-                "from the images"
+                f"{_describe(identity)}. Index it with the same model and precision, or rebuild it from "
+                "the images"
             )
     rest = iter(compute([item for item, stored in zip(items, carried, strict=True) if stored is None]))
     for item, stored in zip(items, carried, strict=True):
