@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from .base import FeatureVector, Option
-from .errors import UnreadableImageError
+from .duplicates import DuplicateGroup
+from .errors import InvalidQueryError, UnreadableImageError
 from .gallery import GalleryItem
 from .metrics import METRICS
 from .vector_engine import VectorEngine
@@ -82,6 +83,16 @@ class PixelEngine(VectorEngine):
 
     def duplicate_threshold(self, metric: str | None = None) -> float:
         return DUPLICATE_THRESHOLDS[self.features][self.check_metric(metric)]
+
+    def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
+        try:
+            return super().duplicates(threshold, metric)
+        except InvalidQueryError as exc:
+            if self.features == "phash" or "stricter duplicate threshold" not in str(exc):
+                raise
+            # Thousands of raw-pixel or histogram vectors are too alike for an exact pair
+            # search in bounded memory; the perceptual hash is made for this.
+            raise InvalidQueryError(f"{exc}; the phash pixel features are made for finding copies") from exc
 
     def _cache_namespace(self) -> dict[str, object]:
         return {"features": self.features, "size": self.size, "bins": self.bins}

@@ -139,6 +139,10 @@ def test_a_threshold_admitting_everything_is_refused_not_run(monkeypatch: pytest
     matrix = np.zeros((50, 4), dtype=np.float32)
     with pytest.raises(InvalidQueryError, match="stricter duplicate threshold"):
         candidate_pairs(matrix, "l2", 1.0)
+    engine = create_engine("pixel")
+    engine.index(load_gallery(DEMO)["train"], progress=False)
+    with pytest.raises(InvalidQueryError, match="phash pixel features are made for finding copies"):
+        engine.duplicates(threshold=1000.0)
 
 
 def test_clip_and_chroma_find_the_same_exact_and_near_groups(copies: dict[str, Path], tiny_clip: str, tmp_path: Path) -> None:
