@@ -196,7 +196,7 @@ def timing(dims: int, n: int, kind: str, sources: np.ndarray, seed: int = 0) -> 
     vectors = GalleryVectors(matrix, items, tuple(map(str, range(n))), tuple(f"h{i}" for i in range(n)))
     started = time.perf_counter()
     try:
-        groups = find_duplicates(vectors, metric, threshold, higher_is_better=metric == "cosine", content_hash=lambda _: None)
+        groups = find_duplicates(vectors, metric, threshold, higher_is_better=metric == "cosine")
     except InvalidQueryError as exc:
         print(f"  ({kind} {n:,}: refused after {time.perf_counter() - started:.1f} s: {exc})", flush=True)
         return "refused"

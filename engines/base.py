@@ -8,6 +8,7 @@ checking lives here, once, so every engine refuses bad input with the same messa
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import math
 import threading
@@ -22,7 +23,7 @@ from PIL import Image
 
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
-from .gallery import GalleryItem, Items, as_gallery_items
+from .gallery import GalleryItem, Items, as_gallery_items, hash_or_none
 from .query import Query, SearchQuery, Text, load_query_image
 from .results import SearchResult, SkippedFile, passing_threshold
 
@@ -155,10 +156,10 @@ class SearchEngine(abc.ABC):
             raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")
         if len(self) == 0:
             raise EmptyIndexError(self.name)
-        return find_duplicates(
-            self._gallery_vectors(), metric, float(threshold),
-            higher_is_better=metric in self.higher_is_better, content_hash=self._content_hash,
-        )
+        vectors = self._gallery_vectors()
+        if vectors.hashes is None:  # only duplicates need them: the map and exports do not hash
+            vectors = dataclasses.replace(vectors, hashes=self._content_hashes(vectors.items))
+        return find_duplicates(vectors, metric, float(threshold), higher_is_better=metric in self.higher_is_better)
 
     def duplicate_threshold(self, metric: str | None = None) -> float:
         """The default near-duplicate threshold for ``metric``."""
@@ -200,12 +201,10 @@ class SearchEngine(abc.ABC):
         """The indexed gallery as one matrix with each row's item and record."""
         raise NotImplementedError(f"the {self.name} engine does not hand out its vectors")
 
-    def _content_hash(self, item: GalleryItem) -> str | None:
-        """SHA-256 of ``item``'s file, or ``None`` where it can no longer be read."""
-        try:
-            return item.content_hash
-        except OSError:
-            return None
+    def _content_hashes(self, items: Sequence[GalleryItem]) -> tuple[str | None, ...]:
+        """SHA-256 of each item's file (``None`` where it can no longer be read); engines
+        that remember hashes override this."""
+        return tuple(hash_or_none(item) for item in items)
 
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""

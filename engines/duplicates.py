@@ -66,7 +66,7 @@ class GalleryVectors:
     matrix: np.ndarray
     items: tuple[GalleryItem, ...]
     records: tuple[str, ...]
-    #: SHA-256 of each item's file where the engine already knows it (else computed).
+    #: SHA-256 of each item's file, where known (``SearchEngine.duplicates`` fills it in).
     hashes: tuple[str | None, ...] | None = None
 
 
@@ -76,7 +76,6 @@ def find_duplicates(
     threshold: float,
     *,
     higher_is_better: bool,
-    content_hash: Callable[[GalleryItem], str | None],
 ) -> list[DuplicateGroup]:
     """Exact then near groups of ``vectors`` (largest first, each kind by its best score)."""
     n = len(vectors.items)
@@ -88,7 +87,7 @@ def find_duplicates(
     pairs, scores = candidate_pairs(matrix, metric, loosest)
 
     # Exact: the same bytes, or the same decoded pixels (checked for candidate pairs only).
-    hashes = vectors.hashes or tuple(content_hash(item) for item in vectors.items)
+    hashes = vectors.hashes or (None,) * n  # unknown: only pixel equality makes exact groups
     exact = _UnionFind(n)
     by_hash: dict[str, int] = {}
     for row, digest in enumerate(hashes):

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 Items = Union["datasets.Dataset", Sequence[str | Path], Sequence["GalleryItem"]]
 SPLITS = ("train", "test")
+#: A Hub dataset id: owner/name. A bare name is refused where users type sources: ``datasets``
+#: would resolve some of them (``imagefolder``) to builders that read the working directory.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class OutsideGalleryError(OSError):
@@ -122,6 +126,15 @@ class GalleryItem:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
         return digest.hexdigest()
+
+
+def hash_or_none(item: GalleryItem, known: Any = None) -> str | None:
+    """``item``'s content hash (through ``known``, a ``cache.ContentHashes``, when given), or
+    ``None`` for a file gone or unreadable since indexing: it is then no copy of anything."""
+    try:
+        return known.of(item) if known is not None else item.content_hash
+    except OSError:
+        return None
 
 
 def list_image_files(folder: str | Path) -> list[str]:

@@ -20,33 +20,30 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import EngineError
 from .gallery import load_gallery
-from .registry import create_engine
-
-ENGINES = ("clip", "chroma", "pixel")
+from .registry import available_engines, create_engine, engine_class
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.index", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="gallery folder or Hub dataset id (owner/name)")
-    parser.add_argument("--engine", choices=ENGINES, default="clip")
-    parser.add_argument("--model", default=os.environ.get("IMAGE_SEARCH_MODEL", DEFAULT_MODEL),
-                        help="CLIP model: Hub id or local directory")
+    parser.add_argument("--engine", choices=list(available_engines()), default="clip")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="CLIP model: Hub id or local directory")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
     parser.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="embed on Ray: a local Ray without ADDRESS, or 'auto' / ray://host:port")
     parser.add_argument("--actors", type=int, help="Ray actors embedding at once (default: the cluster's CPUs - 1)")
-    parser.add_argument("--chroma-host", default=os.environ.get("CHROMA_HOST"))
-    parser.add_argument("--chroma-port", type=int, default=int(os.environ.get("CHROMA_PORT", "8000")))
+    parser.add_argument("--chroma-host", help="a Chroma server (default: the embedded database)")
+    parser.add_argument("--chroma-port", type=int, default=8000)
     parser.add_argument("--chroma-path", help="embedded Chroma folder (default: the cache folder's chroma/)")
-    parser.add_argument("--cache-dir", default=os.environ.get("IMAGE_SEARCH_CACHE"),
-                        help="vector caches (default: $XDG_CACHE_HOME/image-search)")
+    parser.add_argument("--cache-dir", help="vector caches (default: $XDG_CACHE_HOME/image-search)")
     parser.add_argument("--export", metavar="TARGET", help="then write the index as a datasets dataset: a folder or a Hub id")
     parser.add_argument("--overwrite", action="store_true", help="let --export replace an existing folder")
     parser.add_argument("--no-progress", action="store_true")
@@ -77,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             logging.getLogger("ray").setLevel(logging.WARNING)  # not a log line per dataset run
             cpus = start_ray(args.ray or None)
-            config = EmbedderConfig(model=args.model, backend=args.backend, precision=args.precision,
-                                    export_dir=str(Path(args.cache_dir) / "onnx") if args.cache_dir else None)
+            # The embedder settings the engine would take from the deployment (model, export folder...).
+            shared = engine_class(args.engine).deployment_options(deployment)
+            config = EmbedderConfig(**{f.name: shared[f.name] for f in fields(EmbedderConfig) if f.name in shared})
             options["embedder"] = RayEmbedder(config, actors=args.actors)
             print(f"Ray: {cpus} CPUs, {args.actors or max(1, cpus - 1)} embedding actors", file=sys.stderr)
         engine = create_engine(args.engine, deployment=deployment, **options)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,14 +19,12 @@ from typing import Any
 
 from .duplicates import GalleryVectors
 from .errors import GalleryError
-
-#: ``owner/name``: a Hub dataset id. A local folder of that shape is written as ``./owner/name``.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+from .gallery import HUB_ID
 
 
 def is_hub_target(target: str | Path) -> bool:
-    text = str(target)
-    return isinstance(target, str) and bool(_HUB_ID.match(text)) and not os.path.exists(text)
+    """An ``owner/name`` string that is not an existing path (write a folder of that shape as ``./owner/name``)."""
+    return isinstance(target, str) and bool(HUB_ID.match(target)) and not os.path.exists(target)
 
 
 def export_index(

@@ -22,7 +22,7 @@ from .cache import ContentHashes, VectorCache, default_cache_dir
 from .deployment import Deployment
 from .duplicates import GalleryVectors
 from .errors import EmptyIndexError
-from .gallery import GalleryItem
+from .gallery import GalleryItem, hash_or_none
 from .metrics import VectorIndex, top_k
 from .pipeline import run_pipeline
 
@@ -96,13 +96,6 @@ def _gather(vectors: dict[str, np.ndarray], keys: list[str]) -> np.ndarray | Non
     return matrix
 
 
-def _hash_or_none(known: ContentHashes, item: GalleryItem) -> str | None:
-    try:
-        return known.of(item)
-    except OSError:  # gone since indexing: not a copy of anything
-        return None
-
-
 class VectorEngine(SearchEngine):
     """A :class:`SearchEngine` over a float32 matrix of per-image vectors."""
 
@@ -116,6 +109,8 @@ class VectorEngine(SearchEngine):
         self.cache_enabled = cache == "on"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._snapshot: _Snapshot | None = None
+        #: Content hashes of the current snapshot's items, by the snapshot's id (duplicates).
+        self._hashes_of: dict[int, tuple[str | None, ...]] = {}
 
     @classmethod
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
@@ -200,17 +195,23 @@ class VectorEngine(SearchEngine):
         snapshot = self._snapshot
         if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
             raise EmptyIndexError(self.name)
-        hashes: tuple[str | None, ...] | None = None
-        if self._keys_are_content_hashes:
-            hashes = snapshot.keys
-        elif self.cache_enabled:
-            # Remembered by path, size and time: only new or changed files are read.
-            known = ContentHashes(self.cache_dir / "content-hashes.json")
-            try:
-                hashes = tuple(_hash_or_none(known, item) for item in snapshot.items)
-            finally:
-                known.save()
+        hashes = snapshot.keys if self._keys_are_content_hashes else self._hashes_of.get(id(snapshot))
         return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes)
+
+    def _content_hashes(self, items: Sequence[GalleryItem]) -> tuple[str | None, ...]:
+        if not self.cache_enabled:
+            return super()._content_hashes(items)
+        # Remembered by path, size and time: only new or changed files are read; and kept
+        # for this snapshot, so that moving the threshold does not stat the gallery again.
+        snapshot = self._snapshot
+        known = ContentHashes(self.cache_dir / "content-hashes.json")
+        try:
+            hashes = tuple(hash_or_none(item, known) for item in items)
+        finally:
+            known.save()
+        if snapshot is not None and items is snapshot.items:
+            self._hashes_of = {id(snapshot): hashes}
+        return hashes
 
     @property
     def labels(self) -> list[str]:

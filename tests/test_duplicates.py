@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +82,12 @@ def test_groups_never_chain_through_a_line_of_neighbours() -> None:
     matrix = np.array([[0.0, 0.0], [0.6, 0.0], [1.2, 0.0], [5.0, 5.0]], dtype=np.float32)
     items = tuple(GalleryItem("", f"/nonexistent/{i}.png", position=i) for i in range(4))
     vectors = GalleryVectors(matrix, items, ("a", "b", "c", "d"), ("ha", "hb", "hc", "hd"))
-    groups = find_duplicates(vectors, "l2", 1.0, higher_is_better=False, content_hash=lambda _: None)
+    groups = find_duplicates(vectors, "l2", 1.0, higher_is_better=False)
     assert len(groups) == 1 and len(groups[0].members) == 2 and groups[0].kind == "near"
     line = np.linspace(0, 10, 50, dtype=np.float32)[:, None] * np.array([[1.0, 0.0]], dtype=np.float32)
     items = tuple(GalleryItem("", f"/nonexistent/{i}.png", position=i) for i in range(50))
     vectors = GalleryVectors(line, items, tuple(map(str, range(50))), tuple(map(str, range(50))))
-    for group in find_duplicates(vectors, "l2", 0.5, higher_is_better=False, content_hash=lambda _: None):
+    for group in find_duplicates(vectors, "l2", 0.5, higher_is_better=False):
         positions = [m.position for m in group.members]
         assert max(positions) - min(positions) <= 2  # 0.2 apart: at most three within 0.5
 
@@ -172,3 +173,21 @@ def test_the_map_places_every_image_and_samples_large_galleries(tiny_clip: str) 
     clip = create_engine("clip", model=tiny_clip)
     clip.index(load_gallery(DEMO)["train"], progress=False)
     assert clip.gallery_map("cosine").points.shape == (len(clip), 2)
+
+
+def test_moving_the_threshold_stats_no_gallery_file_again(copies: dict[str, Path], watched_paths: list[str]) -> None:
+    from conftest import OPENED
+
+    root = str(copies["copy"].parents[1])
+    engine = create_engine("pixel", features="phash")
+    engine.index(load_gallery(root)["train"], progress=False)
+    watched_paths.clear()
+    engine.gallery_map()  # a map hashes nothing
+    assert not [p for p in watched_paths if p.startswith(root)]
+    assert engine.duplicates()
+    assert any(p.startswith(root) for p in watched_paths)  # hashed once (stat, and remembered)
+    watched_paths.clear()
+    OPENED.clear()
+    assert engine.duplicates(threshold=4.0)
+    stats = Counter(p for p in watched_paths if p.startswith(root)) - Counter(OPENED)
+    assert not stats  # candidate pixels may be decoded again; no file is stat'ed to hash it

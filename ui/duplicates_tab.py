@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from engines import available_engines
+from engines import available_engines, engine_info
 from engines.duplicates import DuplicateGroup
 
 from .controls import EngineControls
@@ -45,8 +45,8 @@ def find(
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
         for member in group.members[:SHOWN_MEMBERS]:
-            tile, text = result_tile(member, gallery, service.may_serve)
-            tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text.split(' · ', 2)[-1]}"))
+            tile, text = result_tile(member, gallery, service.may_serve)  # text: place, label, score to the first, file
+            tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text}"))
     rows = [
         [number, group.kind, len(group.members), round(group.score, 4), "\n".join(_where(m.path, m.position) for m in group.members)]
         for number, group in enumerate(groups, start=1)
@@ -124,7 +124,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
         setting = [name, sorted(choices.items()), metric]
         chosen = float(value) if was == setting and value is not None else None
         tiles, line, rows, path, used = find(service, source_value, name, choices, metric, chosen, progress)
-        higher = metric in service.engine(name, service.gallery(source_value), choices).higher_is_better
+        higher = metric in engine_info(name).higher_is_better
         return tiles, line, rows, path, threshold_slider(metric, higher, used), setting
 
     def failed(message: str) -> tuple[Any, ...]:

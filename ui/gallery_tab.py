@@ -153,7 +153,7 @@ def build(
 
 def draw_map(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str, progress: Any = None
-) -> tuple[Any, str, list[Any]]:
+) -> tuple[Any, str, map_view.Points]:
     """(map image, description, points) of engine ``name``'s index of ``source``."""
     try:
         gallery = service.gallery(source)
@@ -164,14 +164,14 @@ def draw_map(
         raise user_error(exc) from exc
     picture, points = map_view.draw(found, gallery, service.may_serve)
     text = map_view.describe_map(found, available_engines()[name], time.perf_counter() - started)
-    return picture, text, map_view.map_state(points)
+    return picture, text, points
 
 
-def pick(service: SearchService, source: str, points: list[Any], where: Any) -> tuple[Any, str, str | None]:
+def pick(service: SearchService, source: str, points: map_view.Points, where: Any) -> tuple[Any, str, str | None]:
     """(image, caption, path) of the map point nearest the click at ``where`` (x, y)."""
     if not points or not isinstance(where, (list, tuple)) or len(where) != 2:
         return None, "Draw the map, then click a point.", None
-    member = map_view.nearest([(x, y, m) for x, y, m in points], float(where[0]), float(where[1]))
+    member = map_view.nearest(points, float(where[0]), float(where[1]))
     if member is None:
         return None, "", None
     try:

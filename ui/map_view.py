@@ -10,7 +10,6 @@ from __future__ import annotations
 import colorsys
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -110,8 +109,3 @@ def describe_map(gallery_map: GalleryMap, title: str, seconds: float) -> str:
     if gallery_map.sampled:
         text += f" The index holds {gallery_map.total} images; a random {len(gallery_map.members)} are mapped."
     return text + " Click a point to see its image."
-
-
-def map_state(points: Points) -> list[Any]:
-    """The points as plain values for a ``gr.State`` (deep-copied per session)."""
-    return [[x, y, member] for x, y, member in points]

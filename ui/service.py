@@ -7,7 +7,6 @@ never breaks a search in another.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -15,13 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from engines import GalleryError, SearchEngine, create_engine, engine_info, load_gallery
-from engines.gallery import Gallery, inside, within
+from engines.gallery import HUB_ID, Gallery, inside, within
 
 from .config import AppConfig
-
-#: A Hub dataset id: owner/name. A bare name is refused: ``datasets`` would resolve some
-#: of them (``imagefolder``) to builders that read the server's working directory.
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class SearchService:
