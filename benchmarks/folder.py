@@ -99,6 +99,9 @@ def main() -> None:
         first = phase(folder, cache, "first index")
         again = phase(folder, cache, "re-index, unchanged")
     ratio = float(first["index_s"]) / max(float(again["index_s"]), 1e-9)  # type: ignore[arg-type]
+    # As a user waits for it: the folder listed (and stated) again, then indexed.
+    first_total = float(first["list_s"]) + float(first["index_s"])  # type: ignore[arg-type]
+    again_total = float(again["list_s"]) + float(again["index_s"])  # type: ignore[arg-type]
     for result in (first, again):
         queries = result["query_ms"]
         assert isinstance(queries, dict)
@@ -113,6 +116,8 @@ def main() -> None:
     worst_rss = max(float(r["peak_rss_mb"]) for r in (first, again))  # type: ignore[arg-type]
     print(f"re-index {again['index_s']:.2f} s, {ratio:.0f}x faster than the first index (goal: <= 5 s and >= 50x): "
           f"{'met' if float(again['index_s']) <= 5 and ratio >= 50 else 'NOT met'}")  # type: ignore[arg-type]
+    print(f"listing included: {again_total:.2f} s against {first_total:.1f} s, {first_total / again_total:.0f}x: "
+          f"{'met' if again_total <= 5 and first_total / again_total >= 50 else 'NOT met'}")
     print(f"peak RSS {worst_rss:,.0f} MB (goal < 2,048 MB): {'met' if worst_rss < 2048 else 'NOT met'}")
     print(f"slowest median query {worst_query:.1f} ms (goal < 20 ms): {'met' if worst_query < 20 else 'NOT met'}")
 

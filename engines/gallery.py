@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .errors import GalleryError, UnreadableImageError
-from .images import is_image_file, load_image, os_reason
+from .images import IMAGE_EXTENSIONS, load_image, os_reason
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import datasets
@@ -75,6 +75,10 @@ class GalleryItem:
     root: str | None = field(default=None, compare=False)
     #: A vector that came with the item (an exported index): (vector identity, vector).
     stored: tuple[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: ``stat_key()`` as the folder listing saw the file (not a link), so that re-indexing an
+    #: unchanged folder makes no second system call per file. A gallery is the folder as
+    #: listed: load it again to see later changes (the app's Index button does).
+    stamp: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def source(self) -> str:
@@ -112,6 +116,8 @@ class GalleryItem:
         """
         if self.path is None:
             return "sha256:" + self.content_hash
+        if self.stamp is not None:
+            return self.stamp
         stat = os.stat(self.checked_path())
         return f"{os.path.abspath(self.path)}|{stat.st_size}|{stat.st_mtime_ns}"
 
@@ -144,9 +150,44 @@ def list_image_files(folder: str | Path) -> list[str]:
 
 def iter_image_files(folder: str | Path) -> Iterator[str]:
     """``list_image_files`` one at a time: ``next()`` on it tells whether there is any."""
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        yield from (os.path.join(root, name) for name in sorted(files) if is_image_file(name))
+    for _, _, entries in _scan(str(folder)):
+        yield from (entry.path for entry in entries)
+
+
+def _scan(folder: str) -> Iterator[tuple[str, tuple[str, ...], list[os.DirEntry[str]]]]:
+    """(folder, its path below ``folder`` as parts, its image files sorted) for every folder,
+    top-down in sorted order like ``os.walk``; links to folders are not followed, hidden
+    entries are skipped, and unreadable folders are passed over as ``os.walk`` does.
+
+    ``os.scandir`` rather than ``os.walk``: its entries tell a file from a folder and carry
+    what the listing needs without a path join, a relpath or a ``Path`` per file (100,000
+    files: 0.5 s instead of 2-4 s).
+    """
+    stack: list[tuple[str, tuple[str, ...]]] = [(folder, ())]
+    while stack:
+        directory, parts = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        folders, files = [], []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():
+                    folders.append(name)
+            elif name[name.rfind(".") :].lower() in IMAGE_EXTENSIONS:  # no dot: the whole name, never one
+                files.append(entry)
+        files.sort(key=lambda entry: entry.name)
+        yield directory, parts, files
+        stack.extend((os.path.join(directory, name), (*parts, name)) for name in sorted(folders, reverse=True))
 
 
 def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:
@@ -160,7 +201,7 @@ def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:
     if isinstance(items, (str, Path)):
         if not os.path.isdir(items):
             raise GalleryError(f"Expected a folder of images, got {str(items)!r}")
-        return _folder_items(str(items), list_image_files(items), labelled_by="parent")
+        return _folder_items(str(items), labelled_by="parent")
     if _is_dataset(items):
         return _items_from_dataset(items)
     result: list[GalleryItem] = []
@@ -217,20 +258,29 @@ def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
     return result
 
 
-def _folder_items(root: str, files: list[str], *, labelled_by: str) -> list[GalleryItem]:
-    """Items for ``files`` under ``root``. ``labelled_by`` is ``"parent"`` (the file's folder
-    name), ``"class"`` (the first folder under ``root``) or ``"relative"`` (the folder path
-    relative to ``root``, ``""`` at the root)."""
-    items = []
-    for position, path in enumerate(files):
-        parts = Path(os.path.relpath(path, root)).parts[:-1]
+def _folder_items(root: str, *, labelled_by: str) -> list[GalleryItem]:
+    """Items for the image files under ``root``. ``labelled_by`` is ``"parent"`` (the file's
+    folder name), ``"class"`` (the first folder under ``root``) or ``"relative"`` (the folder
+    path relative to ``root``, ``""`` at the root). Each item keeps the size and time the
+    listing saw (``GalleryItem.stamp``); one ``lstat`` per file, no other system call."""
+    items: list[GalleryItem] = []
+    for directory, parts, entries in _scan(root):
         if labelled_by == "parent":
-            label = Path(path).parent.name
+            label = parts[-1] if parts else Path(root).name
         elif labelled_by == "class":
             label = parts[0] if parts else ""
         else:
             label = "/".join(parts)
-        items.append(GalleryItem(label=label, path=path, position=position, root=root))
+        absolute = os.path.join(os.path.abspath(directory), "")
+        for entry in entries:
+            stamp = None
+            try:
+                if not entry.is_symlink():  # a link is checked (and stated) when used
+                    stat = entry.stat(follow_symlinks=False)
+                    stamp = f"{absolute}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}"
+            except OSError:
+                pass  # gone since listed: reported as unreadable when indexed
+            items.append(GalleryItem(label=label, path=entry.path, position=len(items), root=root, stamp=stamp))
     return items
 
 
@@ -294,16 +344,15 @@ def _folder_gallery(folder: str) -> Gallery:
         splits = {}
         for split in SPLITS:
             path = os.path.join(folder, split)
-            files = list_image_files(path) if os.path.isdir(path) else []
+            files = _folder_items(path, labelled_by="class") if os.path.isdir(path) else []
             if files:
-                splits[split] = _folder_items(path, files, labelled_by="class")
+                splits[split] = files
         if "train" not in splits:
             raise GalleryError(f"The gallery folder {train} holds no images")
         return Gallery(folder, splits, labelled=True)
-    files = list_image_files(folder)
-    if not files:
+    items = _folder_items(folder, labelled_by="relative")
+    if not items:
         raise GalleryError(f"The gallery folder {folder} holds no images")
-    items = _folder_items(folder, files, labelled_by="relative")
     classes = {item.label for item in items}
     labelled = len(classes) > 1 and all(item.label and "/" not in item.label for item in items)
     return Gallery(folder, {"train": items}, labelled=labelled)

@@ -83,9 +83,9 @@ def run_pipeline(
             engine._skip(skipped, item.source, os_reason(exc))
     stored = store.stored_keys()
     todo: dict[str, GalleryItem] = {}
-    for record_key, item in records:
-        if record_key not in stored:
-            todo.setdefault(record_key, item)
+    # Comprehensions, not one loop: an unchanged gallery of 100,000 files is only these passes.
+    for record_key, item in [record for record in records if record[0] not in stored]:
+        todo.setdefault(record_key, item)
     store.reserve(len(todo))
     flush_every = min(FLUSH_EVERY, write_limit or FLUSH_EVERY)
     failed: dict[str, str] = {}
@@ -116,6 +116,8 @@ def run_pipeline(
         flush()
     finally:
         bar.close()
+    if not failed:
+        return IndexRun(records, computed)
     indexed = []
     for record_key, item in records:
         if record_key in failed:

@@ -18,7 +18,7 @@ from .base import FeatureVector, Option
 from .duplicates import DuplicateGroup
 from .errors import InvalidQueryError, UnreadableImageError
 from .gallery import GalleryItem
-from .metrics import METRICS
+from .metrics import METRICS, Blocks
 from .vector_engine import VectorEngine
 
 FEATURES = ("pixels", "histogram", "phash")
@@ -93,6 +93,19 @@ class PixelEngine(VectorEngine):
             # Thousands of raw-pixel or histogram vectors are too alike for an exact pair
             # search in bounded memory; the perceptual hash is made for this.
             raise InvalidQueryError(f"{exc}; the phash pixel features are made for finding copies") from exc
+
+    def _blocks(self) -> Blocks | None:
+        # Block sums of neighbouring pixels (or of neighbouring colour bins) bound every
+        # metric from below, so a search over 100,000 images compares only the few
+        # thousand rows those bounds cannot rule out (metrics.VectorIndex.nearest).
+        if self.features == "pixels":
+            width, height = self.size
+            if width % 8 == 0 and height % 8 == 0:
+                return Blocks((height, width, 3), ((height // 4, width // 4, 1), (height // 8, width // 8, 1)))
+        if self.features == "histogram" and self.bins % 4 == 0:
+            bins = self.bins
+            return Blocks((bins, bins, bins), ((bins // 2,) * 3, (bins // 4,) * 3))
+        return None
 
     def _cache_namespace(self) -> dict[str, object]:
         return {"features": self.features, "size": self.size, "bins": self.bins}

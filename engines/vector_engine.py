@@ -23,7 +23,7 @@ from .deployment import Deployment
 from .duplicates import GalleryVectors
 from .errors import EmptyIndexError
 from .gallery import GalleryItem, hash_or_none
-from .metrics import VectorIndex, top_k
+from .metrics import Blocks, VectorIndex
 from .pipeline import run_pipeline
 
 
@@ -140,14 +140,19 @@ class VectorEngine(SearchEngine):
         self.last_computed = run.computed
         keys = [key for key, _ in run.records]
         items = tuple(item for _, item in run.records)
+        stats: dict[str, np.ndarray] | None = None
         if cache is not None and run.computed == 0 and cache.whole is not None and cache.whole[0] == keys:
-            matrix: np.ndarray | None = cache.whole[1]  # an unchanged gallery: the cached matrix, no copy
+            # An unchanged gallery: the cached matrix (memory-mapped, no copy) and the
+            # per-row terms stored with it, so nothing is read through.
+            matrix: np.ndarray | None = cache.whole[1]
+            stats = cache.whole_extras
+            stored_as_is = True
         elif store.fresh is not None and store.fresh_keys == keys and len(store.vectors) == len(keys):
             matrix = store.fresh[: len(keys)]  # a new gallery, all computed in order: no copy either
-            if cache is not None:
-                cache.compact(keys, matrix)
+            stored_as_is = True
         else:
             matrix = _gather(store.vectors, keys)
+            stored_as_is = False
             if cache is not None:
                 # Merged in gallery order, so that the next unchanged run takes the matrix as it is;
                 # vectors of files not in this gallery (another gallery's) follow them.
@@ -156,13 +161,21 @@ class VectorEngine(SearchEngine):
                     rest = _gather(store.vectors, extra)
                     cache.compact(keys + extra, rest if matrix is None else np.concatenate([matrix, rest]))
                 elif matrix is not None:
-                    cache.compact(keys, matrix)
+                    stored_as_is = True
         if matrix is not None:
+            index = VectorIndex(matrix, self._blocks(), stats)
+            if cache is not None and stored_as_is:
+                cache.compact(keys, index.matrix, extras=index.row_stats())
             labels = np.array([item.label for item in items], dtype=object)
-            self._snapshot = _Snapshot(VectorIndex(matrix), items, tuple(keys), labels, tuple(sorted(set(labels))))
+            self._snapshot = _Snapshot(index, items, tuple(keys), labels, tuple(sorted(set(labels))))
         else:
             self._snapshot = None
         return len(items)
+
+    def _blocks(self) -> Blocks | None:
+        """How this engine's vectors are laid out in blocks whose sums bound the metrics
+        (``metrics.Blocks``), letting a search skip rows exactly; ``None``: scan them all."""
+        return None
 
     def _rank(self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
         snapshot = self._snapshot
@@ -170,15 +183,12 @@ class VectorEngine(SearchEngine):
             return []
         # The contract already refused a filter that matches no indexed class.
         rows = None if labels is None else np.flatnonzero(np.isin(snapshot.labels, list(labels)))
-        scores = snapshot.vectors.scores(vector, metric, rows)
-        order = top_k(scores, k, metric in self.higher_is_better)
+        order, scores = snapshot.vectors.nearest(vector, k, metric, rows)
         results = []
-        for rank, found in enumerate(order, start=1):
+        for rank, (found, score) in enumerate(zip(order, scores, strict=True), start=1):
             row = int(found if rows is None else rows[found])
             item = snapshot.items[row]
-            results.append(
-                SearchResult(rank, item.label, float(scores[found]), item.path, item.position, snapshot.keys[row])
-            )
+            results.append(SearchResult(rank, item.label, float(score), item.path, item.position, snapshot.keys[row]))
         return results
 
     def _stored_vector(self, result: SearchResult) -> FeatureVector:

@@ -105,3 +105,41 @@ def test_aio_loads_exactly_its_595_and_60_images(aio: Path) -> None:
     assert len(train) == 595 and len(test) == 60 and loaded.labelled
     assert len({i.path for i in train}) == 595 and len({i.label for i in train}) == 60
     assert all("/train/" in i.path for i in train) and all("/test/" in i.path for i in test)
+
+
+def test_the_listing_matches_a_plain_walk_and_keeps_what_it_stated(tmp_path: Path) -> None:
+    import os
+
+    from engines import list_image_files
+
+    for folder in ("b", "a/z", "a/y", ".hidden", "c"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for name in ("2.JPG", "1.png", ".3.png", "notes.txt", "jpg"):
+            (tmp_path / folder / name).write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "b", target_is_directory=True)  # not followed
+    (tmp_path / "c" / "0.png").symlink_to(tmp_path / "b" / "1.png")
+    walked: list[str] = []  # what os.walk lists, the way the listing did before scandir
+    for root, dirs, files in os.walk(tmp_path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        walked += [os.path.join(root, name) for name in sorted(files)
+                   if not name.startswith(".") and os.path.splitext(name)[1].lower() in {".jpg", ".png"}]
+    assert list_image_files(tmp_path) == walked and len(walked) == 9
+    items = load_gallery(tmp_path)["train"]
+    assert [item.path for item in items] == walked
+    for item in items:
+        if os.path.islink(item.path):  # a link is stated (and checked) when used
+            assert item.stamp is None
+        else:
+            stat = os.stat(item.path)
+            assert item.stat_key() == f"{os.path.abspath(item.path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    assert items[-1].stat_key().startswith(os.path.abspath(items[-1].path))
+
+
+def test_a_changed_file_is_seen_when_the_folder_is_listed_again(tmp_path: Path) -> None:
+    import os
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "a.png")
+    before = load_gallery(tmp_path)["train"][0].stat_key()
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "a.png")
+    os.utime(tmp_path / "a.png", ns=(1, 1))
+    assert load_gallery(tmp_path)["train"][0].stat_key() != before

@@ -208,3 +208,21 @@ def test_a_collection_from_an_older_format_is_rebuilt(
     newer = create_engine("chroma", **opts)
     assert len(newer) == 0  # not misread as current
     assert newer.index(gallery / "train", progress=False) == 16 and newer.last_computed == 16
+
+
+def test_a_cache_written_before_alignment_is_read_and_rewritten(gallery: Path, _isolated_cache: Path) -> None:
+    from engines.cache import _mapped
+
+    create_engine("pixel").index(gallery / "train", progress=False)
+    (folder,) = list((_isolated_cache / "pixel").iterdir())
+    (shard,) = list(folder.glob("shard-*.npz"))
+    with np.load(shard) as data:
+        keys, vectors = data["keys"], data["vectors"]
+    shard.unlink()
+    np.savez(folder / "shard-old.npz", keys=keys, vectors=vectors)  # as the previous version wrote it
+    again = create_engine("pixel")
+    assert again.index(gallery / "train", progress=False) == 16 and again.last_computed == 0
+    (rewritten,) = list(folder.glob("shard-*.npz"))
+    assert rewritten.name != "shard-old.npz"
+    mapped = _mapped(rewritten, "vectors")
+    assert mapped is not None and mapped.flags.aligned and np.array_equal(mapped, vectors)

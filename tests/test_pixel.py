@@ -85,3 +85,43 @@ def test_unknown_engine_and_options_are_refused_clearly() -> None:
         create_engine("pixel", colour="yes")
     with pytest.raises(ValueError, match="histogram"):
         create_engine("pixel", features="edges")
+
+
+def test_an_unchanged_gallery_is_mapped_from_the_cache_not_read(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engines import load_gallery
+    from engines.metrics import VectorIndex
+
+    first = create_engine("pixel")
+    first.index(load_gallery(gallery)["train"], progress=False)
+    expected = {m: first.search(list_image_files(gallery / "test")[0], k=5, metric=m) for m in first.metrics}
+
+    def refuse(self: VectorIndex, levels: int) -> None:
+        raise RuntimeError("the per-row terms were computed again")
+
+    monkeypatch.setattr(VectorIndex, "_compute_stats", refuse)
+    again = create_engine("pixel")
+    again.index(load_gallery(gallery)["train"], progress=False)
+    assert again.last_computed == 0
+    matrix = again._snapshot.vectors.matrix  # type: ignore[union-attr]
+    assert not matrix.flags.owndata and not matrix.flags.writeable and matrix.flags.aligned  # the file, mapped
+    for metric, results in expected.items():
+        assert again.search(list_image_files(gallery / "test")[0], k=5, metric=metric) == results
+
+
+@pytest.mark.parametrize("features", ["pixels", "histogram"])
+def test_block_pruned_search_gives_the_full_scan_results(
+    features: str, gallery: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engines import metrics
+
+    engine = create_engine("pixel", features=features)
+    engine.index(gallery / "train", progress=False)
+    query = list_image_files(gallery / "test")[1]
+    for metric in engine.metrics:
+        for labels in (None, ["red", "blue"]):
+            monkeypatch.setattr(metrics, "PRUNE_MIN_ROWS", 10**9)
+            full = engine.search(query, k=4, metric=metric, labels=labels)
+            monkeypatch.setattr(metrics, "PRUNE_MIN_ROWS", 0)
+            pruned = engine.search(query, k=4, metric=metric, labels=labels)
+            assert [r.path for r in pruned] == [r.path for r in full]
+            assert [r.score for r in pruned] == pytest.approx([r.score for r in full], rel=1e-6, abs=1e-9)
