@@ -30,6 +30,7 @@ from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageErr
 from .gallery import GalleryItem
 from .hub import first_line, load_clip, model_identity
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
+from .preprocess import ClipPreprocess
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class ClipEmbedder:
         self._processor: Any = None
         #: The ONNX sessions, when the ONNX backend is in use (then ``_model`` is only kept for its config).
         self._onnx: OnnxTowers | None = None
+        self._fast_preprocess: ClipPreprocess | None = None
         self._error: ModelUnavailableError | None = None
 
     # -- loading ---------------------------------------------------------------------------
@@ -96,6 +98,7 @@ class ClipEmbedder:
                 self._error = exc  # a failed Hub look-up can take a while; not again on every query
                 raise
             self._onnx = self._onnx_towers(model, device)
+            self._fast_preprocess = ClipPreprocess.for_processor(processor)
             self._processor, self._device, self._model = processor, device, model
 
     def _onnx_towers(self, model: Any, device: str) -> OnnxTowers | None:
@@ -194,6 +197,13 @@ class ClipEmbedder:
         return tensor.cpu().numpy().astype(np.float32)
 
     def _pixel_values(self, images: Sequence[Image.Image]) -> dict[str, Any]:
+        fast = self._fast_preprocess(images) if self._fast_preprocess is not None else None
+        if fast is not None:  # the processor's exact numbers, ~40% sooner (engines/preprocess.py)
+            if self._onnx is not None:
+                return {"pixel_values": fast}
+            import torch
+
+            return {"pixel_values": torch.from_numpy(fast)}
         tensors = "np" if self._onnx is not None else "pt"
         return {"pixel_values": self._processor(images=list(images), return_tensors=tensors)["pixel_values"]}
 
