@@ -92,7 +92,7 @@ class VectorCache:
         self._ensure_namespace()
         vectors: dict[str, np.ndarray] = {}
         shards = self._shards()
-        self.whole = None
+        self.whole, self.whole_extras = None, {}
         for shard in shards:
             try:
                 with np.load(shard, allow_pickle=False) as data:
