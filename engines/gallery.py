@@ -183,7 +183,7 @@ def _scan(folder: str) -> Iterator[tuple[str, tuple[str, ...], list[os.DirEntry[
             if is_dir:
                 if not entry.is_symlink():
                     folders.append(name)
-            elif name[name.rfind(".") :].lower() in IMAGE_EXTENSIONS:  # no dot: the whole name, never one
+            elif name[name.rfind(".") :].lower() in IMAGE_EXTENSIONS:  # no dot: the last letter, never a match
                 files.append(entry)
         files.sort(key=lambda entry: entry.name)
         yield directory, parts, files

@@ -7,7 +7,6 @@ indexing can skip the file with one clear line and a bad query gets a clear mess
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +33,6 @@ _DECODE_ERRORS = (
     Image.DecompressionBombWarning,  # Pillow's own, where a caller turned it into an error
     MemoryError,
 )
-
-
-def is_image_file(path: str | Path) -> bool:
-    """True for a file name this project indexes (by ending; hidden files excluded)."""
-    name = os.path.basename(str(path))
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def source_name(source: ImageSource) -> str:

@@ -96,8 +96,8 @@ class PixelEngine(VectorEngine):
 
     def _blocks(self) -> Blocks | None:
         # Block sums of neighbouring pixels (or of neighbouring colour bins) bound every
-        # metric from below, so a search over 100,000 images compares only the few
-        # thousand rows those bounds cannot rule out (metrics.VectorIndex.nearest).
+        # metric (distances from below, similarities from above), so a search over 100,000
+        # images compares only the rows those bounds cannot rule out (VectorIndex.nearest).
         if self.features == "pixels":
             width, height = self.size
             if width % 8 == 0 and height % 8 == 0:
