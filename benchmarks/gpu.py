@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from clip import build_full_size_clip
-from PIL import Image
 
 from _common import median_ms
 from engines import as_gallery_items
 from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.testing import make_photo
 
 
 def photos(folder: Path, count: int) -> list[str]:
@@ -32,11 +32,8 @@ def photos(folder: Path, count: int) -> list[str]:
     paths = []
     for n in range(count):
         width, height = (int(v) for v in rng.integers(160, 640, 2))
-        x = np.linspace(0, 255, width)[None, :, None]
-        y = np.linspace(0, 255, height)[:, None, None]
-        base = (x * rng.random(3) + y * rng.random(3)) / 2 + rng.normal(0, 25, (height, width, 3))
         path = folder / f"{n:05d}.jpg"
-        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(path, quality=90)
+        make_photo(rng, (width, height), noise=25.0).save(path, quality=90)
         paths.append(str(path))
     return paths
 

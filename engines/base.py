@@ -24,6 +24,7 @@ from PIL import Image
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .gallery import GalleryItem, Items, as_gallery_items, hash_or_none
+from .metrics import SIMILARITIES
 from .query import Query, SearchQuery, Text, load_query_image
 from .results import SearchResult, SkippedFile, passing_threshold
 
@@ -64,7 +65,7 @@ class SearchEngine(abc.ABC):
     #: Choices a user makes for this engine (feature kind, ...); constructor keywords.
     options: ClassVar[tuple[Option, ...]] = ()
     #: Metrics where a larger score is the better match.
-    higher_is_better: ClassVar[frozenset[str]] = frozenset({"cosine", "correlation", "ip"})
+    higher_is_better: ClassVar[frozenset[str]] = SIMILARITIES
     accepts_text: ClassVar[bool] = False
     #: Whether the engine's vectors are unit vectors (a combined query is normalised too).
     normalised: ClassVar[bool] = False
@@ -118,10 +119,8 @@ class SearchEngine(abc.ABC):
         above it (``l1``, ``l2``), a similarity below it (``cosine``, ``correlation``,
         ``ip``). ``k`` larger than the gallery returns the whole (filtered) gallery.
         """
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)
-        ):
-            raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")
+        if threshold is not None:
+            _check_threshold(threshold)
         metric = self.check_metric(metric)
         if isinstance(k, bool) or not isinstance(k, int):
             raise InvalidQueryError(f"Expected k to be a positive integer, got {k!r}")
@@ -152,8 +151,8 @@ class SearchEngine(abc.ABC):
         metric = self.check_metric(metric)
         if threshold is None:
             threshold = self.duplicate_threshold(metric)
-        elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-            raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")
+        else:
+            _check_threshold(threshold)
         if len(self) == 0:
             raise EmptyIndexError(self.name)
         vectors = self._gallery_vectors()
@@ -303,3 +302,8 @@ def _label_set(labels: str | Sequence[str] | None) -> frozenset[str] | None:
         labels = [labels]
     chosen = frozenset(str(label) for label in labels if str(label).strip())
     return chosen or None
+
+
+def _check_threshold(threshold: object) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")

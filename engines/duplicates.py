@@ -28,10 +28,10 @@ from PIL import Image
 
 from .errors import InvalidQueryError
 from .gallery import GalleryItem
+from .metrics import SIMILARITIES, unit_rows
 from .results import SearchResult
 
 KINDS = ("exact", "near")
-SIMILARITIES = frozenset({"cosine", "correlation", "ip"})
 #: Dimensions the candidate search runs in: enough to keep unrelated pairs apart, few
 #: enough that 100,000 vectors take seconds (benchmarks/duplicates.py).
 PROJECTED_DIMS = 64
@@ -281,11 +281,7 @@ def _euclidean_space(matrix: np.ndarray, metric: str, threshold: float) -> tuple
         return matrix, min(float(threshold), math.sqrt(max(spread, 0.0) * max(float(threshold), 0.0)))
     if metric not in SIMILARITIES:
         raise InvalidQueryError(f"Expected metric l1, l2, cosine, correlation or ip, got {metric!r}")
-    rows = matrix.astype(np.float32)
-    if metric == "correlation":
-        rows = rows - rows.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    rows = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    rows = unit_rows(matrix, metric)
     # For unit rows |a - b|^2 = 2 - 2 cos; a similarity above 1 admits nothing.
     if threshold > 1:
         return rows, -1.0
@@ -370,11 +366,10 @@ def _group(
     kind: str, rows: Sequence[int], vectors: GalleryVectors, metric: str, higher_is_better: bool, matrix: np.ndarray
 ) -> DuplicateGroup:
     rows = sorted(rows, key=lambda row: (vectors.items[row].path or "", vectors.items[row].position))
-    first = rows[0]
-    pairs = np.array([[first, row] for row in rows], dtype=np.int64)
-    to_first = pair_scores(matrix, pairs, metric)
-    if kind == "exact":
+    if kind == "exact":  # the same content: similarity 1 or distance 0 by definition
         to_first = np.full(len(rows), 1.0 if higher_is_better else 0.0)
+    else:
+        to_first = pair_scores(matrix, np.array([[rows[0], row] for row in rows], dtype=np.int64), metric)
     members = tuple(
         SearchResult(rank, vectors.items[row].label, float(score), vectors.items[row].path,
                      vectors.items[row].position, vectors.records[row])

@@ -12,6 +12,7 @@ import numpy as np
 
 from .duplicates import GalleryVectors
 from .errors import EmptyIndexError
+from .metrics import unit_rows
 from .results import SearchResult
 
 #: Images mapped at most; a larger gallery is sampled (the map says so). The map of 10,000
@@ -44,12 +45,7 @@ def gallery_map(
     if limit < 1:
         raise ValueError(f"Expected limit of at least 1, got {limit}")
     rows = np.arange(total) if total <= limit else np.sort(np.random.default_rng(seed).choice(total, limit, replace=False))
-    data = np.asarray(vectors.matrix[rows], dtype=np.float32)
-    if metric == "correlation":
-        data = data - data.mean(axis=1, keepdims=True)
-    if metric in {"cosine", "correlation", "ip"}:
-        norms = np.linalg.norm(data, axis=1, keepdims=True)
-        data = np.divide(data, norms, out=np.zeros_like(data), where=norms > 0)
+    data = unit_rows(vectors.matrix[rows], metric)
     points, method = _embed(data, seed)
     span = points.max(axis=0) - points.min(axis=0)
     points = (points - points.min(axis=0)) / np.where(span > 0, span, 1.0)

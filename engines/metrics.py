@@ -44,7 +44,20 @@ PRUNE_MIN_ROWS = 20_000
 PRUNE_MAX_SHARE = 0.3
 #: Room left for rounding when a bound is compared with an exact score (relative).
 BOUND_SLACK = 1e-4
-HIGHER_IS_BETTER = frozenset({"cosine", "correlation"})
+#: Metrics where a larger score is the better match (``ip``: Chroma's inner product).
+SIMILARITIES = frozenset({"cosine", "correlation", "ip"})
+
+
+def unit_rows(matrix: np.ndarray, metric: str) -> np.ndarray:
+    """The rows as float32, centred for correlation and made unit vectors for the
+    similarities, so that Euclidean geometry among them follows ``metric``."""
+    rows = np.asarray(matrix, dtype=np.float32)
+    if metric == "correlation":
+        rows = rows - rows.mean(axis=1, keepdims=True)
+    if metric in SIMILARITIES:
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -205,7 +218,7 @@ class VectorIndex:
         """
         if metric not in METRICS:
             raise ValueError(f"Expected metric to be one of {', '.join(METRICS)}, got {metric!r}")
-        higher = metric in HIGHER_IS_BETTER
+        higher = metric in SIMILARITIES
         total = len(self) if rows is None else len(rows)
         if self.blocks is None or total < max(PRUNE_MIN_ROWS, 4 * k):
             scores = self.scores(query, metric, rows)
@@ -235,7 +248,7 @@ class VectorIndex:
 
     def _passes(self, bound: np.ndarray, bar: float, metric: str) -> np.ndarray:
         """Rows whose bound does not rule them out against ``bar``, with room for rounding."""
-        if metric in HIGHER_IS_BETTER:
+        if metric in SIMILARITIES:
             return bound >= bar - BOUND_SLACK
         return bound <= bar * (1 + BOUND_SLACK) + BOUND_SLACK
 

@@ -68,6 +68,16 @@ def make_image(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = 
     return Image.fromarray(array, "RGB")
 
 
+def make_photo(rng: np.random.Generator, size: tuple[int, int], noise: float = 20.0) -> Image.Image:
+    """A photo-like RGB image: a smooth two-colour gradient with noise (neighbouring pixels
+    alike, as in photos, unlike ``make_image``'s flat colours)."""
+    width, height = size
+    x = np.linspace(0, 255, width)[None, :, None]
+    y = np.linspace(0, 255, height)[:, None, None]
+    base = (x * rng.random(3) + y * rng.random(3)) / 2 + rng.normal(0, noise, (height, width, 3))
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+
+
 def make_gallery(root: Path, per_class: int = 4, queries: int = 1) -> Path:
     """``root/train/<class>/*.png`` and ``root/test/<class>/*.png`` of noisy flat colours."""
     seed = 0

@@ -9,6 +9,7 @@ decoding or embedding anything (``pipeline.run_pipeline``), and another refuses 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -58,7 +59,8 @@ def export_index(
                 "image": {"bytes": data, "path": os.path.basename(item.path or "") or None},
                 "label": item.label,
                 "path": item.path or "",
-                "content_hash": (vectors.hashes[row] if vectors.hashes else None) or item.content_hash,
+                # The bytes are in hand: hash them rather than read the file a second time.
+                "content_hash": (vectors.hashes[row] if vectors.hashes else None) or hashlib.sha256(data or b"").hexdigest(),
                 "vector": vectors.matrix[row].tolist(),
                 "index_identity": identity,
             }

@@ -11,6 +11,7 @@ from PIL import Image
 from engines import list_image_files
 from engines.embedder import ClipEmbedder, EmbedderConfig
 from engines.preprocess import ClipPreprocess
+from engines.testing import make_photo
 
 
 def _processors() -> list[object]:
@@ -27,13 +28,8 @@ def _photos(seed: int) -> list[Image.Image]:
     """Smooth gradients with noise in many shapes: landscape, portrait, square, thin, and
     smaller than the crop (which the processor pads)."""
     rng = np.random.default_rng(seed)
-    images = []
-    for width, height in [(640, 480), (480, 640), (224, 224), (225, 224), (1000, 3), (3, 50), (17, 9), (333, 251)]:
-        x = np.linspace(0, 255, width)[None, :, None]
-        y = np.linspace(0, 255, height)[:, None, None]
-        base = (x * rng.random(3) + y * rng.random(3)) / 2 + rng.normal(0, 20, (height, width, 3))
-        images.append(Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB"))
-    return images
+    sizes = [(640, 480), (480, 640), (224, 224), (225, 224), (1000, 3), (3, 50), (17, 9), (333, 251)]
+    return [make_photo(rng, size) for size in sizes]
 
 
 @pytest.mark.parametrize("which", range(3))
