@@ -315,5 +315,8 @@ def top_k(scores: np.ndarray, k: int, higher_is_better: bool) -> np.ndarray:
     key = -scores if higher_is_better else scores
     if k >= n:
         return np.argsort(key, kind="stable")
-    candidates = np.argpartition(key, k - 1)[:k]
+    kth = key[np.argpartition(key, k - 1)[k - 1]]
+    # argpartition picks any of the rows tying with the k-th score: take the first ones.
+    better = np.flatnonzero(key < kth)
+    candidates = np.concatenate([better, np.flatnonzero(key == kth)[: k - len(better)]])
     return candidates[np.lexsort((candidates, key[candidates]))]
