@@ -26,7 +26,7 @@ from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .gallery import GalleryItem, Items, as_gallery_items, hash_or_none
 from .metrics import SIMILARITIES
 from .query import Query, SearchQuery, Text, load_query_image
-from .results import SearchResult, SkippedFile, passing_threshold
+from .results import SearchResult, SkippedFile, passing_threshold, summarise_skipped
 
 if TYPE_CHECKING:
     from .duplicates import DuplicateGroup, GalleryVectors
@@ -100,6 +100,8 @@ class SearchEngine(abc.ABC):
             skipped: list[SkippedFile] = []
             count = self._index(gallery, skipped, progress=progress)
             self.skipped = skipped
+            if skipped:  # one line per build, not one per file: 50,000 broken files are one line
+                log.warning("%s engine: %s", self.name, summarise_skipped(skipped, count))
             return count
 
     def search(
@@ -276,8 +278,8 @@ class SearchEngine(abc.ABC):
     # -- for subclasses --------------------------------------------------------------
     @staticmethod
     def _skip(skipped: list[SkippedFile], source: str, reason: str) -> None:
-        """Record a gallery entry that will not be indexed, and log it once."""
-        log.warning("skipped %s: %s", source, reason)
+        """Record a gallery entry that will not be indexed (``index`` logs a summary)."""
+        log.debug("skipped %s: %s", source, reason)
         skipped.append(SkippedFile(source, reason))
 
     @abc.abstractmethod

@@ -84,8 +84,10 @@ class VectorCache:
     def _shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.npz"))
 
-    def load(self) -> dict[str, np.ndarray]:
-        """Every vector stored so far; unreadable shards are ignored (and logged)."""
+    def load(self, dim: int | None = None) -> dict[str, np.ndarray]:
+        """Every vector stored so far; unreadable shards are ignored (and logged), and a shard
+        whose vectors are not ``dim`` long is removed with a warning: one bad shard must never
+        make every later build of the gallery fail."""
         meta = self.folder / "namespace.json"
         if not meta.exists():
             return {}
@@ -101,6 +103,12 @@ class VectorCache:
                     matrix = _mapped(shard, "vectors") if len(shards) == 1 else None
                     if matrix is None:
                         matrix = data["vectors"]
+                    if dim is not None and (matrix.ndim != 2 or matrix.shape[1] != dim or len(matrix) != len(keys)):
+                        log.warning("removing cache shard %s: vectors of shape %s, expected %s numbers each",
+                                    shard, matrix.shape, dim)
+                        del matrix
+                        shard.unlink(missing_ok=True)
+                        continue
                     extras = {name: _mapped(shard, name) for name in others} if len(shards) == 1 else {}
                 # Rows of a plain array over the mapping: a memmap row costs 8x more to make.
                 vectors.update(zip(keys.tolist(), matrix.view(np.ndarray), strict=True))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Container, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedd
 from .errors import BackendUnavailableError, EmptyIndexError
 from .gallery import GalleryItem
 from .pipeline import run_pipeline
+from .results import printable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ class _State:
     collections: dict[str, Any]  # by space
     count: int
     labels: list[str]
+    #: The items this process indexed, by record id: images without a file (a dataset's)
+    #: are only here. An index picked up from an earlier process rebuilds items from metadata.
+    items: dict[str, GalleryItem] = field(default_factory=dict)
 
 
 class _CollectionStore:
@@ -60,7 +65,8 @@ class _CollectionStore:
     def reserve(self, count: int) -> None:
         pass  # the database allocates for itself
 
-    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray) -> None:
+    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray, *, carried: bool = False) -> None:
+        # Carried vectors (checked by the pipeline) go in too: the collection is this gallery's own.
         with self.engine.db.guard("store vectors"):
             self.collection.upsert(
                 ids=[key for key, _ in records], embeddings=vectors, metadatas=[_metadata(item) for _, item in records]
@@ -194,7 +200,7 @@ class ChromaEngine(UsesEmbedder):
             run = run_pipeline(
                 self, gallery, key=lambda item: _record_id(item, hashes.of(item)), compute=self.embedder.embed_items,
                 store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
-                identity=self.vector_identity(),
+                identity=self.vector_identity(), dim=self.embedder.dim, normalised=True,
             )
         finally:
             hashes.save()
@@ -205,7 +211,8 @@ class ChromaEngine(UsesEmbedder):
                 self._mirror(primary, collection, existing_by_space[space], stored, limit)
         self._mark(collections, complete=True)
         self.last_computed = run.computed
-        self._state = _State(collections, len(stored), sorted({item.label for _, item in run.records}))
+        self._state = _State(collections, len(stored), sorted({item.label for _, item in run.records}),
+                             dict(run.records))
         return len(stored)
 
     def _mark(self, collections: dict[str, Any], *, complete: bool) -> None:
@@ -249,8 +256,9 @@ class ChromaEngine(UsesEmbedder):
                 metadatas += found["metadatas"]
                 chunks.append(np.asarray(found["embeddings"], dtype=np.float32))
         items = tuple(
-            GalleryItem(str(m.get("label", "")), m.get("path") or None, position=int(m.get("position", -1)))
-            for m in metadatas
+            state.items.get(record)
+            or GalleryItem(str(m.get("label", "")), _path_of(m), position=int(m.get("position", -1)))
+            for record, m in zip(ids, metadatas, strict=True)
         )
         # A record id starts with the file's content hash (see _record_id).
         hashes = tuple(record.split("-", 1)[0] for record in ids)
@@ -322,7 +330,7 @@ class ChromaEngine(UsesEmbedder):
                     rank=rank,
                     label=str(metadata.get("label", "")),
                     score=_score(metric, float(distance)),
-                    path=metadata.get("path") or None,
+                    path=_path_of(metadata),
                     position=int(metadata.get("position", -1)),
                     record=record,
                 )
@@ -339,12 +347,23 @@ def _score(space: str, distance: float) -> float:
 
 def _record_id(item: GalleryItem, content_hash: str) -> str:
     """Stable per file and content: a changed file gets a new id, a moved one too."""
-    place = hashlib.sha256(item.source.encode()).hexdigest()[:12]
+    place = hashlib.sha256(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"{content_hash[:40]}-{place}"
 
 
 def _metadata(item: GalleryItem) -> dict[str, Any]:
-    return {"label": item.label, "path": item.path or "", "position": item.position}
+    metadata: dict[str, Any] = {"label": printable(item.label), "path": printable(item.path or ""), "position": item.position}
+    if item.path is not None and metadata["path"] != item.path:
+        # A file name that is not UTF-8 (Chroma stores text): its bytes, to find the file again.
+        metadata["path_bytes"] = os.fsencode(item.path).hex()
+    return metadata
+
+
+def _path_of(metadata: Mapping[str, Any]) -> str | None:
+    """The file a record was made from (``None`` for an image without a file)."""
+    if metadata.get("path_bytes"):
+        return os.fsdecode(bytes.fromhex(str(metadata["path_bytes"])))
+    return metadata.get("path") or None
 
 
 def _slug(text: str) -> str:

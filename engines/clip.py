@@ -55,5 +55,8 @@ class ClipEngine(UsesEmbedder, VectorEngine):
     def _item_key(self, item: GalleryItem) -> str:
         return self._hashes.of(item) if self._hashes is not None else item.content_hash
 
+    def _dim(self) -> int:
+        return self.embedder.dim
+
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         return self.embedder.embed_items(items)

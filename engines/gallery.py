@@ -12,6 +12,7 @@ file, so a gallery can never be used to read (or serve) a file from elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .errors import GalleryError, UnreadableImageError
-from .images import IMAGE_EXTENSIONS, load_image, os_reason
+from .images import IMAGE_EXTENSIONS, NotAFileError, file_kind, load_image, open_regular, os_reason
+from .results import printable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import datasets
@@ -45,6 +47,17 @@ class OutsideGalleryError(OSError):
 
     def __init__(self, path: str) -> None:
         super().__init__(errno.EACCES, "a symbolic link to a file outside the gallery (not read)", path)
+
+
+class RefusedItemError(OSError):
+    """A gallery entry that is never read: ``GalleryItem.refused`` says why."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(errno.EACCES, reason, source)
+
+
+#: Why a dataset row whose image cell holds only a path outside the dataset is skipped.
+OUTSIDE_DATASET = "image cell points outside the dataset (not read)"
 
 
 def inside(path: str, root: str) -> bool:
@@ -79,6 +92,9 @@ class GalleryItem:
     #: unchanged folder makes no second system call per file. A gallery is the folder as
     #: listed: load it again to see later changes (the app's Index button does).
     stamp: str | None = field(default=None, compare=False, repr=False)
+    #: Why this entry is never read (a FIFO named like an image, a dataset cell pointing
+    #: outside its dataset); indexing skips it with this reason, without touching it.
+    refused: str | None = field(default=None, compare=False)
 
     @property
     def source(self) -> str:
@@ -92,12 +108,16 @@ class GalleryItem:
         can lead out: one ``lstat`` per file, and link resolution only for links.
         """
         assert self.path is not None
+        if self.refused is not None:
+            raise RefusedItemError(self.path, self.refused)
         if self.root is not None and os.path.islink(self.path) and not inside(self.path, self.root):
             raise OutsideGalleryError(self.path)
         return self.path
 
     def open(self, draft: tuple[int, int] | None = None) -> Image.Image:
         """Decode to RGB; raises ``UnreadableImageError`` naming this item."""
+        if self.refused is not None:
+            raise UnreadableImageError(self.source, self.refused)
         if self.path is not None:
             try:
                 path = self.checked_path()
@@ -114,6 +134,8 @@ class GalleryItem:
 
         Raises ``OSError`` for a missing or unreadable file.
         """
+        if self.refused is not None:
+            raise RefusedItemError(self.source, self.refused)
         if self.path is None:
             return "sha256:" + self.content_hash
         if self.stamp is not None:
@@ -125,10 +147,12 @@ class GalleryItem:
     def content_hash(self) -> str:
         """SHA-256 of the encoded image; identifies the content wherever the file lives."""
         digest = hashlib.sha256()
+        if self.refused is not None:
+            raise RefusedItemError(self.source, self.refused)
         if self.path is None:
             digest.update(self.data or b"")
         else:
-            with open(self.checked_path(), "rb") as handle:
+            with open_regular(self.checked_path()) as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
         return digest.hexdigest()
@@ -223,7 +247,16 @@ def _is_dataset(items: object) -> bool:
     return type(items).__module__.startswith("datasets.") and hasattr(items, "features")
 
 
-def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
+def _items_from_dataset(dataset: datasets.Dataset, confine_to: Sequence[str] | None = None) -> list[GalleryItem]:
+    """Items of a ``datasets`` split; an image is the bytes of its cell.
+
+    A cell holding only a path is read only inside ``confine_to`` (real folders): a saved
+    dataset's own folder, or the Hugging Face caches a Hub dataset was downloaded into, and
+    only a regular file there. Anything else is refused with a reason and never opened: a
+    crafted dataset must not make the server read, index or serve its own files. A dataset
+    handed over in Python (``confine_to`` ``None``) is the caller's own: its paths are used.
+    The ``path`` column of an export (where the images once were) is never read at all.
+    """
     from datasets import ClassLabel
     from datasets import Image as ImageFeature
 
@@ -244,18 +277,39 @@ def _items_from_dataset(dataset: datasets.Dataset) -> list[GalleryItem]:
     exported = "vector" in features and "index_identity" in features
     vectors: Any = raw.with_format("numpy")["vector"] if exported else None
     identities: list[str] = raw["index_identity"] if exported else []
+    roots = None if confine_to is None else [os.path.realpath(root) for root in confine_to]
     result = []
     for position, (cell, label) in enumerate(zip(raw[image_column], labels, strict=True)):
         stored = (identities[position], vectors[position]) if exported else None
         if isinstance(label_feature, ClassLabel) and label is not None:
             label = label_feature.int2str(int(label))
         path, data = (cell or {}).get("path"), (cell or {}).get("bytes")
-        # A Hub dataset's "path" is a name inside an archive, not a file we can serve.
-        if data is not None or path is None or not os.path.exists(path):
-            result.append(GalleryItem(label=str(label), data=data, position=position, stored=stored))
-        else:
-            result.append(GalleryItem(label=str(label), path=path, position=position, stored=stored))
+        item = GalleryItem(label=str(label), data=data, position=position, stored=stored)
+        if data is None:
+            item = _path_cell(item, path, roots)
+        result.append(item)
     return result
+
+
+def _path_cell(item: GalleryItem, path: object, roots: list[str] | None) -> GalleryItem:
+    """The item of a cell without bytes: its file where it may be read, else refused."""
+    if not isinstance(path, str) or not path or "\0" in path:
+        return dataclasses.replace(item, refused="image cell holds no image")
+    if roots is None:  # the caller's own dataset
+        if os.path.exists(path):
+            return dataclasses.replace(item, path=path)
+        return dataclasses.replace(item, refused="image cell names a file that does not exist")
+    for root in roots:
+        real = os.path.realpath(os.path.join(root, path))  # relative to the dataset's folder
+        if within(real, root) and real != root:
+            try:
+                kind = file_kind(os.stat(real).st_mode)
+            except OSError as exc:
+                return dataclasses.replace(item, refused=os_reason(exc))
+            if kind is not None:
+                return dataclasses.replace(item, path=real, refused=str(NotAFileError(real, kind).strerror))
+            return dataclasses.replace(item, path=real, root=root)
+    return dataclasses.replace(item, refused=OUTSIDE_DATASET)
 
 
 def _folder_items(root: str, *, labelled_by: str) -> list[GalleryItem]:
@@ -271,16 +325,22 @@ def _folder_items(root: str, *, labelled_by: str) -> list[GalleryItem]:
             label = parts[0] if parts else ""
         else:
             label = "/".join(parts)
+        label = printable(label)  # a folder name that is not UTF-8 is shown (and filtered on) escaped
         absolute = os.path.join(os.path.abspath(directory), "")
         for entry in entries:
-            stamp = None
+            stamp = refused = None
             try:
                 if not entry.is_symlink():  # a link is checked (and stated) when used
                     stat = entry.stat(follow_symlinks=False)
-                    stamp = f"{absolute}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}"
+                    kind = file_kind(stat.st_mode)
+                    if kind is None:
+                        stamp = f"{absolute}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}"
+                    else:  # a FIFO named x.jpg would block its reader forever: never opened
+                        refused = NotAFileError(entry.path, kind).strerror
             except OSError:
                 pass  # gone since listed: reported as unreadable when indexed
-            items.append(GalleryItem(label=label, path=entry.path, position=len(items), root=root, stamp=stamp))
+            items.append(GalleryItem(label=label, path=entry.path, position=len(items), root=root, stamp=stamp,
+                                     refused=refused))
     return items
 
 
@@ -367,11 +427,11 @@ def _saved_dataset_gallery(folder: str) -> Gallery:
         raise GalleryError(f"Could not read the saved dataset in {folder} ({type(exc).__name__}: {exc})") from exc
     if isinstance(dataset, datasets.DatasetDict):
         database = "train" if "train" in dataset else next(iter(dataset))
-        splits = {"train": as_gallery_items(dataset[database])}
+        splits = {"train": _items_from_dataset(dataset[database], [folder])}
         if "test" in dataset and database != "test":
-            splits["test"] = as_gallery_items(dataset["test"])
+            splits["test"] = _items_from_dataset(dataset["test"], [folder])
         return Gallery(folder, splits, labelled="label" in dataset[database].features)
-    return Gallery(folder, {"train": as_gallery_items(dataset)}, labelled="label" in dataset.features)
+    return Gallery(folder, {"train": _items_from_dataset(dataset, [folder])}, labelled="label" in dataset.features)
 
 
 def _hub_gallery(source: str) -> Gallery:
@@ -396,8 +456,10 @@ def _hub_gallery(source: str) -> Gallery:
     if not len(dataset):
         raise GalleryError(f"The dataset {source!r} has no splits")
     database = "train" if "train" in dataset else next(iter(dataset))
-    splits = {"train": as_gallery_items(dataset[database])}
+    # Files the Hub client downloaded (a dataset of loose image files) lie in its caches.
+    caches = [constants.HF_HUB_CACHE, datasets.config.HF_DATASETS_CACHE]
+    splits = {"train": _items_from_dataset(dataset[database], caches)}
     if "test" in dataset and database != "test":
-        splits["test"] = as_gallery_items(dataset["test"])
+        splits["test"] = _items_from_dataset(dataset["test"], caches)
     labelled = "label" in dataset[database].features
     return Gallery(source, splits, labelled=labelled)

@@ -35,8 +35,10 @@ class VectorStore(Protocol):
         """Keys whose vectors the store already holds."""
         ...
 
-    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray) -> None:
-        """Store one vector per record (key, item)."""
+    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray, *, carried: bool = False) -> None:
+        """Store one vector per record (key, item). ``carried``: the vectors came with the
+        items (an exported dataset), checked but not made here: they serve this index and
+        are kept out of anything shared between galleries (the vector cache)."""
         ...
 
     def reserve(self, count: int) -> None:
@@ -63,6 +65,8 @@ def run_pipeline(
     progress: bool,
     write_limit: int | None = None,
     identity: str | None = None,
+    dim: int | None = None,
+    normalised: bool = False,
 ) -> IndexRun:
     """Bring ``store`` up to date with ``gallery``.
 
@@ -74,9 +78,14 @@ def run_pipeline(
 
     Items that carry a stored vector (an exported index) are not computed: their vector is
     used when its ``identity`` is this engine's, and a different one is refused, naming both.
+    A stored vector is data from outside: one that is not finite, not ``dim`` long or (where
+    the engine's vectors are unit vectors, ``normalised``) not of length 1 skips its item.
     """
     records: list[tuple[str, GalleryItem]] = []
     for item in gallery:
+        if item.refused is not None:  # never touched: not even stated
+            engine._skip(skipped, item.source, item.refused)
+            continue
         try:
             records.append((key(item), item))
         except OSError as exc:
@@ -89,31 +98,34 @@ def run_pipeline(
     store.reserve(len(todo))
     flush_every = min(FLUSH_EVERY, write_limit or FLUSH_EVERY)
     failed: dict[str, str] = {}
-    pending: list[tuple[str, GalleryItem]] = []
-    vectors: list[np.ndarray] = []
+    # Computed and carried vectors are written apart: only computed ones may be shared.
+    pending: dict[bool, tuple[list[tuple[str, GalleryItem]], list[np.ndarray]]] = {False: ([], []), True: ([], [])}
 
-    def flush() -> None:
-        if pending:
-            store.write(list(pending), np.stack(vectors))
-        pending.clear()
-        vectors.clear()
+    def flush(carried: bool) -> None:
+        records_, vectors_ = pending[carried]
+        if records_:
+            store.write(list(records_), np.stack(vectors_), carried=carried)
+        records_.clear()
+        vectors_.clear()
 
     computed = 0
     bar = tqdm(total=len(todo), desc=f"Indexing ({engine.name})", unit="img", disable=not progress)
     try:
         reused: set[int] = set()
-        outcomes = _with_stored(list(todo.values()), compute, identity, reused)
+        outcomes = _with_stored(list(todo.values()), compute, identity, reused, dim, normalised)
         for (record_key, item), outcome in zip(todo.items(), outcomes, strict=True):
             bar.update(1)
             if isinstance(outcome, Exception):
                 failed[record_key] = getattr(outcome, "reason", None) or str(outcome)
                 continue
-            pending.append((record_key, item))
-            vectors.append(outcome)
-            computed += id(item) not in reused
-            if len(pending) >= flush_every:
-                flush()
-        flush()
+            carried = id(item) in reused
+            pending[carried][0].append((record_key, item))
+            pending[carried][1].append(outcome)
+            computed += not carried
+            if len(pending[carried][0]) >= flush_every:
+                flush(carried)
+        flush(False)
+        flush(True)
     finally:
         bar.close()
     if not failed:
@@ -127,12 +139,40 @@ def run_pipeline(
     return IndexRun(indexed, computed)
 
 
+class StoredVectorError(ValueError):
+    """A vector that came with a dataset cannot be used; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: How far from length 1 a stored unit vector may be (float32 rounding, int8 vectors).
+UNIT_TOLERANCE = 1e-3
+
+
+def stored_vector_problem(vector: object, dim: int | None, normalised: bool) -> str | None:
+    """Why a vector from outside (an exported dataset) cannot be used, or ``None``."""
+    try:
+        array = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError):
+        return "its stored vector is not a list of numbers"
+    if array.ndim != 1 or dim is not None and array.shape[0] != dim:
+        return f"its stored vector has {array.size} numbers, expected {dim}"
+    if not np.isfinite(array).all():
+        return "its stored vector holds NaN or infinite numbers"
+    if normalised and abs(float(np.linalg.norm(array)) - 1.0) > UNIT_TOLERANCE:
+        return f"its stored vector has length {float(np.linalg.norm(array)):.4g}, expected a unit vector"
+    return None
+
+
 def _with_stored(
     items: list[GalleryItem], compute: Callable[[list[GalleryItem]], Iterator[np.ndarray | Exception]],
-    identity: str | None, reused: set[int],
+    identity: str | None, reused: set[int], dim: int | None = None, normalised: bool = False,
 ) -> Iterator[np.ndarray | Exception]:
     """``compute``'s outcomes, with the items' stored vectors in place of computing them
-    (their ``id`` is added to ``reused``)."""
+    (their ``id`` is added to ``reused``); a stored vector that fails the checks becomes
+    a ``StoredVectorError`` outcome, so its item is skipped with the reason."""
     # Vectors of another kind of engine (CLIP vectors met by the pixel engine) are ignored:
     # the images came with them. The same kind with other settings is a mismatch.
     families: dict[str | None, object] = {}  # one parse per distinct identity, not per item
@@ -158,15 +198,19 @@ def _with_stored(
     for item, stored in zip(items, carried, strict=True):
         if stored is None:
             yield next(rest)
-        else:
-            reused.add(id(item))
-            yield np.asarray(stored[1], dtype=np.float32)
+            continue
+        problem = stored_vector_problem(stored[1], dim, normalised)
+        if problem is not None:
+            yield StoredVectorError(problem)
+            continue
+        reused.add(id(item))
+        yield np.asarray(stored[1], dtype=np.float32)
 
 
 def _family(identity: str | None) -> object:
     try:
         return json.loads(identity or "").get("engine")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         return None
 
 
@@ -174,7 +218,9 @@ def _describe(identity: str | None) -> str:
     """A vector identity as a person reads it: the model and its settings."""
     try:
         found = json.loads(identity or "")
-    except ValueError:
+        if not isinstance(found, dict):
+            raise ValueError(identity)
+    except (ValueError, TypeError):
         return repr(identity)
     inner = found.get("settings") or {}
     parts = [f"{key} {value}" for key, value in sorted(inner.items()) if key in {"model", "precision", "features", "size", "bins"}]

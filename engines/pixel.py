@@ -113,6 +113,11 @@ class PixelEngine(VectorEngine):
     def _item_key(self, item: GalleryItem) -> str:
         return item.stat_key()
 
+    def _dim(self) -> int:
+        if self.features == "pixels":
+            return self.size[0] * self.size[1] * 3
+        return 64 if self.features == "phash" else self.bins**3
+
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         def one(item: GalleryItem) -> np.ndarray | Exception:
             try:

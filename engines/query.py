@@ -117,6 +117,14 @@ def _weighted(items: Sequence[WeightedItem]) -> list[tuple[float, QueryItem]]:
     return [item if isinstance(item, tuple) else (1.0, item) for item in items]
 
 
+#: The most terms and characters a typed query may have (``parse_text_query``, which every
+#: query typed into the app goes through). Each term is one run of the text tower: without
+#: a cap, one request of 250,000 ``a + a + ...`` terms held a server core for 92 s. A CLIP
+#: sentence is cut at 77 tokens (about 300 characters) anyway. A ``Query`` built in Python
+#: is the caller's own work and is not capped.
+MAX_QUERY_TERMS = 16
+MAX_QUERY_CHARS = 1000
+
 _OPERATOR = re.compile(r"(?:^|(?<=\s))([+-])(?=\s|$)")
 _WEIGHT = re.compile(r"^(\S*?\d\S*?):\s*(.*)$")
 
@@ -130,7 +138,15 @@ def parse_text_query(text: str) -> Query:
     """
     if not text or not text.strip():
         raise InvalidQueryError("Expected a sentence, got empty text")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(
+            f"Expected a query of at most {MAX_QUERY_CHARS:,} characters, got {len(text):,}: a CLIP model reads "
+            "about 300 characters of a sentence"
+        )
     pieces = _OPERATOR.split(" " + text.strip() + " ")
+    terms = len(pieces) // 2 + bool(pieces[0].strip())  # operators, and a first term without one
+    if terms > MAX_QUERY_TERMS:
+        raise InvalidQueryError(f"Expected at most {MAX_QUERY_TERMS} terms joined by + and -, got {terms:,}")
     # split() alternates text and operators: [before, op, term, op, term, ...]
     sides: dict[str, list[WeightedItem]] = {"+": [], "-": []}
     if pieces[0].strip():

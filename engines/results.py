@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 
@@ -38,3 +39,27 @@ def passing_threshold(results: list[SearchResult], threshold: float, higher_is_b
     if higher_is_better:
         return [r for r in results if r.score >= threshold]
     return [r for r in results if r.score <= threshold]
+
+
+def summarise_skipped(skipped: list[SkippedFile], indexed: int) -> str:
+    """One line for a build's skipped files: a count per reason, with one example each."""
+    counts = Counter(s.reason for s in skipped)
+    example = {s.reason: s.source for s in reversed(skipped)}
+    reasons = "; ".join(
+        f"{count:,} {reason} (e.g. {printable(example[reason])})" for reason, count in counts.most_common()
+    )
+    return f"{indexed:,} indexed, {len(skipped):,} skipped: {reasons}"
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8 for people, pages and CSV files: a file name's bytes that are
+    not UTF-8 (kept by Python as surrogates, ``bad\\udcff.png``) are shown escaped (``bad\\xff.png``)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")

@@ -11,7 +11,7 @@ import abc
 import functools
 import json
 from collections.abc import Container, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class _Snapshot:
     keys: tuple[str, ...]  # each row's cache key: the record a result names
     labels: np.ndarray  # one class name per row, for filtering
     classes: tuple[str, ...]  # the distinct names, sorted
+    #: Content hashes of ``items``, once a duplicates run computed them: kept on the snapshot
+    #: itself, so they can never be read for another gallery's rows.
+    hashes: list[tuple[str | None, ...]] = field(default_factory=list, compare=False)
 
     @functools.cached_property
     def rows_by_key(self) -> dict[str, int]:
@@ -45,9 +48,11 @@ class _Snapshot:
 class _CachedVectors:
     """The pipeline's store for in-memory engines: what the cache holds, plus what is written."""
 
-    def __init__(self, cache: VectorCache | None) -> None:
+    def __init__(self, cache: VectorCache | None, dim: int) -> None:
         self.cache = cache
-        self.vectors: dict[str, np.ndarray] = cache.load() if cache is not None else {}
+        self.vectors: dict[str, np.ndarray] = cache.load(dim) if cache is not None else {}
+        #: Keys of vectors that came with a dataset: never written to the shared cache.
+        self.carried: set[str] = set()
         #: New vectors, in the order written, in one matrix allocated once (``reserve``):
         #: batches are copied in and freed, so computing N vectors holds one N-row matrix.
         self.fresh: np.ndarray | None = None
@@ -60,7 +65,7 @@ class _CachedVectors:
     def reserve(self, count: int) -> None:
         self._capacity = count
 
-    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray) -> None:
+    def write(self, records: Sequence[tuple[str, GalleryItem]], vectors: np.ndarray, *, carried: bool = False) -> None:
         keys = [key for key, _ in records]
         if self.fresh is None:
             self.fresh = np.empty((max(self._capacity, len(keys)), vectors.shape[1]), dtype=np.float32)
@@ -71,7 +76,9 @@ class _CachedVectors:
         self.fresh[start : start + len(keys)] = vectors
         self.fresh_keys += keys
         self.vectors.update(zip(keys, self.fresh[start : start + len(keys)], strict=True))
-        if self.cache is not None:
+        if carried:
+            self.carried.update(keys)
+        elif self.cache is not None:
             self.cache.append(keys, vectors)
 
 
@@ -109,8 +116,6 @@ class VectorEngine(SearchEngine):
         self.cache_enabled = cache == "on"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._snapshot: _Snapshot | None = None
-        #: Content hashes of the current snapshot's items, by the snapshot's id (duplicates).
-        self._hashes_of: dict[int, tuple[str | None, ...]] = {}
 
     @classmethod
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
@@ -129,13 +134,17 @@ class VectorEngine(SearchEngine):
     def _compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
         """One vector (or the error that prevented it) per item, in order."""
 
+    @abc.abstractmethod
+    def _dim(self) -> int:
+        """How many numbers each vector has (stored vectors of another length are refused)."""
+
     # -- the shared flow -------------------------------------------------------------------
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
         cache = VectorCache(self.cache_dir / self.name, self._cache_namespace()) if self.cache_enabled else None
-        store = _CachedVectors(cache)
+        store = _CachedVectors(cache, self._dim())
         run = run_pipeline(
             self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress,
-            identity=self.vector_identity(),
+            identity=self.vector_identity(), dim=self._dim(), normalised=self.normalised,
         )
         self.last_computed = run.computed
         keys = [key for key, _ in run.records]
@@ -149,11 +158,14 @@ class VectorEngine(SearchEngine):
             stored_as_is = True
         elif store.fresh is not None and store.fresh_keys == keys and len(store.vectors) == len(keys):
             matrix = store.fresh[: len(keys)]  # a new gallery, all computed in order: no copy either
-            stored_as_is = True
+            stored_as_is = not store.carried
         else:
             matrix = _gather(store.vectors, keys)
             stored_as_is = False
-            if cache is not None:
+            if store.carried:  # the cache holds only what was computed: merge its own shards
+                if cache is not None:
+                    cache.compact()
+            elif cache is not None:
                 # Merged in gallery order, so that the next unchanged run takes the matrix as it is;
                 # vectors of files not in this gallery (another gallery's) follow them.
                 extra = list(store.vectors)  # _gather took this gallery's out
@@ -205,7 +217,7 @@ class VectorEngine(SearchEngine):
         snapshot = self._snapshot
         if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
             raise EmptyIndexError(self.name)
-        hashes = snapshot.keys if self._keys_are_content_hashes else self._hashes_of.get(id(snapshot))
+        hashes = snapshot.keys if self._keys_are_content_hashes else next(iter(snapshot.hashes), None)
         return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes)
 
     def _content_hashes(self, items: Sequence[GalleryItem]) -> tuple[str | None, ...]:
@@ -220,7 +232,7 @@ class VectorEngine(SearchEngine):
         finally:
             known.save()
         if snapshot is not None and items is snapshot.items:
-            self._hashes_of = {id(snapshot): hashes}
+            snapshot.hashes[:] = [hashes]
         return hashes
 
     @property

@@ -38,6 +38,12 @@ class AppConfig:
     auth: tuple[str, str] | None = None
 
     @property
+    def public(self) -> bool:
+        """Whether people other than the operator can reach the page (a share link, or
+        listening beyond this machine): then server paths are shown relative to the gallery."""
+        return self.share or (self.host or "127.0.0.1") not in {"127.0.0.1", "localhost", "::1"}
+
+    @property
     def roots(self) -> tuple[Path, ...]:
         chosen = self.gallery_roots or ((self.data,) if os.path.isdir(self.data) else ())
         return tuple(Path(root).resolve() for root in chosen)

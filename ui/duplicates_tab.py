@@ -7,18 +7,17 @@ for the metric and follows the slider once the user moves it.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from typing import Any
 
 import gradio as gr
 
 from engines import available_engines, engine_info
 from engines.duplicates import DuplicateGroup
+from engines.results import printable
 
 from .controls import EngineControls
-from .images import result_tile
-from .messages import USER_ERRORS, in_the_page, user_error
+from .images import caption
+from .messages import USER_ERRORS, in_the_page
 from .service import SearchService
 
 #: Groups shown as thumbnails (all of them are in the table and the CSV).
@@ -41,19 +40,21 @@ def find(
         used = engine.duplicate_threshold(metric) if threshold is None else float(threshold)
         groups = engine.duplicates(threshold=used, metric=metric)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
         for member in group.members[:SHOWN_MEMBERS]:
-            tile, text = result_tile(member, gallery, service.may_serve)  # text: place, label, score to the first, file
+            tile, note = service.picture(member, gallery)
+            text = caption(member, note)  # place, label, score to the first, file
             tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text}"))
     rows = [
-        [number, group.kind, len(group.members), round(group.score, 4), "\n".join(_where(m.path, m.position) for m in group.members)]
+        [number, group.kind, len(group.members), round(group.score, 4),
+         "\n".join(_where(service, m.path, m.position) for m in group.members)]
         for number, group in enumerate(groups, start=1)
     ]
     direction = "similarity at least" if metric in engine.higher_is_better else "distance at most"
     return tiles, summary_line(groups, len(engine), available_engines()[name], metric, direction, used), rows, \
-        write_csv(groups), used
+        write_csv(service, groups), used
 
 
 def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric: str, direction: str, used: float) -> str:
@@ -70,20 +71,22 @@ def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric:
     return text
 
 
-def _where(path: str | None, position: int) -> str:
-    return path if path is not None else f"item #{position}"
+def _where(service: SearchService, path: str | None, position: int) -> str:
+    return service.shown(path) if path is not None else f"item #{position}"
 
 
-def write_csv(groups: list[DuplicateGroup]) -> str:
-    """The groups as CSV (one row per file, full paths), in a new temporary file."""
-    handle, path = tempfile.mkstemp(prefix="duplicates-", suffix=".csv")
-    with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+def write_csv(service: SearchService, groups: list[DuplicateGroup]) -> str:
+    """The groups as CSV (one row per file, full paths unless the app is public), in a
+    scratch file the service removes again."""
+    path = service.scratch_file("duplicates-", ".csv")
+    with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["group", "kind", "size", "group_score", "path", "label", "score_to_first"])
         for number, group in enumerate(groups, start=1):
             for member in group.members:
                 writer.writerow([number, group.kind, len(group.members), f"{group.score:.6g}",
-                                 _where(member.path, member.position), member.label, f"{member.score:.6g}"])
+                                 _where(service, member.path, member.position), printable(member.label),
+                                 f"{member.score:.6g}"])
     return path
 
 

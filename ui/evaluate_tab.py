@@ -14,7 +14,7 @@ from engines import available_engines, engine_info
 from engines.evaluate import EvaluationRow, evaluate, evaluation_queries
 
 from .controls import EngineControls, engine_choices
-from .messages import USER_ERRORS, describe, in_the_page, user_error
+from .messages import USER_ERRORS, describe, in_the_page
 from .service import SearchService
 
 #: The precision plot runs k = 1 .. PLOT_MAX_K.
@@ -50,7 +50,7 @@ def run_evaluation(
         gallery = service.gallery(source)
         queries, note = evaluation_queries(gallery)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     # A leave-one-out ranking holds every image but the query itself.
     ranked = len(gallery["train"]) - (1 if queries is None else 0)
     notes = [note]

@@ -19,8 +19,7 @@ import gradio as gr
 from engines import Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
 from engines.results import passing_threshold
 
-from .images import result_tile
-from .messages import USER_ERRORS, user_error
+from .messages import USER_ERRORS
 from .service import SearchService
 
 Session = dict[str, Any]
@@ -68,9 +67,9 @@ def run(service: SearchService, session: Session, query: SearchQuery | Query, pr
         results = engine.search(query, k=int(session["k"]), metric=session["metric"], labels=session["labels"] or None)
         elapsed = (time.perf_counter() - started) * 1000
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     session = {**session, "results": [asdict(r) for r in results], "elapsed_ms": elapsed, "total": len(engine)}
-    return [result_tile(r, gallery, service.may_serve) for r in results], summary(session, len(results)), session
+    return service.tiles(results, gallery), summary(session, len(results)), session
 
 
 def summary(session: Session, shown: int) -> str:
@@ -94,7 +93,7 @@ def refine(service: SearchService, session: Session | None, progress: Any = None
     try:
         asked = query_of(session["image"], session["text"])
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     positive, negative = (list(asked.positive), list(asked.negative)) if isinstance(asked, Query) else ([asked], [])
     query = Query(
         positive=[*positive, *(SearchResult(**r) for r in session["relevant"])],
@@ -175,7 +174,7 @@ def apply_threshold(service: SearchService, session: Session | None, value: floa
     if not passing:
         return [], f"**No results pass the threshold** ({session['metric']} {'≥' if higher else '≤'} {value:.4g})."
     gallery = service.gallery(session["source"])
-    return [result_tile(r, gallery, service.may_serve) for r in passing], summary(session, len(passing))
+    return service.tiles(passing, gallery), summary(session, len(passing))
 
 
 def _identity(result: dict[str, Any]) -> tuple[Any, ...]:

@@ -8,11 +8,11 @@ from typing import Any
 import gradio as gr
 
 from engines import EngineError, Gallery, GalleryItem, available_engines
+from engines.results import printable
 
 from . import map_view
 from .controls import EngineControls
-from .images import result_tile, thumbnail
-from .messages import USER_ERRORS, in_the_page, user_error
+from .messages import USER_ERRORS, in_the_page
 from .service import SearchService
 
 #: Thumbnails on one page of the Gallery tab.
@@ -34,7 +34,7 @@ def overview(gallery: Gallery) -> tuple[list[list[Any]], str]:
     return rows, text
 
 
-def page_of(gallery: Gallery, page: float | None) -> tuple[list[tuple[Any, str]], str, int]:
+def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tuple[list[tuple[Any, str]], str, int]:
     """One page of thumbnails (one per class, or every image of an unlabelled tree), a line
     saying where it is, and the number of pages."""
     database = gallery["train"]
@@ -51,8 +51,8 @@ def page_of(gallery: Gallery, page: float | None) -> tuple[list[tuple[Any, str]]
     thumbs = []
     for item in chosen:
         try:
-            thumbs.append((item.path or thumbnail(item), item.label or "(top folder)"))
-        except EngineError:
+            thumbs.append((service.thumbnails.file_of(item), printable(item.label) or "(top folder)"))
+        except (EngineError, OSError):
             continue
     start = (number - 1) * PAGE_SIZE + 1
     return thumbs, f"{noun} {start}–{start + len(chosen) - 1} of {len(shown)} (page {number} of {pages})", pages
@@ -63,9 +63,9 @@ def show(service: SearchService, source: str, *, reload: bool) -> tuple[Any, ...
     try:
         gallery = service.gallery(source, reload=reload)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     rows, text = overview(gallery)
-    thumbs, where, pages = page_of(gallery, 1)
+    thumbs, where, pages = page_of(service, gallery, 1)
     return (
         gallery.source, rows, gr.update(value=thumbs, label=where),
         gr.update(maximum=max(2, pages), value=1, visible=pages > 1),
@@ -76,9 +76,9 @@ def show(service: SearchService, source: str, *, reload: bool) -> tuple[Any, ...
 def turn_page(service: SearchService, source: str, page: float) -> Any:
     """The thumbnails of page ``page``."""
     try:
-        thumbs, where, _ = page_of(service.gallery(source), page)
+        thumbs, where, _ = page_of(service, service.gallery(source), page)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     return gr.update(value=thumbs, label=where)
 
 
@@ -92,7 +92,7 @@ def build_index(
         started = time.perf_counter()
         engine = service.engine(name, gallery, choices, rebuild=True)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     seconds = time.perf_counter() - started
     skipped = [[s.source, s.reason] for s in engine.skipped]
     status = (
@@ -161,8 +161,8 @@ def draw_map(
         started = time.perf_counter()
         found = engine.gallery_map(metric)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
-    picture, points = map_view.draw(found, gallery, service.may_serve)
+        raise service.user_error(exc) from exc
+    picture, points = map_view.draw(found, lambda member, size: service.small_picture(member, gallery, size))
     text = map_view.describe_map(found, available_engines()[name], time.perf_counter() - started)
     return picture, text, points
 
@@ -177,11 +177,11 @@ def pick(service: SearchService, source: str, points: map_view.Points, where: An
     try:
         gallery = service.gallery(source)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
-    tile, text = result_tile(member, gallery, service.may_serve)
-    label = member.label or "(top folder)"
-    path = tile if isinstance(tile, str) else None
-    return tile, f"**{label}** · {member.path or f'item #{member.position}'}", path
+        raise service.user_error(exc) from exc
+    tile, note = service.picture(member, gallery)
+    label = printable(member.label) or "(top folder)"
+    path = member.path if isinstance(tile, str) and member.path is not None else None
+    return tile, f"**{label}** · {service.shown(member.path) if member.path else f'item #{member.position}'} {note}", path
 
 
 def build_map(

@@ -8,14 +8,12 @@ dot. Clicking finds the nearest image; it can then be searched with.
 from __future__ import annotations
 
 import colorsys
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engines import EngineError, GalleryItem, SearchResult
-from engines.gallery import Gallery
+from engines import SearchResult
 from engines.gallery_map import GalleryMap
 
 SIZE = (1200, 900)
@@ -39,9 +37,10 @@ def class_colours(labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:
 
 
 def draw(
-    gallery_map: GalleryMap, gallery: Gallery, may_serve: Callable[[str], bool]
+    gallery_map: GalleryMap, picture_of: Callable[[SearchResult, tuple[int, int]], Image.Image | None]
 ) -> tuple[Image.Image, Points]:
-    """The map as an image, and where each point landed on it."""
+    """The map as an image, and where each point landed on it; ``picture_of(member, size)``
+    gives a member's small picture (from the thumbnails), or ``None``."""
     width, height = SIZE
     canvas = Image.new("RGB", SIZE, (250, 250, 250))
     pen = ImageDraw.Draw(canvas)
@@ -61,7 +60,7 @@ def draw(
             best[(cx, cy)] = (distance, row)
     for _, row in best.values():
         member = gallery_map.members[row]
-        picture = _small(member, gallery, may_serve)
+        picture = picture_of(member, (THUMB, THUMB))
         if picture is None:
             continue
         x, y = xy[row]
@@ -75,21 +74,6 @@ def draw(
             pen.text((22, 6 + number * 14), label or "(top folder)", fill=(40, 40, 40))
     points = [(float(x), float(y), member) for (x, y), member in zip(xy, gallery_map.members, strict=True)]
     return canvas, points
-
-
-def _small(member: SearchResult, gallery: Gallery, may_serve: Callable[[str], bool]) -> Image.Image | None:
-    try:
-        if member.path is None:
-            item = gallery.splits["train"][member.position]
-        elif os.path.isfile(member.path) and may_serve(member.path):
-            item = GalleryItem(member.label, member.path)
-        else:
-            return None
-        picture = item.open(draft=(THUMB * 2, THUMB * 2))
-    except (EngineError, IndexError):
-        return None
-    picture.thumbnail((THUMB, THUMB))
-    return picture
 
 
 def nearest(points: Points, x: float, y: float) -> SearchResult | None:

@@ -24,7 +24,7 @@ from .feedback import (
     start_over,
     threshold_slider,
 )
-from .messages import USER_ERRORS, in_the_page, user_error
+from .messages import USER_ERRORS, in_the_page
 from .service import SearchService
 
 TEXT_LABEL = "…or describe what you are looking for"
@@ -45,7 +45,7 @@ def search(
     try:
         query = query_of(image, text)
     except USER_ERRORS as exc:
-        raise user_error(exc) from exc
+        raise service.user_error(exc) from exc
     return run(service, session, query, progress)
 
 

@@ -7,16 +7,43 @@ never breaks a search in another.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Mapping
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engines import GalleryError, SearchEngine, create_engine, engine_info, load_gallery
+from PIL import Image
+
+from engines import (
+    EngineError,
+    GalleryError,
+    GalleryItem,
+    SearchEngine,
+    SearchResult,
+    create_engine,
+    engine_info,
+    load_gallery,
+)
+from engines.cache import default_cache_dir
 from engines.gallery import HUB_ID, Gallery, inside, within
+from engines.images import file_kind
+from engines.results import printable
 
 from .config import AppConfig
+from .images import Thumbnails, caption, placeholder
+from .messages import user_error
+
+#: How long a download file (CSV) is kept: long enough to be fetched, short enough that
+#: a day of use leaves no pile in /tmp.
+SCRATCH_MAX_AGE_S = 600
+#: Threads that make missing thumbnails for one page of results (decoding releases the GIL).
+THUMBNAIL_WORKERS = 2
 
 
 class SearchService:
@@ -33,6 +60,11 @@ class SearchService:
         self._roots = tuple(os.path.realpath(root) for root in config.roots)
         #: Real paths of the images of every loaded gallery: the files the app may serve.
         self._servable: frozenset[str] = frozenset()
+        self.thumbnails = Thumbnails((self.deployment.cache_dir or default_cache_dir()) / "thumbnails")
+        #: Files made for download (CSV): one folder per service, emptied as they age and removed
+        #: with the service; Gradio serves its own copies of them.
+        self._scratch = tempfile.mkdtemp(prefix="image-search-")
+        weakref.finalize(self, shutil.rmtree, self._scratch, True)
 
     def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
         with self._lock:
@@ -72,9 +104,95 @@ class SearchService:
         roots is Gradio's own business (its cache, its assets); under them, only images of a
         loaded gallery, never a hidden file, a note or a link out of the gallery."""
         real = os.path.realpath(path)
+        if self.thumbnails.owns(path) or self.thumbnails.owns(real):
+            return self.thumbnails.handed_out(real)
         if not any(within(candidate, root) for candidate in (os.path.abspath(path), real) for root in self._roots):
             return True
         return real in self._servable
+
+    def scratch_file(self, prefix: str, suffix: str) -> str:
+        """A new file for a download; files made more than ``SCRATCH_MAX_AGE_S`` ago are removed."""
+        now = time.time()
+        with os.scandir(self._scratch) as entries:
+            for entry in entries:
+                try:
+                    if now - entry.stat().st_mtime > SCRATCH_MAX_AGE_S:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass  # removed meanwhile
+        handle, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self._scratch)
+        os.close(handle)
+        return path
+
+    def shown(self, path: str) -> str:
+        """``path`` as the page shows it: in full on the operator's own machine; relative to
+        its gallery folder when the app is public (a share link, another host), so visitors
+        learn nothing of the server's folders. Never text that is not UTF-8."""
+        if self.config.public:
+            absolute = os.path.abspath(path)
+            root = next((root for root in self._roots if within(absolute, root)), None)
+            path = os.path.relpath(absolute, root) if root is not None else os.path.basename(path)
+        return printable(path)
+
+    def redact(self, message: str) -> str:
+        """A message for the page: gallery folders left out of it when the app is public."""
+        if self.config.public:
+            for root in sorted(self._roots, key=len, reverse=True):
+                message = message.replace(root.rstrip(os.sep) + os.sep, "").replace(root, "<gallery>")
+        return printable(message)
+
+    def user_error(self, exc: Exception) -> Exception:
+        """``exc`` in the app's words (``messages.user_error``), server paths left out when public."""
+        error = user_error(exc)
+        error.message = self.redact(str(error.message))
+        return error
+
+    def is_gallery_file(self, path: str) -> bool:
+        """Whether ``path`` is an image of a loaded gallery (the only files the page shows)."""
+        return os.path.realpath(path) in self._servable
+
+    def picture(self, result: SearchResult, gallery: Gallery) -> tuple[Any, str]:
+        """(thumbnail file or placeholder image, note) for one result of ``gallery``: a file
+        deleted since indexing, or one that is not an image of a loaded gallery, becomes a
+        placeholder with the reason instead of a broken tile."""
+        if result.path is None:
+            items = gallery.splits["train"]
+            if not 0 <= result.position < len(items):
+                return placeholder(), "not in the loaded gallery"
+            item = items[result.position]
+        elif not os.path.isfile(result.path):
+            return placeholder(), "file no longer exists"
+        elif not self.is_gallery_file(result.path):
+            return placeholder(), "not in the loaded gallery"
+        else:
+            item = GalleryItem(result.label, result.path)
+        try:
+            return self.thumbnails.file_of(item), ""
+        except (EngineError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            return placeholder(), f"cannot be read ({reason})"
+
+    def tiles(self, results: Sequence[SearchResult], gallery: Gallery) -> list[tuple[Any, str]]:
+        """(picture, caption) of each result, for a ``gr.Gallery``; missing thumbnails are
+        made in parallel."""
+        def tile(result: SearchResult) -> tuple[Any, str]:
+            picture, note = self.picture(result, gallery)
+            return picture, caption(result, note)
+
+        if len(results) < 2:
+            return [tile(result) for result in results]
+        with ThreadPoolExecutor(THUMBNAIL_WORKERS) as pool:
+            return list(pool.map(tile, results))
+
+    def small_picture(self, result: SearchResult, gallery: Gallery, size: tuple[int, int]) -> Image.Image | None:
+        """A decoded picture of ``result`` of at most ``size`` (the map's), or ``None``."""
+        found, _ = self.picture(result, gallery)
+        if not isinstance(found, str):
+            return None
+        with Image.open(found) as thumb:
+            picture = thumb.convert("RGB")
+        picture.thumbnail(size)
+        return picture
 
     @staticmethod
     def choices_for(name: str, choices: Mapping[str, str | None]) -> dict[str, str]:
@@ -105,6 +223,13 @@ class SearchService:
             return engine
 
 
+def _regular(path: str) -> bool:
+    try:
+        return file_kind(os.stat(path).st_mode) is None
+    except OSError:
+        return False
+
+
 def _servable_paths(gallery: Gallery) -> set[str]:
     """Real paths of the gallery's files that stay inside its folder.
 
@@ -114,10 +239,10 @@ def _servable_paths(gallery: Gallery) -> set[str]:
     paths = set()
     for items in gallery.splits.values():
         for item in items:
-            if item.path is None or item.root is None:
+            if item.path is None or item.root is None or item.refused is not None:
                 continue
             if not os.path.islink(item.path):
                 paths.add(os.path.abspath(item.path))
-            elif inside(item.path, item.root):
+            elif inside(item.path, item.root) and _regular(item.path):
                 paths.add(os.path.realpath(item.path))
     return paths

@@ -14,8 +14,11 @@ the middleware empties it on that page. Logged-in visitors get the page unchange
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
+
+from starlette.convertors import PathConvertor
+from starlette.routing import Match
 
 from .service import SearchService
 
@@ -23,7 +26,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
-_FILE_ROUTE = "/file="
+#: Where a file route's path parameter is, should the app's routes not be readable (a newer
+#: Gradio): ``/file=PATH`` and ``/file/PATH`` under any prefix. The guard then errs on the safe side.
+_FILE_ROUTE = re.compile(r"/file[=/](.*)$", re.DOTALL)
 _LOGIN_CONFIG = re.compile(rb'window\.gradio_config = \{[^<]*"auth_required": ?true')
 _API_INFO = re.compile(rb"<script>window\.gradio_api_info = .*?;</script>", re.DOTALL)
 
@@ -40,8 +45,8 @@ class ServingGuard:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        at = path.find(_FILE_ROUTE)
-        if at != -1 and not self.service.may_serve(path[at + len(_FILE_ROUTE) :]):
+        requested = requested_file(scope)
+        if requested is not None and not self.service.may_serve(requested):
             await _not_found(send)
         elif path == "/" and self.service.config.auth is not None:
             await self._login_page(scope, receive, send)
@@ -69,6 +74,49 @@ class ServingGuard:
             await send({"type": "http.response.body", "body": page})
 
         await self.app(scope, receive, capture)
+
+
+def _leaf_routes(routes: Any) -> Iterator[Any]:
+    """Every route of the app, routers included by others opened up (FastAPI nests them)."""
+    for route in routes or ():
+        inner = getattr(route, "original_router", None) or getattr(route, "app", None)
+        if hasattr(route, "param_convertors"):
+            yield route
+        elif inner is not None and hasattr(inner, "routes"):
+            yield from _leaf_routes(inner.routes)
+
+
+_FILE_ROUTES: dict[int, list[Any]] = {}
+
+
+def file_routes(app: Any) -> list[Any]:
+    """The app's routes that hand out a file named in their path: Gradio's ``/file=PATH``
+    and its older alias ``/file/PATH``, as Gradio itself routes them (found once per app)."""
+    key = id(app)
+    if key not in _FILE_ROUTES:
+        _FILE_ROUTES[key] = [
+            route for route in _leaf_routes(getattr(app, "routes", ()))
+            if "/file" in getattr(route, "path", "")
+            and any(isinstance(c, PathConvertor) for c in route.param_convertors.values())
+        ]
+    return _FILE_ROUTES[key]
+
+
+def requested_file(scope: Scope) -> str | None:
+    """The file a request asks for, as the route that would answer it reads its path, or
+    ``None`` when no file route answers it."""
+    routes = file_routes(scope.get("app"))
+    if not routes:  # the routes could not be read: recognise the paths by their shape
+        found = _FILE_ROUTE.search(scope.get("path", ""))
+        return found.group(1) if found else None
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is not Match.NONE:
+            params = child.get("path_params", {})
+            for name, convertor in route.param_convertors.items():
+                if isinstance(convertor, PathConvertor):
+                    return str(params.get(name, ""))
+    return None
 
 
 async def _not_found(send: Any) -> None:
