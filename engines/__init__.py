@@ -23,6 +23,7 @@ from .deployment import DEFAULT_MODEL, Deployment
 from .duplicates import DuplicateGroup
 from .errors import (
     BackendUnavailableError,
+    DatasetTooLargeError,
     EmptyIndexError,
     EngineError,
     GalleryError,
@@ -40,6 +41,7 @@ from .results import SearchResult, SkippedFile
 __all__ = [
     "DEFAULT_MODEL",
     "BackendUnavailableError",
+    "DatasetTooLargeError",
     "Deployment",
     "DuplicateGroup",
     "EmptyIndexError",

@@ -71,3 +71,16 @@ class BackendUnavailableError(EngineError):
 
 class GalleryError(EngineError):
     """A gallery folder or Hub dataset is missing, empty or not laid out as expected."""
+
+
+class DatasetTooLargeError(GalleryError):
+    """A Hub dataset is larger than the caller allows (``size`` and ``limit`` in bytes),
+    found from the Hub's file list before anything is downloaded."""
+
+    def __init__(self, source: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"The dataset {source!r} is {size / 1e9:.2f} GB, over the limit of {limit / 1e9:.2f} GB: not downloaded"
+        )
+        self.source = source
+        self.size = size
+        self.limit = limit

@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .errors import GalleryError, UnreadableImageError
+from .errors import DatasetTooLargeError, GalleryError, UnreadableImageError
 from .images import IMAGE_EXTENSIONS, NotAFileError, file_kind, load_image, open_regular, os_reason
 from .results import printable
 
@@ -376,14 +376,16 @@ _LOCAL_BUILDERS = frozenset({"imagefolder", "audiofolder", "videofolder", "csv",
                              "arrow", "pandas", "webdataset", "xml", "sql", "generator", "cache"})
 
 
-def load_gallery(source: str | Path) -> Gallery:
+def load_gallery(source: str | Path, *, max_hub_bytes: int | None = None) -> Gallery:
     """Load the gallery at ``source``: a folder, or a dataset id (``owner/name``) on the Hub.
 
     A folder with ``train/`` is a benchmark layout (``test/`` optional; the label is the
     class folder under the split). Otherwise every image below the folder is the database
     (``train``), labelled by its folder relative to the root; if every image sits in a
     folder directly under the root, those folders are classes (``labelled``). A Hub dataset
-    keeps the splits it has; its ``train`` split (else its first) is the database.
+    keeps the splits it has; its ``train`` split (else its first) is the database; with
+    ``max_hub_bytes``, one larger than that (by the Hub's file list) is refused before
+    anything is downloaded (``DatasetTooLargeError``).
     """
     source = str(source)
     folder = os.path.expanduser(source)
@@ -395,7 +397,7 @@ def load_gallery(source: str | Path) -> Gallery:
         raise GalleryError(f"The gallery folder {folder} does not exist or is not a folder")
     if source.lower() in _LOCAL_BUILDERS:
         raise GalleryError(f"Expected a gallery folder or a Hub dataset id such as 'owner/name', got {source!r}")
-    return _hub_gallery(source)
+    return _hub_gallery(source, max_hub_bytes)
 
 
 def _folder_gallery(folder: str) -> Gallery:
@@ -434,7 +436,7 @@ def _saved_dataset_gallery(folder: str) -> Gallery:
     return Gallery(folder, {"train": _items_from_dataset(dataset, [folder])}, labelled="label" in dataset.features)
 
 
-def _hub_gallery(source: str) -> Gallery:
+def _hub_gallery(source: str, max_bytes: int | None = None) -> Gallery:
     import datasets
     from huggingface_hub import constants
 
@@ -446,6 +448,10 @@ def _hub_gallery(source: str) -> Gallery:
             f"Could not load the dataset {source!r}: {reason}. Give a local folder of images instead "
             "(or set HF_HUB_OFFLINE=1 to use a copy in the local Hugging Face cache)."
         )
+    if max_bytes is not None:
+        size = _hub_dataset_size(source)
+        if size > max_bytes:
+            raise DatasetTooLargeError(source, size, max_bytes)
     try:
         dataset = datasets.load_dataset(source)
     except Exception as exc:  # the Hub client raises many unrelated types
@@ -463,3 +469,16 @@ def _hub_gallery(source: str) -> Gallery:
         splits["test"] = _items_from_dataset(dataset["test"], caches)
     labelled = "label" in dataset[database].features
     return Gallery(source, splits, labelled=labelled)
+
+
+def _hub_dataset_size(source: str) -> int:
+    """Bytes of every file of the Hub dataset ``source``: the most its download can cost."""
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().dataset_info(source, files_metadata=True)
+    except Exception as exc:  # the Hub client raises many unrelated types
+        raise GalleryError(
+            f"Could not ask the Hugging Face Hub about the dataset {source!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    return sum(int(sibling.size or 0) for sibling in info.siblings or ())

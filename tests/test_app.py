@@ -7,11 +7,13 @@ running server shows: uploads, the API, served files, concurrency, start-up.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,14 +147,30 @@ def test_duplicates_and_the_map_through_the_api(served: tuple[Client, str, Path]
         client.predict(str(gallery), api_name="/load_gallery")
 
 
+def file_urls(url: str, path: Path | str) -> list[str]:
+    """Every way Gradio's routes name a file: ``/file=`` and its older alias ``/file/``,
+    with the path absolute, relative to the server's working folder and percent-encoded."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    quoted = urllib.parse.quote(absolute)
+    return [f"{url}{route}{name}" for route in ("gradio_api/file=", "file=", "gradio_api/file/")
+            for name in (absolute, relative, quoted)]
+
+
+def refused(address: str) -> bool:
+    try:
+        urllib.request.urlopen(address)
+    except urllib.error.HTTPError as error:
+        return error.code in {403, 404}
+    return False
+
+
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md")])
 def test_files_outside_the_gallery_are_not_served(served: tuple[Client, str, Path], path: str) -> None:
     client, url, gallery = served
     client.predict(str(gallery), api_name="/load_gallery")  # its images are served once it is loaded
-    for route in ("gradio_api/file=", "file="):
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(f"{url}{route}{path}")
-        assert info.value.code in {403, 404}
+    for address in file_urls(url, path):
+        assert refused(address), address
     inside = str(next((gallery / "train" / "blue").iterdir()))
     assert urllib.request.urlopen(f"{url}gradio_api/file={inside}").status == 200
 
@@ -168,11 +186,11 @@ def test_only_images_of_loaded_galleries_are_served(served: tuple[Client, str, P
     (hidden / "link.png").unlink(missing_ok=True)
     (hidden / "link.png").symlink_to(secret)
     Image.new("RGB", (4, 4)).save(gallery / "train" / "red" / ".hidden.png")
-    for path in (hidden / "notes.txt", hidden / "photo.png", hidden / "link.png", gallery / "train" / "red" / ".hidden.png"):
-        for route in ("gradio_api/file=", "file="):
-            with pytest.raises(urllib.error.HTTPError) as info:
-                urllib.request.urlopen(f"{url}{route}{path}")
-            assert info.value.code in {403, 404}, path
+    (hidden / "app.py").write_text("SECRET = 1")
+    for path in (hidden / "notes.txt", hidden / "photo.png", hidden / "link.png", hidden / "app.py",
+                 gallery / "train" / "red" / ".hidden.png"):
+        for address in file_urls(url, path):
+            assert refused(address), address
 
 
 def test_the_login_page_shows_no_api_and_no_gallery_path(gallery: Path) -> None:
@@ -230,7 +248,7 @@ def test_share_without_auth_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytes
     with caplog.at_level(logging.WARNING):
         page.launch(page.build_demo(config), config)
     assert "--share without --auth" in caplog.text and seen["share"] is True
-    assert seen["allowed_paths"] == [str(gallery.resolve())]
+    assert seen["allowed_paths"][0] == str(gallery.resolve()) and seen["allowed_paths"][1].endswith("thumbnails")
     config = parse_args(["--data", str(gallery), "--share", "--auth", "me:secret"], AppConfig())
     caplog.clear()
     page.launch(page.build_demo(config), config)

@@ -280,3 +280,61 @@ def test_empty_files_are_summarised_in_one_log_line(tmp_path: Path, caplog: pyte
     lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(lines) == 1 and "200 empty file" in lines[0]
     assert {s.reason for s in engine.skipped} == {"empty file"}
+
+
+@pytest.fixture()
+def fake_hub(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A Hugging Face Hub on 127.0.0.1 that describes every dataset as 3 GB of files; returns
+    the paths asked of it."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from huggingface_hub import constants
+
+    asked: list[str] = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            asked.append(self.path)
+            name = self.path.split("?")[0].removeprefix("/api/datasets/")
+            body = json.dumps({"id": name, "sha": "0" * 40, "private": False,
+                               "siblings": [{"rfilename": "data/train-0.parquet", "size": 3_000_000_000}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    yield asked
+    server.shutdown()
+
+
+def test_visitors_load_hub_datasets_only_when_allowed_and_within_the_size_limit(
+    fake_hub: list[str], monkeypatch: pytest.MonkeyPatch, gallery: Path
+) -> None:
+    import datasets
+
+    downloads: list[str] = []
+    tiny = datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"image": [make_image((200, 10, 10), 1)]}, features=datasets.Features({"image": datasets.Image()}))})
+    monkeypatch.setattr(datasets, "load_dataset", lambda source: downloads.append(source) or tiny)
+    closed = SearchService(AppConfig(data=str(gallery)))
+    with pytest.raises(Exception, match="not allowed on this server"):
+        closed.gallery("someone/photos")
+    assert fake_hub == [] and downloads == []  # refused before asking anyone
+    open_ = SearchService(AppConfig(data=str(gallery), allow_hub=("*",)))
+    with pytest.raises(Exception, match=r"3.00 GB, over the limit of 2.00 GB: not downloaded"):
+        open_.gallery("someone/photos")
+    assert downloads == [] and any(path.startswith("/api/datasets/someone/photos") for path in fake_hub)
+    raised = SearchService(AppConfig(data=str(gallery), allow_hub=("someone/photos",), hub_max_size="4gb"))
+    assert len(raised.gallery("someone/photos")["train"]) == 1 and downloads == ["someone/photos"]
+    with pytest.raises(Exception, match="not allowed"):
+        raised.gallery("someone/else")
+    operator = SearchService(AppConfig(data="someone/photos"))  # --data is the operator's own choice
+    assert len(operator.gallery("someone/photos")["train"]) == 1

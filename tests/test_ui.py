@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +23,6 @@ from engines.testing import make_gallery
 from ui import evaluate_tab, feedback, gallery_tab, search_tab
 from ui.config import AppConfig
 from ui.controls import on_engine_change
-from ui.images import result_tile
 from ui.messages import describe
 from ui.service import SearchService
 
@@ -194,8 +194,11 @@ def test_show_gallery_counts_and_roots(service: SearchService) -> None:
     assert thumbs["label"] == "classes 1–4 of 4 (page 1 of 1)" and page["visible"] is False
     with pytest.raises(gr.Error, match="configured folders"):
         gallery_tab.show(service, str(Path(__file__).parents[1]), reload=True)
+    with pytest.raises(gr.Error, match="not allowed on this server.*--allow-hub nobody/no-such-dataset"):
+        gallery_tab.show(service, "nobody/no-such-dataset", reload=True)  # visitors may not make it download
+    allowing = SearchService(replace(service.config, allow_hub=("nobody/no-such-dataset",)))
     with pytest.raises(gr.Error, match="Hugging Face Hub"):
-        gallery_tab.show(service, "nobody/no-such-dataset", reload=True)
+        gallery_tab.show(allowing, "nobody/no-such-dataset", reload=True)
 
 
 def test_an_unlabelled_photo_tree_pages_through_every_image(tmp_path: Path) -> None:
@@ -277,10 +280,11 @@ def test_hub_dataset_images_without_files_are_shown(monkeypatch: pytest.MonkeyPa
     gallery = service.gallery("someone/colours")
     engine = service.engine("pixel", gallery)
     results = engine.search(Image.new("RGB", (12, 12), (20, 20, 230)), k=2)
-    tiles = [result_tile(r, gallery, service.may_serve) for r in results]
+    tiles = service.tiles(results, gallery)
     assert all(r.path is None for r in results)
     assert [caption.split()[1] for _, caption in tiles] == ["blue", "blue"]
-    assert all(isinstance(image, Image.Image) and image.getpixel((0, 0)) == (20, 20, 230) for image, _ in tiles)
+    for thumbnail, _ in tiles:  # a thumbnail file, made from the dataset's bytes
+        assert service.may_serve(thumbnail) and Image.open(thumbnail).convert("RGB").getpixel((0, 0)) == (20, 20, 230)
 
 
 def test_refreshing_the_index_sees_new_files(tmp_path: Path) -> None:

@@ -32,6 +32,11 @@ class AppConfig:
     #: to the start-up gallery folder alone.
     gallery_roots: tuple[str, ...] = ()
     max_file_size: str = "10mb"
+    #: Hub dataset ids a visitor may load from the page: ``("*",)`` any, ``()`` none (the
+    #: default: loading one makes the server download it). ``data`` is always allowed.
+    allow_hub: tuple[str, ...] = ()
+    #: The largest Hub dataset a visitor may load (by the Hub's file list, before download).
+    hub_max_size: str = "2gb"
     host: str | None = None
     port: int | None = None
     share: bool = False
@@ -75,10 +80,40 @@ class AppConfig:
             chroma_port=int(env.get("CHROMA_PORT", cls.chroma_port)),
             gallery_roots=roots,
             max_file_size=env.get("IMAGE_SEARCH_MAX_FILE_SIZE", cls.max_file_size),
+            allow_hub=parse_allow_hub(env.get("IMAGE_SEARCH_ALLOW_HUB", "")),
+            hub_max_size=env.get("IMAGE_SEARCH_HUB_MAX_SIZE", cls.hub_max_size),
             host=env.get("GRADIO_SERVER_NAME") or None,
             port=int(port) if port else None,
             auth=parse_auth(env["IMAGE_SEARCH_AUTH"]) if env.get("IMAGE_SEARCH_AUTH") else None,
         )
+
+
+def parse_allow_hub(text: str) -> tuple[str, ...]:
+    """``--allow-hub``'s value: empty for none, ``1``/``true``/``yes``/``all``/``*`` for any id,
+    else a comma-separated list of ids."""
+    text = text.strip()
+    if text.lower() in {"", "0", "false", "no", "none"}:
+        return ()
+    if text.lower() in {"1", "true", "yes", "all", "*"}:
+        return ("*",)
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+
+
+def parse_size(text: str) -> int:
+    """``"2gb"``, ``"500 MB"``, ``"1024"`` as bytes (decimal units, as Gradio reads ``max_file_size``)."""
+    cleaned = text.strip().lower().replace(" ", "")
+    number = cleaned.rstrip("kmgtb")
+    unit = cleaned[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2gb or 500mb, got {text!r}")
+    return int(value * _UNITS[unit])
 
 
 def parse_auth(text: str) -> tuple[str, str]:
@@ -103,6 +138,11 @@ def startup_problem(config: AppConfig) -> str | None:
         EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
     except ValueError as exc:
         return f"{exc} (--backend, --precision)"
+    for flag, size in (("--max-file-size", config.max_file_size), ("--hub-max-size", config.hub_max_size)):
+        try:
+            parse_size(size)
+        except argparse.ArgumentTypeError as exc:
+            return f"{exc} ({flag})"
 
     data = os.path.expanduser(config.data)
     if os.path.exists(data) or data.startswith((".", "/")) or os.sep in data and data.count("/") != 1:
@@ -136,6 +176,9 @@ def parse_args(argv: Sequence[str] | None, base: AppConfig, *, check: bool = Fal
     p.add_argument("--chroma-port", type=int, default=base.chroma_port, help="Chroma server port")
     p.add_argument("--gallery-root", action="append", default=None, help="folder galleries may be loaded from (repeatable)")
     p.add_argument("--max-file-size", default=base.max_file_size, help="upload size limit, e.g. 10mb")
+    p.add_argument("--allow-hub", nargs="?", const="all", type=parse_allow_hub, default=base.allow_hub,
+                   help="let visitors load Hugging Face Hub datasets from the page: any (no value), or IDS comma-separated")
+    p.add_argument("--hub-max-size", default=base.hub_max_size, help="largest Hub dataset a visitor may load, e.g. 2gb")
     p.add_argument("--host", default=base.host, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=base.port, help="port to listen on (default 7860)")
     p.add_argument("--share", action="store_true", default=base.share, help="create a public gradio.live link")
@@ -145,6 +188,7 @@ def parse_args(argv: Sequence[str] | None, base: AppConfig, *, check: bool = Fal
         base, data=a.data, model=a.model, backend=a.backend, precision=a.precision, cache_dir=a.cache_dir, chroma_path=a.chroma_path,
         chroma_host=a.chroma_host, chroma_port=a.chroma_port,
         gallery_roots=tuple(a.gallery_root or base.gallery_roots), max_file_size=a.max_file_size,
+        allow_hub=a.allow_hub, hub_max_size=a.hub_max_size,
         host=a.host, port=a.port, share=a.share, auth=a.auth,
     )
     problem = startup_problem(config) if check else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gradio as gr
@@ -13,10 +14,12 @@ from engines.results import printable
 from . import map_view
 from .controls import EngineControls
 from .messages import USER_ERRORS, in_the_page
-from .service import SearchService
+from .service import THUMBNAIL_WORKERS, SearchService
 
 #: Thumbnails on one page of the Gallery tab.
 PAGE_SIZE = 24
+#: Images tried per class for its thumbnail before the class is shown without one.
+CLASS_TRIES = 5
 
 
 def overview(gallery: Gallery) -> tuple[list[list[Any]], str]:
@@ -39,21 +42,27 @@ def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tup
     saying where it is, and the number of pages."""
     database = gallery["train"]
     if gallery.labelled:
-        first: dict[str, GalleryItem] = {}
+        members: dict[str, list[GalleryItem]] = {}
         for item in database:
-            first.setdefault(item.label, item)
-        shown, noun = [first[label] for label in sorted(first)], "classes"
+            members.setdefault(item.label, []).append(item)
+        shown, noun = [members[label] for label in sorted(members)], "classes"
     else:
-        shown, noun = list(database), "images"
+        shown, noun = [[item] for item in database], "images"
     pages = max(1, -(-len(shown) // PAGE_SIZE))
     number = min(max(1, int(page or 1)), pages)
     chosen = shown[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
-    thumbs = []
-    for item in chosen:
-        try:
-            thumbs.append((service.thumbnails.file_of(item), printable(item.label) or "(top folder)"))
-        except (EngineError, OSError):
-            continue
+
+    def first_readable(candidates: list[GalleryItem]) -> tuple[Any, str] | None:
+        # A class is shown by its first image that can be read (its first file may be broken).
+        for item in candidates[:CLASS_TRIES]:
+            try:
+                return service.thumbnails.file_of(item), printable(item.label) or "(top folder)"
+            except (EngineError, OSError):
+                continue
+        return None
+
+    with ThreadPoolExecutor(THUMBNAIL_WORKERS) as pool:
+        thumbs = [found for found in pool.map(first_readable, chosen) if found is not None]
     start = (number - 1) * PAGE_SIZE + 1
     return thumbs, f"{noun} {start}–{start + len(chosen) - 1} of {len(shown)} (page {number} of {pages})", pages
 

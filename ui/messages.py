@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from engines import BackendUnavailableError, EmptyIndexError, EngineError, ModelUnavailableError
+from engines import (
+    BackendUnavailableError,
+    DatasetTooLargeError,
+    EmptyIndexError,
+    EngineError,
+    GalleryError,
+    ModelUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -21,10 +28,25 @@ T = TypeVar("T")
 _SET_MODEL = "start the app with --model DIR (or set IMAGE_SEARCH_MODEL=DIR)"
 
 
+class HubNotAllowedError(GalleryError):
+    """A visitor asked for a Hub dataset the operator has not allowed (``--allow-hub``)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"Loading the Hugging Face dataset {source!r} from the page is not allowed on this server")
+        self.source = source
+
+
 def describe(exc: Exception) -> str:
     """One paragraph for a person: what failed and, where there is one, the remedy."""
     if isinstance(exc, ModelUnavailableError):
         return _model_message(exc)
+    if isinstance(exc, HubNotAllowedError):
+        return (
+            f"{exc}: loading one makes the server download it. Whoever runs the app can allow it with "
+            f"--allow-hub {exc.source} (or --allow-hub for any; IMAGE_SEARCH_ALLOW_HUB)."
+        )
+    if isinstance(exc, DatasetTooLargeError):
+        return f"{exc}. Whoever runs the app can raise the limit with --hub-max-size (IMAGE_SEARCH_HUB_MAX_SIZE)."
     if isinstance(exc, BackendUnavailableError):
         if exc.in_use_by:
             return (

@@ -60,6 +60,8 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
     service: SearchService = demo.service  # type: ignore[attr-defined]
     return demo.launch(
         server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
-        allowed_paths=[str(root) for root in config.roots], max_file_size=config.max_file_size,
+        # The thumbnails are served under the same guard as the gallery files (ServingGuard).
+        allowed_paths=[*(str(root) for root in config.roots), str(service.thumbnails.folder)],
+        max_file_size=config.max_file_size,
         app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]}, **extra,
     )

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -35,10 +36,12 @@ from engines.gallery import HUB_ID, Gallery, inside, within
 from engines.images import file_kind
 from engines.results import printable
 
-from .config import AppConfig
+from .config import AppConfig, parse_size
 from .images import Thumbnails, caption, placeholder
-from .messages import user_error
+from .messages import HubNotAllowedError, user_error
 
+#: Galleries (with their engines' indexes) kept in memory at once.
+MAX_GALLERIES = 4
 #: How long a download file (CSV) is kept: long enough to be fetched, short enough that
 #: a day of use leaves no pile in /tmp.
 SCRATCH_MAX_AGE_S = 600
@@ -52,7 +55,10 @@ class SearchService:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.deployment = config.deployment()
-        self._galleries: dict[str, Gallery] = {}
+        #: Loaded galleries, least recently used first; at most ``MAX_GALLERIES`` (with their
+        #: engines and indexes), so visitors loading folder after folder cannot fill memory.
+        self._galleries: OrderedDict[str, Gallery] = OrderedDict()
+        self._servable_of: dict[str, frozenset[str]] = {}
         self._engines: dict[tuple[Any, ...], SearchEngine] = {}
         self._indexed: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
@@ -86,18 +92,39 @@ class SearchService:
             return str(resolved)
         if not HUB_ID.match(source):
             raise GalleryError(f"Expected a folder or a Hugging Face dataset id such as 'owner/name', got {source!r}")
+        hub_ids = self.config.allow_hub
+        if source != self.config.data and "*" not in hub_ids and source not in hub_ids:
+            raise HubNotAllowedError(source)
         return source
 
     def gallery(self, source: str, *, reload: bool = False) -> Gallery:
         """The gallery at ``source``, read once; ``reload`` reads the folder or dataset again."""
         source = self.check_source(source)
         with self._key_lock(("gallery", source)):
-            if reload or source not in self._galleries:
-                gallery = load_gallery(source)
-                self._galleries[source] = gallery
+            gallery = None if reload else self._galleries.get(source)
+            if gallery is None:
+                # The operator's own --data is theirs to size; a visitor's choice has a limit.
+                limit = None if source == self.config.data else parse_size(self.config.hub_max_size)
+                gallery = load_gallery(source, max_hub_bytes=limit)
+                servable = frozenset(_servable_paths(gallery))
                 with self._lock:
-                    self._servable = self._servable | _servable_paths(gallery)
-            return self._galleries[source]
+                    self._galleries[source] = gallery
+                    self._servable_of[source] = servable
+                    while len(self._galleries) > MAX_GALLERIES:
+                        self._forget(next(iter(self._galleries)))
+                    self._servable = frozenset().union(*self._servable_of.values())
+            with self._lock:
+                if source in self._galleries:
+                    self._galleries.move_to_end(source)
+            return gallery
+
+    def _forget(self, source: str) -> None:
+        """Drop a gallery and its engines (the least recently used, under ``_lock``)."""
+        del self._galleries[source]
+        self._servable_of.pop(source, None)
+        for key in [key for key in self._engines if key[0] == source]:
+            del self._engines[key]
+            self._indexed.discard(key)
 
     def may_serve(self, path: str) -> bool:
         """Whether a direct request for ``path`` may be answered: anything outside the gallery
