@@ -70,6 +70,9 @@ def test_search_by_image_with_every_engine_and_metric(served: tuple[Client, str,
     (("pixel", "pixels", "l1", 3, [], None, "/etc/hostname"), "needs a CLIP engine"),
     (("pixel", "pixels", "l1", 3, [], None, "   "), "Upload or pick a query image"),
     (("pixel", "pixels", "ip", 3, [], "QUERY", ""), "Expected metric to be one of l1, l2, cosine, correlation"),
+    (("pixel", "pixels", "l1", "abc", [], "QUERY", ""), "Expected k (results) to be a whole number from 1 to 50, got 'abc'"),
+    (("pixel", "pixels", "l1", None, [], "QUERY", ""), "Expected k (results) to be a whole number from 1 to 50, got None"),
+    (("clip", "pixels", "cosine", 3, [], None, "a + " * 40 + "a"), "Expected at most 16 terms joined by + and -, got 41"),
 ])
 def test_bad_queries_get_a_message_not_a_traceback(served: tuple[Client, str, Path], args: tuple, message: str) -> None:
     client, _, gallery = served
@@ -77,6 +80,24 @@ def test_bad_queries_get_a_message_not_a_traceback(served: tuple[Client, str, Pa
     with pytest.raises(AppError) as info:
         client.predict(*args, api_name="/search")
     assert message in str(info.value)
+
+
+def test_bad_numbers_elsewhere_get_a_message(served: tuple[Client, str, Path]) -> None:
+    client, url, _ = served
+    with pytest.raises(AppError, match="threshold.*got 'abc'"):
+        client.predict("pixel", "phash", "l1", "abc", api_name="/duplicates")
+    # NaN as a JSON number (Python's json writes it; a hand-made request may send it)
+    import json as json_module
+
+    body = json_module.dumps({"data": ["pixel", "phash", "l1", float("nan")]}).encode()
+    request = urllib.request.Request(f"{url}gradio_api/call/duplicates", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        event = json_module.loads(urllib.request.urlopen(request).read())["event_id"]
+        answer = urllib.request.urlopen(f"{url}gradio_api/call/duplicates/{event}").read().decode()
+        assert "event: error" in answer and "Traceback" not in answer
+    except urllib.error.HTTPError as error:  # refused before it reaches the app: fine too
+        assert error.code in {400, 422}
 
 
 def test_typed_server_paths_are_searched_as_text_through_the_api(served: tuple[Client, str, Path]) -> None:

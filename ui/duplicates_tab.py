@@ -17,7 +17,7 @@ from engines.results import printable
 
 from .controls import EngineControls
 from .images import caption
-from .messages import USER_ERRORS, in_the_page
+from .messages import USER_ERRORS, explain_bad_input, in_the_page, number_from
 from .service import SearchService
 
 #: Groups shown as thumbnails (all of them are in the table and the CSV).
@@ -37,7 +37,7 @@ def find(
     try:
         gallery = service.gallery(source)
         engine = service.engine(name, gallery, choices)
-        used = engine.duplicate_threshold(metric) if threshold is None else float(threshold)
+        used = engine.duplicate_threshold(metric) if threshold is None else number_from(threshold, "the threshold")
         groups = engine.duplicates(threshold=used, metric=metric)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
@@ -109,7 +109,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     )
     with gr.Row():
         go = gr.Button("Find duplicates", variant="primary", elem_id="duplicates-button", scale=1)
-        threshold = gr.Slider(0, 1, value=0, label="Threshold", visible=False, elem_id="duplicates-threshold", scale=3)
+        threshold = explain_bad_input(
+            gr.Slider(0, 1, value=0, label="Threshold", visible=False, elem_id="duplicates-threshold", scale=3),
+            "the threshold to be a number",
+        )
     # What the slider was last fitted to: a different engine, option or metric starts at its default again.
     fitted = gr.State(None)
     summary = gr.Markdown(elem_id="duplicates-summary")
@@ -144,10 +147,11 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
     ) -> tuple[Any, ...]:
         choices, (metric, value) = controls.choices(values[:n]), values[n:]
-        chosen = None if value is None or value == "" else float(value)
+        chosen = None if value is None or value == "" else number_from(value, "the threshold")
         _, line, rows, path, _ = find(service, source_value, name, choices, metric, chosen, progress)
         return line, rows, path
 
-    api_threshold = gr.Number(None, visible=False, label="threshold (empty: the engine's default)")
+    api_threshold = explain_bad_input(gr.Number(None, visible=False, label="threshold (empty: the engine's default)"),
+                                      "the threshold to be a number (or empty for the engine's default)")
     gr.Button(visible=False).click(on_api, [source, controls.engine, *controls.inputs, controls.metric, api_threshold],
                                    [summary, table, download], api_name="duplicates", concurrency_id="duplicates")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from typing import Any
 
 import gradio as gr
@@ -90,8 +88,8 @@ def run_evaluation(
     )
     top = float(points["precision"].max())
     plot = gr.update(value=points, x_lim=[1, plot_ks[-1]], y_lim=[0, min(1.0, round(top * 1.15 + 0.005, 2))])
-    handle, csv_path = tempfile.mkstemp(prefix="evaluation-", suffix=".csv")
-    with os.fdopen(handle, "w", newline="") as out:
+    csv_path = service.scratch_file("evaluation-", ".csv")
+    with open(csv_path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(header)
         writer.writerows(table)

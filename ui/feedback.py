@@ -19,10 +19,12 @@ import gradio as gr
 from engines import Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
 from engines.results import passing_threshold
 
-from .messages import USER_ERRORS
+from .messages import USER_ERRORS, number_from
 from .service import SearchService
 
 Session = dict[str, Any]
+#: The most results one search returns (the page's slider stops at 50).
+MAX_K = 1000
 
 
 def new_session(
@@ -30,7 +32,8 @@ def new_session(
     image: str | None, text: str | None,
 ) -> Session:
     return {
-        "source": source, "name": name, "choices": dict(choices), "metric": metric, "k": k,
+        "source": source, "name": name, "choices": dict(choices), "metric": metric,
+        "k": int(number_from(k, "k (results)", minimum=1, maximum=MAX_K, whole=True)),
         "labels": list(labels or []), "image": image, "text": (text or "").strip(),
         "results": [], "relevant": [], "irrelevant": [], "rounds": 0, "elapsed_ms": 0.0, "total": 0,
     }
@@ -108,9 +111,10 @@ def mark(session: Session | None, rank: float | None, verdict: str) -> tuple[Ses
     """Mark result ``rank`` of the latest results as ``"relevant"`` or ``"not relevant"``."""
     if not session or not session["results"]:
         raise gr.Error("Search first, then select a result to mark.")
-    if rank is None or not 1 <= int(rank) <= len(session["results"]):
+    if rank is None or rank == "":
         raise gr.Error(f"Select a result first (click a tile), or type its number: 1 to {len(session['results'])}.")
-    chosen = session["results"][int(rank) - 1]
+    number = int(number_from(rank, "the selected result", minimum=1, maximum=len(session["results"]), whole=True))
+    chosen = session["results"][number - 1]
     keep, drop = ("relevant", "irrelevant") if verdict == "relevant" else ("irrelevant", "relevant")
     same = _identity(chosen)
     session = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -108,3 +109,53 @@ def in_the_page(handler: Callable[..., T], failed: Callable[[str], T]) -> Callab
 
 #: What a handler catches and shows in words; anything else is a bug and keeps its traceback.
 USER_ERRORS = (EngineError, ValueError)
+
+
+def number_from(value: object, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                whole: bool = False) -> float:
+    """``value`` as a number a handler can use, or a ``gr.Error`` saying what is wrong with it.
+
+    What comes from the page or the API may be text (``"abc"``), empty, ``NaN`` or out of
+    range; without this the visitor sees a bare "Error" and the log a stack trace.
+    """
+    what = f"a whole number for {name}" if whole else f"a number for {name}"
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise gr.Error(f"Expected {what}, got {value!r}", print_exception=False) from None
+    if not math.isfinite(number) or whole and number != int(number):
+        raise gr.Error(f"Expected {what}, got {value!r}", print_exception=False)
+    if minimum is not None and number < minimum or maximum is not None and number > maximum:
+        if maximum is None:
+            bounds = f"of at least {minimum:g}"
+        elif minimum is None:
+            bounds = f"of at most {maximum:g}"
+        else:
+            bounds = f"between {minimum:g} and {maximum:g}"
+        raise gr.Error(f"Expected {what} {bounds}, got {value!r}", print_exception=False)
+    return number
+
+
+C = TypeVar("C")
+
+
+def explain_bad_input(component: C, what: str) -> C:
+    """Make a value Gradio's own preprocessing refuses (``"abc"`` for a slider) a clear message
+    naming the field, instead of a bare "Error" and a stack trace.
+
+    This wraps the one component instance rather than subclassing: Gradio writes a ``.pyi``
+    stub beside the source file of every component subclass, which must not happen in a
+    deployed app's folder.
+    """
+    original = component.preprocess  # type: ignore[attr-defined]
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(f"Expected {what}, got {payload!r}", print_exception=False) from exc
+
+    component.preprocess = preprocess  # type: ignore[attr-defined]
+    return component

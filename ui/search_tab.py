@@ -24,7 +24,7 @@ from .feedback import (
     start_over,
     threshold_slider,
 )
-from .messages import USER_ERRORS, in_the_page
+from .messages import USER_ERRORS, explain_bad_input, in_the_page
 from .service import SearchService
 
 TEXT_LABEL = "…or describe what you are looking for"
@@ -55,28 +55,6 @@ def text_box_for(name: str) -> Any:
     return gr.update(label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts)
 
 
-def refuse_unreadable_uploads(component: gr.Image) -> gr.Image:
-    """Make an unreadable upload a clear message instead of a stack trace.
-
-    Gradio opens uploads with Pillow before the handler runs. This wraps the one component
-    instance rather than subclassing: Gradio writes a ``.pyi`` stub beside the source file
-    of every component subclass, which must not happen in a deployed app's folder.
-    """
-    original = component.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return original(payload)
-        except Exception as exc:
-            raise gr.Error(
-                f"Could not read the uploaded file as an image ({type(exc).__name__}: {exc}). "
-                "Upload a JPEG, PNG, GIF, BMP, TIFF or WebP image."
-            ) from exc
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
-
-
 def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> gr.Image:
     """The tab's components and their events (inside a ``gr.Tab``); returns the query image,
     which the gallery map fills when a point is used as a query."""
@@ -84,19 +62,20 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     session = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            image = refuse_unreadable_uploads(gr.Image(
+            image = explain_bad_input(gr.Image(
                 # image_mode=None: Gradio hands over the upload untouched (it would otherwise
                 # decode and re-save it, whatever its size, before the engines' pixel budget).
                 type="filepath", image_mode=None, label="Query image", sources=["upload", "clipboard", "webcam"],
                 elem_id="query-image", height=280,
-            ))
+            ), "an image: a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF file")
             text = gr.Textbox(
                 label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts,
                 elem_id="query-text", placeholder=TEXT_PLACEHOLDER,
                 info="With an image too, both are combined: the photo, with these words.",
             )
             with gr.Row():
-                k = gr.Slider(1, 50, value=10, step=1, label="Results (k)")
+                k = explain_bad_input(gr.Slider(1, 50, value=10, step=1, label="Results (k)"),
+                                      "k (results) to be a whole number from 1 to 50")
                 labels.render()
             go = gr.Button("Search", variant="primary", elem_id="search-button")
             examples = example_queries(service.config)
@@ -105,9 +84,15 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="summary")
             results = gr.Gallery(label="Results", columns=5, height=520, elem_id="results", object_fit="contain")
-            threshold = gr.Slider(0, 1, value=0, label="Score threshold", visible=False, elem_id="threshold")
+            threshold = explain_bad_input(
+                gr.Slider(0, 1, value=0, label="Score threshold", visible=False, elem_id="threshold"),
+                "the threshold to be a number",
+            )
             with gr.Row():
-                selected = gr.Number(label="Selected result (#)", precision=0, minimum=1, elem_id="selected", scale=1)
+                selected = explain_bad_input(
+                    gr.Number(label="Selected result (#)", precision=0, minimum=1, elem_id="selected", scale=1),
+                    "the selected result to be a result's number",
+                )
                 relevant = gr.Button("Relevant", elem_id="mark-relevant", scale=1)
                 irrelevant = gr.Button("Not relevant", elem_id="mark-irrelevant", scale=1)
                 again = gr.Button("Refine", variant="primary", elem_id="refine-button", scale=1)
