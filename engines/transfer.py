@@ -21,6 +21,8 @@ from typing import Any
 from .duplicates import GalleryVectors
 from .errors import GalleryError
 from .gallery import HUB_ID
+from .images import open_regular
+from .results import printable
 
 
 def is_hub_target(target: str | Path) -> bool:
@@ -52,20 +54,25 @@ def export_index(
     def rows() -> Iterator[dict[str, Any]]:
         for row, item in enumerate(vectors.items):
             try:
-                data = Path(item.checked_path()).read_bytes() if item.path is not None else item.data
+                data: bytes | None = item.data
+                if item.path is not None:
+                    with open_regular(item.checked_path()) as handle:
+                        data = handle.read()
             except OSError as exc:
                 raise GalleryError(f"Could not read {item.source} to export it: {exc}") from exc
             yield {
-                "image": {"bytes": data, "path": os.path.basename(item.path or "") or None},
-                "label": item.label,
-                "path": item.path or "",
+                "image": {"bytes": data, "path": printable(os.path.basename(item.path or "")) or None},
+                "label": printable(item.label),
+                # Where the image was, as text for people: never opened again (load_gallery reads the bytes).
+                "path": printable(item.path or ""),
                 # The bytes are in hand: hash them rather than read the file a second time.
                 "content_hash": (vectors.hashes[row] if vectors.hashes else None) or hashlib.sha256(data or b"").hexdigest(),
                 "vector": vectors.matrix[row].tolist(),
                 "index_identity": identity,
             }
 
-    with tempfile.TemporaryDirectory(prefix="image-search-export-") as scratch:
+    _remove_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         dataset = datasets.Dataset.from_generator(rows, features=features, cache_dir=scratch)
         dataset.info.description = f"An image-search index: {identity}"
         card = _card(identity, len(vectors.items), dim, engine, details or {})
@@ -84,6 +91,28 @@ def export_index(
             shutil.rmtree(folder)
         staging.rename(folder)  # a reader never sees half an export
     return str(folder)
+
+
+#: Scratch folders of exports are named with this and the process id, so that one left by a
+#: process killed mid-export is recognised and removed by the next export.
+SCRATCH_PREFIX = "image-search-export-"
+
+
+def _remove_stale_scratch() -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _card(identity: str, count: int, dim: int, engine: str, details: dict[str, str]) -> str:

@@ -338,3 +338,62 @@ def test_visitors_load_hub_datasets_only_when_allowed_and_within_the_size_limit(
         raised.gallery("someone/else")
     operator = SearchService(AppConfig(data="someone/photos"))  # --data is the operator's own choice
     assert len(operator.gallery("someone/photos")["train"]) == 1
+
+
+EXPORT_KILLER = """
+import os, signal
+import datasets
+from engines import create_engine
+original = datasets.Dataset.save_to_disk
+def die_while_saving(self, path, *args, **kwargs):
+    original(self, path, *args, **kwargs)  # the staging folder is written, the rename not yet done
+    os.kill(os.getpid(), signal.SIGKILL)
+datasets.Dataset.save_to_disk = die_while_saving
+engine = create_engine("pixel", features="phash")
+engine.index({folder!r}, progress=False)
+engine.export({target!r})
+"""
+
+
+def test_an_export_killed_part_way_is_cleaned_up_by_the_next_one(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = str(make_gallery(tmp_path / "g") / "train")
+    target = tmp_path / "exported"
+    run = subprocess.run([sys.executable, "-c", EXPORT_KILLER.format(folder=folder, target=str(target))],
+                         capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr
+    stale = list(Path(tempfile.gettempdir()).glob("image-search-export-*"))
+    assert (tmp_path / "exported.partial").is_dir() and stale
+    engine = create_engine("pixel", features="phash")
+    engine.index(folder, progress=False)
+    engine.export(target)
+    assert not (tmp_path / "exported.partial").exists() and target.is_dir()
+    assert not [path for path in stale if path.exists()]
+
+
+def test_a_public_app_shows_paths_relative_to_the_gallery(tmp_path: Path) -> None:
+    from ui import gallery_tab
+
+    gallery = make_gallery(tmp_path / "g")
+    broken = gallery / "train" / "red" / "broken.jpg"
+    broken.write_text("not an image")
+    copy = gallery / "train" / "blue" / "copy.png"
+    copy.write_bytes(next((gallery / "train" / "blue").glob("*.png")).read_bytes())
+    for public, config in ((False, AppConfig(data=str(gallery))),
+                           (True, AppConfig(data=str(gallery), host="0.0.0.0")),
+                           (True, AppConfig(data=str(gallery), share=True))):
+        service = SearchService(config)
+        status, skipped = gallery_tab.build_index(service, str(gallery), "pixel", {"features": "phash"})
+        _, _, rows, csv_path, _ = duplicates_tab.find(service, str(gallery), "pixel", {"features": "phash"}, "l1", None)
+        _, loaded, *_ = gallery_tab.show(service, str(gallery), reload=False)[4:]
+        shown = json.dumps([status, skipped, rows, Path(csv_path).read_text(), loaded])
+        assert (str(tmp_path) in shown) is not public, shown
+        if public:
+            assert skipped == [["train/red/broken.jpg", "not an image Pillow can read (unknown format)"]]
+            assert "train/blue/copy.png" in shown
+        with pytest.raises(Exception) as error:
+            search_tab.search(service, str(gallery), "pixel", {}, "l1", 3, [], str(broken), "")
+        assert (str(tmp_path) in str(error.value)) is not public

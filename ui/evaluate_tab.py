@@ -93,7 +93,7 @@ def run_evaluation(
         writer = csv.writer(out)
         writer.writerow(header)
         writer.writerows(table)
-    status = f"Evaluated {gallery.source}: " + "; ".join(notes) + "." + "".join(f"\n\n**{f}**" for f in failures)
+    status = f"Evaluated {service.shown(gallery.source)}: " + "; ".join(notes) + "." + "".join(f"\n\n**{f}**" for f in failures)
     return pd.DataFrame(table, columns=header), plot, csv_path, status
 
 

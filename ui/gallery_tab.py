@@ -22,16 +22,16 @@ PAGE_SIZE = 24
 CLASS_TRIES = 5
 
 
-def overview(gallery: Gallery) -> tuple[list[list[Any]], str]:
-    """(rows of split, classes or folders, images; a sentence) describing ``gallery``."""
+def overview(gallery: Gallery, name: str) -> tuple[list[list[Any]], str]:
+    """(rows of split, classes or folders, images; a sentence) describing ``gallery`` (called ``name``)."""
     kind = "classes" if gallery.labelled else "folders"
     rows = [[split, len({i.label for i in items}), len(items)] for split, items in gallery.splits.items()]
     if gallery.labelled:
         splits = " and ".join(f"{len(items)} {split}" for split, items in gallery.splits.items())
-        text = f"Loaded **{gallery.source}**: {len(gallery.labels)} {kind}, {splits} images."
+        text = f"Loaded **{name}**: {len(gallery.labels)} {kind}, {splits} images."
     else:
         text = (
-            f"Loaded **{gallery.source}**: {len(gallery['train'])} images in {len(gallery.labels)} {kind}. "
+            f"Loaded **{name}**: {len(gallery['train'])} images in {len(gallery.labels)} {kind}. "
             "Search works on it; evaluation needs a folder per class."
         )
     return rows, text
@@ -73,7 +73,7 @@ def show(service: SearchService, source: str, *, reload: bool) -> tuple[Any, ...
         gallery = service.gallery(source, reload=reload)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
-    rows, text = overview(gallery)
+    rows, text = overview(gallery, service.shown(gallery.source))
     thumbs, where, pages = page_of(service, gallery, 1)
     return (
         gallery.source, rows, gr.update(value=thumbs, label=where),
@@ -103,9 +103,9 @@ def build_index(
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     seconds = time.perf_counter() - started
-    skipped = [[s.source, s.reason] for s in engine.skipped]
+    skipped = [[service.shown(s.source), service.redact(s.reason)] for s in engine.skipped]
     status = (
-        f"Indexed **{len(engine)}** images of {gallery.source} with {available_engines()[name]} "
+        f"Indexed **{len(engine)}** images of {service.shown(gallery.source)} with {available_engines()[name]} "
         f"in {seconds:.1f} s; {len(skipped)} skipped."
     )
     return status, skipped

@@ -155,10 +155,13 @@ class SearchService:
         """``path`` as the page shows it: in full on the operator's own machine; relative to
         its gallery folder when the app is public (a share link, another host), so visitors
         learn nothing of the server's folders. Never text that is not UTF-8."""
-        if self.config.public:
+        if self.config.public and not (HUB_ID.match(path) and not os.path.exists(path)):
             absolute = os.path.abspath(path)
             root = next((root for root in self._roots if within(absolute, root)), None)
-            path = os.path.relpath(absolute, root) if root is not None else os.path.basename(path)
+            if root is None or absolute == root:
+                path = os.path.basename(absolute.rstrip(os.sep))
+            else:
+                path = os.path.relpath(absolute, root)
         return printable(path)
 
     def redact(self, message: str) -> str:
