@@ -38,7 +38,7 @@ def find(
         gallery = service.gallery(source)
         engine = service.engine(name, gallery, choices)
         used = engine.duplicate_threshold(metric) if threshold is None else number_from(threshold, "the threshold")
-        groups = engine.duplicates(threshold=used, metric=metric)
+        groups = service.in_background(lambda: engine.duplicates(threshold=used, metric=metric))
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     tiles: list[tuple[Any, str]] = []
@@ -154,4 +154,5 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     api_threshold = explain_bad_input(gr.Number(None, visible=False, label="threshold (empty: the engine's default)"),
                                       "the threshold to be a number (or empty for the engine's default)")
     gr.Button(visible=False).click(on_api, [source, controls.engine, *controls.inputs, controls.metric, api_threshold],
-                                   [summary, table, download], api_name="duplicates", concurrency_id="duplicates")
+                                   [summary, table, download], api_name="duplicates", concurrency_limit=1,
+                                   concurrency_id="duplicates")

@@ -156,7 +156,7 @@ def build(
     index_button.click(in_the_page(on_build, build_failed), inputs, [index_status, skipped],
                        api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
     gr.Button(visible=False).click(on_build, inputs, [index_status, skipped], api_name="build_index",
-                                   concurrency_id="build_index")
+                                   concurrency_limit=1, concurrency_id="build_index")
     return counts, thumbs, page, loaded
 
 
@@ -168,10 +168,14 @@ def draw_map(
         gallery = service.gallery(source)
         engine = service.engine(name, gallery, choices)
         started = time.perf_counter()
-        found = engine.gallery_map(metric)
+
+        def mapped() -> tuple[Any, Any, map_view.Points]:
+            found = engine.gallery_map(metric)
+            return (found, *map_view.draw(found, lambda member, size: service.small_picture(member, gallery, size)))
+
+        found, picture, points = service.in_background(mapped)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
-    picture, points = map_view.draw(found, lambda member, size: service.small_picture(member, gallery, size))
     text = map_view.describe_map(found, available_engines()[name], time.perf_counter() - started)
     return picture, text, points
 
@@ -234,7 +238,7 @@ def build_map(
     draw_button.click(in_the_page(on_draw, draw_failed), inputs, [picture, described, points],
                       api_visibility="private", concurrency_limit=1, concurrency_id="map")
     gr.Button(visible=False).click(on_draw, inputs, [picture, described, points], api_name="gallery_map",
-                                   concurrency_id="map")
+                                   concurrency_limit=1, concurrency_id="map")
     picture.select(in_the_page(on_pick, pick_failed), [source, points], [chosen, chosen_text, chosen_path],
                    api_visibility="private")
     use.click(on_use, chosen_path, [query_image, tabs], api_visibility="private")

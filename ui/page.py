@@ -15,12 +15,20 @@ from .serving import ServingGuard
 
 log = logging.getLogger(__name__)
 
+#: Sessions (browser tabs, API callers) whose state Gradio keeps, least recently used out.
+#: Gradio keeps about 100 KB per session (a copy of the page's configuration) for up to
+#: 10,000 of them by default, and every API call without a session is a new one: memory
+#: grew by ~90 MB a minute under load. 500 tabs with their marks are kept at once.
+SESSIONS_KEPT = 500
+
 
 def build_demo(config: AppConfig | None = None) -> gr.Blocks:
     """The whole app for ``config``; ``demo.service`` is its :class:`SearchService`."""
     config = config or AppConfig.from_env()
     service = SearchService(config)
-    with gr.Blocks(title="Image search", analytics_enabled=False) as demo:
+    # delete_cache: Gradio's copies of results, uploads, maps and CSVs older than an hour are
+    # removed every ten minutes, so a long-running server does not fill its temporary folder.
+    with gr.Blocks(title="Image search", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         source = gr.State(config.data)
         gr.Markdown(
             "# Image search\nFind the images of a gallery most similar to a query image, or to a "
@@ -63,5 +71,6 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
         # The thumbnails are served under the same guard as the gallery files (ServingGuard).
         allowed_paths=[*(str(root) for root in config.roots), str(service.thumbnails.folder)],
         max_file_size=config.max_file_size,
-        app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]}, **extra,
+        app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]},
+        state_session_capacity=SESSIONS_KEPT, **extra,
     )
