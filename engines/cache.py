@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 log = logging.getLogger(__name__)
 
 #: Bump when what a cached vector means changes (decoding, preprocessing, layout).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: images decoded at the size the engine needs (JPEG DCT scaling, Image.reduce)
 
 
 def default_cache_dir() -> Path:

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SPACES = ("cosine", "l2", "ip")
 #: Bump when what a stored record means changes; older collections are then rebuilt.
-COLLECTION_FORMAT = 1
+COLLECTION_FORMAT = 2  # 2: images decoded at the size the model needs
 
 
 @dataclass(frozen=True)

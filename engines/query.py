@@ -58,7 +58,7 @@ def load_query_image(query: ImageQuery, draft: tuple[int, int] | None = None) ->
     with, so that a gallery image used as a query is decoded exactly as it was indexed.
     """
     if isinstance(query, Image.Image):
-        return load_image(query)
+        return load_image(query, draft)
     if isinstance(query, (str, Path)):
         path = str(query)
         if not os.path.isfile(path):

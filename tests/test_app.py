@@ -124,7 +124,7 @@ def test_unreadable_upload_is_refused_clearly(served: tuple[Client, str, Path], 
     client, _, _ = served
     bad = tmp_path / "photo.jpg"
     bad.write_text("this is text")
-    with pytest.raises(AppError, match="Could not read the uploaded file as an image"):
+    with pytest.raises(AppError, match=r"Expected an image: a JPEG.*got .photo.jpg. \(UnidentifiedImageError"):
         client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(bad)), "", api_name="/search")
 
 

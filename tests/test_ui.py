@@ -93,7 +93,7 @@ def test_the_pixel_engine_refuses_typed_paths_as_text(service: SearchService) ->
     (("pixel", PIXELS, "l1", 3, [], None, "   "), "Upload or pick a query image"),
     (("pixel", PIXELS, "cosine", 3, ["no-such-class"], "QUERY", ""), "Expected labels among"),
     (("pixel", PIXELS, "ip", 3, [], "QUERY", ""), "Expected metric to be one of l1, l2, cosine, correlation"),
-    (("pixel", PIXELS, "l1", 0, [], "QUERY", ""), "Expected k to be at least 1"),
+    (("pixel", PIXELS, "l1", 0, [], "QUERY", ""), "Expected a whole number for k \\(results\\) between 1 and 1000, got 0"),
 ])
 def test_bad_queries_get_a_message(service: SearchService, args: tuple, message: str) -> None:
     args = tuple(query_file(gallery_of(service)) if a == "QUERY" else a for a in args)
@@ -112,7 +112,7 @@ def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) 
     session, marks = feedback.mark(session, 5, "not relevant")
     second, fifth = session["results"][1], session["results"][4]
     assert f"Relevant (1): {Path(second['path']).name}" in marks and f"Not relevant (1): {Path(fifth['path']).name}" in marks
-    with pytest.raises(gr.Error, match="1 to 6"):
+    with pytest.raises(gr.Error, match="between 1 and 6, got 9"):
         feedback.mark(session, 9, "relevant")
     refined_tiles, line, after = feedback.refine(service, session)
     assert len(refined_tiles) == 6 and "refined 1×" in line and after["relevant"] == session["relevant"]

@@ -22,6 +22,7 @@ from engines import (
     GalleryError,
     ModelUnavailableError,
 )
+from engines.results import printable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,7 +156,10 @@ def explain_bad_input(component: C, what: str) -> C:
         except gr.Error:
             raise
         except Exception as exc:
-            raise gr.Error(f"Expected {what}, got {payload!r}", print_exception=False) from exc
+            # A file comes as Gradio's FileData: name the file, and say why it was refused.
+            name = getattr(payload, "orig_name", None)
+            got = f"{printable(name)!r} ({type(exc).__name__}: {exc})" if name else repr(payload)
+            raise gr.Error(f"Expected {what}, got {got}", print_exception=False) from exc
 
     component.preprocess = preprocess  # type: ignore[attr-defined]
     return component
