@@ -135,6 +135,19 @@ def test_uploads_over_the_size_limit_are_refused(served: tuple[Client, str, Path
     assert big.stat().st_size > 200_000
     with pytest.raises(Exception, match="(?i)size|large|413"):
         client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(big)), "", api_name="/search")
+    # What the page shows: the upload route's answer, naming the remedy.
+    import httpx
+
+    with open(big, "rb") as handle:
+        answer = httpx.post(f"{client.src.rstrip('/')}/gradio_api/upload", files={"files": handle})
+    assert answer.status_code == 413
+    assert answer.text.startswith("The file is larger than this app accepts (200kb)") and "--max-file-size" in answer.text
+
+
+def test_phone_photos_fit_the_default_upload_limit() -> None:
+    from ui.config import parse_size
+
+    assert parse_size(AppConfig().max_file_size) == 25_000_000
 
 
 def test_gallery_api_build_index_and_evaluate(served: tuple[Client, str, Path]) -> None:

@@ -31,7 +31,8 @@ class AppConfig:
     #: Folders a gallery may be loaded from in the UI, and the only ones served. Defaults
     #: to the start-up gallery folder alone.
     gallery_roots: tuple[str, ...] = ()
-    max_file_size: str = "10mb"
+    #: Uploads larger than this are refused: phone photos are 2-15 MB, so 25 MB.
+    max_file_size: str = "25mb"
     #: Hub dataset ids a visitor may load from the page: ``("*",)`` any, ``()`` none (the
     #: default: loading one makes the server download it). ``data`` is always allowed.
     allow_hub: tuple[str, ...] = ()
@@ -175,7 +176,7 @@ def parse_args(argv: Sequence[str] | None, base: AppConfig, *, check: bool = Fal
     p.add_argument("--chroma-host", default=base.chroma_host, help="Chroma server host (server mode)")
     p.add_argument("--chroma-port", type=int, default=base.chroma_port, help="Chroma server port")
     p.add_argument("--gallery-root", action="append", default=None, help="folder galleries may be loaded from (repeatable)")
-    p.add_argument("--max-file-size", default=base.max_file_size, help="upload size limit, e.g. 10mb")
+    p.add_argument("--max-file-size", default=base.max_file_size, help="upload size limit, e.g. 25mb (the default)")
     p.add_argument("--allow-hub", nargs="?", const="all", type=parse_allow_hub, default=base.allow_hub,
                    help="let visitors load Hugging Face Hub datasets from the page: any (no value), or IDS comma-separated")
     p.add_argument("--hub-max-size", default=base.hub_max_size, help="largest Hub dataset a visitor may load, e.g. 2gb")

@@ -7,6 +7,8 @@ from typing import Any
 
 import gradio as gr
 
+from engines.images import register_heif
+
 from . import duplicates_tab, evaluate_tab, gallery_tab, search_tab
 from .config import AppConfig
 from .controls import build_engine_controls
@@ -25,6 +27,7 @@ SESSIONS_KEPT = 500
 def build_demo(config: AppConfig | None = None) -> gr.Blocks:
     """The whole app for ``config``; ``demo.service`` is its :class:`SearchService`."""
     config = config or AppConfig.from_env()
+    register_heif()  # before Gradio reads an upload: HEIC photos from phones open too
     service = SearchService(config)
     # delete_cache: Gradio's copies of results, uploads, maps and CSVs older than an hour are
     # removed every ten minutes, so a long-running server does not fill its temporary folder.

@@ -50,8 +50,31 @@ class ServingGuard:
             await _not_found(send)
         elif path == "/" and self.service.config.auth is not None:
             await self._login_page(scope, receive, send)
+        elif path.endswith("/upload"):
+            await self.app(scope, receive, self._worded_upload_refusal(send))
         else:
             await self.app(scope, receive, send)
+
+    def _worded_upload_refusal(self, send: Any) -> Any:
+        """``send``, with Gradio's refusal of a too-large upload (413, "File size exceeded
+        maximum allowed size of 26214400 bytes.") put in words that name the remedy."""
+        refused = False
+
+        async def worded(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message.get("status") == 413:
+                refused = True
+                limit = self.service.config.max_file_size
+                body = (f"The file is larger than this app accepts ({limit}). Whoever runs the app can raise the "
+                        "limit with --max-file-size (IMAGE_SEARCH_MAX_FILE_SIZE).").encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
+                await send({**message, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if not refused:
+                await send(message)
+
+        return worded
 
     async def _login_page(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve "/", with the API description emptied when it is the login page."""

@@ -1,0 +1,98 @@
+"""Real photo libraries: phone-size photos decoded at the size the engine needs, HEIC and AVIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engines import create_engine, list_image_files, load_gallery
+from engines.images import load_image, register_heif
+from engines.testing import make_photo
+from ui import search_tab
+from ui.config import AppConfig
+from ui.service import SearchService
+
+ENGINES = ["pixel", "clip", "chroma"]
+
+
+def options(name: str, tiny_clip: str, tmp_path: Path) -> dict[str, object]:
+    if name == "pixel":
+        return {}
+    if name == "clip":
+        return {"model": tiny_clip}
+    return {"model": tiny_clip, "path": str(tmp_path / "chroma")}
+
+
+def phone_folder(root: Path) -> dict[str, Path]:
+    """A photo tree like a phone's: large JPEGs, a HEIC and an AVIF taken sideways (EXIF 6)."""
+    register_heif()
+    rng = np.random.default_rng(0)
+    folder = root / "DCIM"
+    folder.mkdir(parents=True)
+    sideways = Image.Exif()
+    sideways[0x0112] = 6  # stored landscape, to be shown rotated 90 degrees
+    files = {
+        "large": folder / "IMG_0001.JPG",
+        "heic": folder / "IMG_0002.HEIC",
+        "avif": folder / "IMG_0003.avif",
+        "png": folder / "IMG_0004.png",
+    }
+    make_photo(rng, (2400, 1800), noise=6).save(files["large"], quality=90)
+    make_photo(rng, (640, 480), noise=6).save(files["heic"], exif=sideways.tobytes(), quality=80)
+    make_photo(rng, (640, 480), noise=6).save(files["avif"], exif=sideways.tobytes(), quality=80)
+    make_photo(rng, (1600, 1000), noise=6).save(files["png"])
+    return files
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The phone folder, made once (encoding HEIC is slow); tests only read it."""
+    return phone_folder(tmp_path_factory.mktemp("phone") / "photos")
+
+
+def test_heic_and_avif_are_listed_and_decoded_upright(photos: dict[str, Path]) -> None:
+    root = photos["large"].parents[1]
+    assert set(list_image_files(root)) == {str(p) for p in photos.values()}
+    for kind in ("heic", "avif"):
+        assert load_image(photos[kind]).size == (480, 640), kind  # EXIF orientation applied
+
+
+def test_large_images_are_decoded_no_bigger_than_needed(photos: dict[str, Path]) -> None:
+    files = photos
+    for kind, path in files.items():
+        full = load_image(path)
+        small = load_image(path, (448, 448))
+        assert min(small.size) >= 448 and min(small.size) < 2 * 448 or min(full.size) < 2 * 448, kind
+        assert abs(small.width / small.height - full.width / full.height) < 0.01, kind
+    # The JPEG decoder scales by 1/4 here; a PNG is box-averaged by the largest whole factor.
+    assert load_image(files["large"], (448, 448)).size == (600, 450)
+    assert load_image(files["png"], (448, 448)).size == (800, 500)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_a_phone_library_is_indexed_and_each_photo_finds_itself_first(
+    name: str, tiny_clip: str, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    files = photos
+    engine = create_engine(name, **options(name, tiny_clip, tmp_path))
+    assert engine.index(photos["large"].parents[1], progress=False) == 4 and engine.skipped == []
+    for path in files.values():
+        for metric in engine.metrics:
+            top = engine.search(path, k=1, metric=metric)[0]
+            assert top.path == str(path), (path, metric)
+            if name != "chroma":  # HNSW distances are float32 sums
+                best = 0.0 if metric in {"l1", "l2"} else 1.0
+                assert top.score == pytest.approx(best, abs=1e-5), (path, metric)
+
+
+def test_a_heic_upload_is_a_query_in_the_app(tmp_path: Path, photos: dict[str, Path]) -> None:
+    root = str(photos["large"].parents[1])
+    service = SearchService(AppConfig(data=root))
+    upload = tmp_path / "upload.heic"
+    upload.write_bytes(photos["heic"].read_bytes())
+    tiles, summary, _ = search_tab.search(service, root, "pixel", {}, "l1", 4, [], str(upload), "")
+    assert len(tiles) == 4 and tiles[0][1].endswith("IMG_0002.HEIC")
+    assert load_gallery(root)["train"][1].path == str(photos["heic"])
