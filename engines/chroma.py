@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from .base import FeatureVector, SearchResult, SkippedFile
-from .cache import ContentHashes, default_cache_dir
+from .cache import ContentHashes, VectorCache, default_cache_dir
 from .chroma_db import ChromaDatabase, hnsw_configuration
 from .deployment import Deployment
 from .duplicates import GalleryVectors
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
 from .errors import BackendUnavailableError, EmptyIndexError
 from .gallery import GalleryItem
-from .pipeline import run_pipeline
+from .pipeline import FLUSH_EVERY, run_pipeline
 from .results import printable
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,44 @@ class _CollectionStore:
             self.collection.upsert(
                 ids=[key for key, _ in records], embeddings=vectors, metadatas=[_metadata(item) for _, item in records]
             )
+
+
+class _ThroughClipCache:
+    """One embedding per photo per model: vectors the CLIP engine cached for this model are
+    taken from its cache, and what is embedded here is written there too, so choosing "CLIP +
+    Chroma" after "CLIP" (or the reverse) decodes and embeds nothing twice. Keys are content
+    hashes, as the CLIP engine's are."""
+
+    def __init__(self, embedder: ClipEmbedder, cache_dir: Path, hashes: ContentHashes) -> None:
+        self.embedder, self.hashes = embedder, hashes
+        self.cache = VectorCache(cache_dir / "clip", embedder.identity())
+        self.known = self.cache.load(embedder.dim)
+        #: How many vectors came from the cache instead of the model.
+        self.reused = 0
+
+    def compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
+        keys = [self.hashes.of(item) for item in items]
+        missing = [item for item, key in zip(items, keys, strict=True) if key not in self.known]
+        fresh = iter(self.embedder.embed_items(missing))
+        new_keys: list[str] = []
+        new_vectors: list[np.ndarray] = []
+        try:
+            for key in keys:
+                if key in self.known:
+                    self.reused += 1
+                    yield self.known[key]
+                    continue
+                vector = next(fresh)
+                if not isinstance(vector, Exception):
+                    new_keys.append(key)
+                    new_vectors.append(vector)
+                    if len(new_keys) >= FLUSH_EVERY:
+                        self.cache.append(new_keys, np.stack(new_vectors))
+                        new_keys, new_vectors = [], []
+                yield vector
+        finally:
+            if new_keys:
+                self.cache.append(new_keys, np.stack(new_vectors))
 
 
 class ChromaEngine(UsesEmbedder):
@@ -196,9 +234,10 @@ class ChromaEngine(UsesEmbedder):
         limit = self.db.max_write_batch()
         existing = existing_by_space["cosine"]
         hashes = ContentHashes(self.cache_dir / "content-hashes.json")
+        shared = _ThroughClipCache(self.embedder, self.cache_dir, hashes)
         try:
             run = run_pipeline(
-                self, gallery, key=lambda item: _record_id(item, hashes.of(item)), compute=self.embedder.embed_items,
+                self, gallery, key=lambda item: _record_id(item, hashes.of(item)), compute=shared.compute,
                 store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
                 identity=self.vector_identity(), dim=self.embedder.dim, normalised=True,
             )
@@ -210,7 +249,7 @@ class ChromaEngine(UsesEmbedder):
             if collection is not primary:
                 self._mirror(primary, collection, existing_by_space[space], stored, limit)
         self._mark(collections, complete=True)
-        self.last_computed = run.computed
+        self.last_computed = run.computed - shared.reused
         self._state = _State(collections, len(stored), sorted({item.label for _, item in run.records}),
                              dict(run.records))
         return len(stored)

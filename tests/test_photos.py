@@ -96,3 +96,16 @@ def test_a_heic_upload_is_a_query_in_the_app(tmp_path: Path, photos: dict[str, P
     tiles, summary, _ = search_tab.search(service, root, "pixel", {}, "l1", 4, [], str(upload), "")
     assert len(tiles) == 4 and tiles[0][1].endswith("IMG_0002.HEIC")
     assert load_gallery(root)["train"][1].path == str(photos["heic"])
+
+
+@pytest.mark.parametrize("first, second", [("clip", "chroma"), ("chroma", "clip")])
+def test_one_embedding_per_photo_per_model(first: str, second: str, tiny_clip: str, tmp_path: Path) -> None:
+    from engines.testing import make_gallery
+
+    folder = make_gallery(tmp_path / "g") / "train"
+    made = create_engine(first, **options(first, tiny_clip, tmp_path))
+    assert made.index(folder, progress=False) == 16 and made.last_computed == 16
+    again = create_engine(second, **options(second, tiny_clip, tmp_path))
+    assert again.index(folder, progress=False) == 16 and again.last_computed == 0
+    query = list_image_files(folder)[0]
+    assert [r.path for r in made.search(query, k=5)] == [r.path for r in again.search(query, k=5)]
