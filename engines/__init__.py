@@ -27,6 +27,7 @@ from .errors import (
     EmptyIndexError,
     EngineError,
     GalleryError,
+    IndexCancelledError,
     InvalidQueryError,
     ModelUnavailableError,
     UnknownMetricError,
@@ -36,7 +37,7 @@ from .gallery import Gallery, GalleryItem, as_gallery_items, list_image_files, l
 from .gallery_map import GalleryMap
 from .query import NEGATIVE_WEIGHT, ImageQuery, Query, SearchQuery, Text, parse_text_query
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
-from .results import SearchResult, SkippedFile
+from .results import IndexProgress, SearchResult, SkippedFile
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -52,6 +53,8 @@ __all__ = [
     "GalleryError",
     "GalleryItem",
     "GalleryMap",
+    "IndexCancelledError",
+    "IndexProgress",
     "ImageQuery",
     "InvalidQueryError",
     "ModelUnavailableError",

@@ -26,7 +26,7 @@ from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .gallery import GalleryItem, Items, as_gallery_items, hash_or_none
 from .metrics import SIMILARITIES
 from .query import Query, SearchQuery, Text, load_query_image
-from .results import SearchResult, SkippedFile, passing_threshold, summarise_skipped
+from .results import Progress, SearchResult, SkippedFile, passing_threshold, summarise_skipped
 
 if TYPE_CHECKING:
     from .duplicates import DuplicateGroup, GalleryVectors
@@ -89,11 +89,13 @@ class SearchEngine(abc.ABC):
         return {}
 
     # -- public contract -------------------------------------------------------------
-    def index(self, items: Items | str, *, progress: bool = True) -> int:
+    def index(self, items: Items | str, *, progress: Progress = True) -> int:
         """Index ``items`` (a ``datasets`` split, image paths or a folder), replacing the previous index.
 
         Unreadable images are skipped and listed in ``self.skipped``. Returns how many
-        images were indexed.
+        images were indexed. ``progress``: a bar on stderr (``True``), none (``False``), or a
+        callback handed an :class:`~engines.results.IndexProgress` at least every half second;
+        raising ``IndexCancelledError`` from it stops the build, keeping what was computed.
         """
         gallery = as_gallery_items(items)
         with self._index_lock:
@@ -283,7 +285,7 @@ class SearchEngine(abc.ABC):
         skipped.append(SkippedFile(source, reason))
 
     @abc.abstractmethod
-    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int: ...
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int: ...
 
     @abc.abstractmethod
     def _rank(

@@ -32,7 +32,7 @@ from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedd
 from .errors import BackendUnavailableError, EmptyIndexError
 from .gallery import GalleryItem
 from .pipeline import FLUSH_EVERY, run_pipeline
-from .results import printable
+from .results import Progress, printable
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class ChromaEngine(UsesEmbedder):
         self._attach()
         return list(self._state.labels) if self._state else []
 
-    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
         collections: dict[str, Any] = {}
         existing_by_space: dict[str, set[str]] = {}
         for space in SPACES:

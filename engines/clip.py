@@ -17,6 +17,7 @@ from .cache import ContentHashes
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
 from .gallery import GalleryItem
 from .metrics import METRICS
+from .results import Progress
 from .vector_engine import VectorEngine
 
 
@@ -44,7 +45,7 @@ class ClipEngine(UsesEmbedder, VectorEngine):
     def _cache_namespace(self) -> dict[str, object]:
         return self.embedder.identity()
 
-    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
         self._hashes = ContentHashes(self.cache_dir / "content-hashes.json") if self.cache_enabled else None
         try:
             return super()._index(gallery, skipped, progress=progress)

@@ -26,6 +26,19 @@ class InvalidQueryError(EngineError, ValueError):
     """The query, ``k``, a threshold or a filter is not what the engine can answer."""
 
 
+class IndexCancelledError(EngineError):
+    """An index build was stopped before it finished (a progress callback raised it). What
+    was computed is stored; the next build computes only the rest. The index searched
+    stays the previous one."""
+
+    def __init__(self, engine: str, done: int, total: int) -> None:
+        super().__init__(f"Indexing with the {engine} engine was stopped after {done:,} of {total:,} images; "
+                         "what was computed is kept, and the next build goes on from there")
+        self.engine = engine
+        self.done = done
+        self.total = total
+
+
 class UnknownMetricError(InvalidQueryError):
     """The metric name is not one of ``engine.metrics``."""
 

@@ -11,6 +11,7 @@ run computes only what is missing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,10 +23,13 @@ from .base import SearchEngine, SkippedFile
 from .errors import GalleryError
 from .gallery import GalleryItem
 from .images import os_reason
+from .results import IndexProgress, Progress
 
 #: How many new vectors are computed between two writes to the store: the most work a
 #: crash mid-index can lose.
 FLUSH_EVERY = 128
+#: The most seconds between two calls of a progress callback while images are computed.
+REPORT_EVERY_S = 0.5
 
 
 class VectorStore(Protocol):
@@ -62,7 +66,7 @@ def run_pipeline(
     compute: Callable[[list[GalleryItem]], Iterator[np.ndarray | Exception]],
     store: VectorStore,
     skipped: list[SkippedFile],
-    progress: bool,
+    progress: Progress,
     write_limit: int | None = None,
     identity: str | None = None,
     dim: int | None = None,
@@ -109,23 +113,31 @@ def run_pipeline(
         vectors_.clear()
 
     computed = 0
-    bar = tqdm(total=len(todo), desc=f"Indexing ({engine.name})", unit="img", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"Indexing ({engine.name})", unit="img", disable=progress is not True)
+    report = _Reporter(engine.name, len(todo), progress if callable(progress) else None)
     try:
         reused: set[int] = set()
         outcomes = _with_stored(list(todo.values()), compute, identity, reused, dim, normalised)
-        for (record_key, item), outcome in zip(todo.items(), outcomes, strict=True):
+        for done, ((record_key, item), outcome) in enumerate(zip(todo.items(), outcomes, strict=True), start=1):
             bar.update(1)
             if isinstance(outcome, Exception):
                 failed[record_key] = getattr(outcome, "reason", None) or str(outcome)
-                continue
-            carried = id(item) in reused
-            pending[carried][0].append((record_key, item))
-            pending[carried][1].append(outcome)
-            computed += not carried
-            if len(pending[carried][0]) >= flush_every:
-                flush(carried)
+            else:
+                carried = id(item) in reused
+                pending[carried][0].append((record_key, item))
+                pending[carried][1].append(outcome)
+                computed += not carried
+                if len(pending[carried][0]) >= flush_every:
+                    flush(carried)
+            try:
+                report(done)
+            except BaseException:  # stopped: keep what was computed, then stop
+                flush(False)
+                flush(True)
+                raise
         flush(False)
         flush(True)
+        report(len(todo), final=True)
     finally:
         bar.close()
     if not failed:
@@ -137,6 +149,24 @@ def run_pipeline(
         else:
             indexed.append((record_key, item))
     return IndexRun(indexed, computed)
+
+
+class _Reporter:
+    """Calls a progress callback with the counts, at most every ``REPORT_EVERY_S`` (and at the end)."""
+
+    def __init__(self, engine: str, total: int, callback: Callable[[IndexProgress], None] | None) -> None:
+        self.engine, self.total, self.callback = engine, total, callback
+        self.started = self.last = time.monotonic()
+        if callback is not None:
+            callback(IndexProgress(engine, 0, total, 0.0))
+
+    def __call__(self, done: int, *, final: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if final or now - self.last >= REPORT_EVERY_S:
+            self.last = now
+            self.callback(IndexProgress(self.engine, done, self.total, now - self.started))
 
 
 class StoredVectorError(ValueError):

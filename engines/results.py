@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -32,6 +33,56 @@ class SkippedFile:
 
     source: str
     reason: str
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """Where an index build stands: ``done`` of ``total`` images computed (the rest of the
+    gallery was already stored), after ``seconds``."""
+
+    engine: str
+    done: int
+    total: int
+    seconds: float
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    @property
+    def rate(self) -> float:
+        """Images per second so far."""
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        """At the rate so far; ``None`` before the first image."""
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+    def describe(self) -> str:
+        """``Indexing (clip): 1,234 of 10,000 images · 5.1 images/s · about 29 min left``."""
+        text = f"Indexing ({self.engine}): {self.done:,} of {self.total:,} images"
+        if self.rate > 0:
+            text += f" · {self.rate:.1f} images/s"
+        left = self.seconds_left
+        if left is not None and self.done < self.total:
+            text += f" · about {_duration(left)} left"
+        return text
+
+
+#: What ``engine.index(progress=...)`` takes: ``True`` for a progress bar on stderr (tqdm),
+#: ``False`` for none, or a callback handed an :class:`IndexProgress` at least every half
+#: second while images are computed; it may raise ``IndexCancelledError`` to stop the build
+#: (what was computed is stored first).
+Progress = bool | Callable[[IndexProgress], None]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def passing_threshold(results: list[SearchResult], threshold: float, higher_is_better: bool) -> list[SearchResult]:

@@ -25,6 +25,7 @@ from .errors import EmptyIndexError
 from .gallery import GalleryItem, hash_or_none
 from .metrics import Blocks, VectorIndex
 from .pipeline import run_pipeline
+from .results import Progress
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class VectorEngine(SearchEngine):
         """How many numbers each vector has (stored vectors of another length are refused)."""
 
     # -- the shared flow -------------------------------------------------------------------
-    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: bool) -> int:
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
         cache = VectorCache(self.cache_dir / self.name, self._cache_namespace()) if self.cache_enabled else None
         store = _CachedVectors(cache, self._dim())
         run = run_pipeline(

@@ -109,3 +109,33 @@ def test_one_embedding_per_photo_per_model(first: str, second: str, tiny_clip: s
     assert again.index(folder, progress=False) == 16 and again.last_computed == 0
     query = list_image_files(folder)[0]
     assert [r.path for r in made.search(query, k=5)] == [r.path for r in again.search(query, k=5)]
+
+
+def test_a_build_reports_its_progress_and_can_be_stopped_keeping_what_it_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engines.pipeline
+    from engines import IndexCancelledError, IndexProgress
+    from engines.testing import make_gallery
+
+    monkeypatch.setattr(engines.pipeline, "REPORT_EVERY_S", 0.0)
+    folder = make_gallery(tmp_path / "g", per_class=10)
+    service = SearchService(AppConfig(data=str(folder)))
+    gallery = service.gallery(str(folder))
+    seen: list[IndexProgress] = []
+
+    def stop_after_twelve(state: IndexProgress) -> None:
+        seen.append(state)
+        if state.done == 12:
+            assert service.cancel_build("pixel", gallery)
+
+    # The stop is seen at the next report, one image later: 13 computed, and kept.
+    with pytest.raises(IndexCancelledError, match="stopped after 13 of 40 images"):
+        service.engine("pixel", gallery, progress=stop_after_twelve)
+    assert [s.done for s in seen] == list(range(13)) and all(s.total == 40 for s in seen)
+    assert "of 40 images" in seen[-1].describe() and "images/s" in seen[-1].describe()
+    assert not service.cancel_build("pixel", gallery)  # nothing runs now
+    finished: list[IndexProgress] = []
+    engine = service.engine("pixel", gallery, progress=finished.append)
+    assert len(engine) == 40 and engine.last_computed == 40 - 13  # what the stopped build computed was kept
+    assert finished[-1].done == finished[-1].total == 27

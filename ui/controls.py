@@ -6,13 +6,18 @@ holds no engine's name, metric or option.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from engines import available_engines, engine_info
+from engines import IndexProgress, available_engines, engine_info
+
+from .messages import USER_ERRORS
+
+if TYPE_CHECKING:
+    from .service import SearchService
 
 
 @dataclass(frozen=True)
@@ -69,3 +74,37 @@ def build_engine_controls() -> EngineControls:
                     )
     engine.change(on_engine_change, engine, [metric, *options.values()], api_visibility="private")
     return EngineControls(engine, metric, options)
+
+
+def progress_bar(progress: Any) -> Callable[[IndexProgress], None] | None:
+    """A build's counts shown in a handler's ``gr.Progress`` bar ("Indexing (clip): 1,234 of
+    10,000 images · 5.1 images/s · about 29 min left"), or ``None`` without one."""
+    if progress is None:
+        return None
+
+    def show(state: IndexProgress) -> None:
+        progress((state.done, state.total) if state.total else None, desc=state.describe(), unit="images")
+
+    return show
+
+
+def stop_button(
+    service: SearchService, controls: EngineControls, source: gr.State, elem_id: str, api_name: str | None = None
+) -> gr.Button:
+    """A button that stops the chosen engine's index build (what it computed is kept)."""
+    button = gr.Button("Stop indexing", size="sm", elem_id=elem_id)
+    n = len(controls.options)
+
+    def on_stop(source_value: str, name: str, *values: Any) -> None:
+        try:
+            gallery = service.gallery(source_value)
+        except USER_ERRORS as exc:
+            raise service.user_error(exc) from exc
+        if service.cancel_build(name, gallery, controls.choices(values[:n])):
+            gr.Info("Stopping the index build; what was computed is kept.")
+        else:
+            gr.Info("No index is being built for this engine.")
+
+    button.click(on_stop, [source, controls.engine, *controls.inputs], None, api_name=api_name,
+                 api_visibility="public" if api_name else "private", concurrency_limit=None, queue=False)
+    return button

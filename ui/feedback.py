@@ -19,6 +19,7 @@ import gradio as gr
 from engines import Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
 from engines.results import passing_threshold
 
+from .controls import progress_bar
 from .messages import USER_ERRORS, number_from
 from .service import SearchService
 
@@ -62,9 +63,7 @@ def run(service: SearchService, session: Session, query: SearchQuery | Query, pr
     """Search with ``query`` under the session's settings; the results go into the session."""
     try:
         gallery = service.gallery(session["source"])
-        if progress is not None:
-            progress(0, desc="Preparing the index")
-        engine = service.engine(session["name"], gallery, session["choices"])
+        engine = service.engine(session["name"], gallery, session["choices"], progress=progress_bar(progress))
         session = {**session, "metric": engine.check_metric(session["metric"])}
         started = time.perf_counter()
         results = engine.search(query, k=int(session["k"]), metric=session["metric"], labels=session["labels"] or None)

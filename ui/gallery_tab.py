@@ -12,7 +12,7 @@ from engines import EngineError, Gallery, GalleryItem, available_engines
 from engines.results import printable
 
 from . import map_view
-from .controls import EngineControls
+from .controls import EngineControls, progress_bar, stop_button
 from .messages import USER_ERRORS, in_the_page
 from .service import THUMBNAIL_WORKERS, SearchService
 
@@ -99,7 +99,7 @@ def build_index(
         # A refresh must see files added, changed or removed since the gallery was read.
         gallery = service.gallery(source, reload=True)
         started = time.perf_counter()
-        engine = service.engine(name, gallery, choices, rebuild=True)
+        engine = service.engine(name, gallery, choices, rebuild=True, progress=progress_bar(progress))
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     seconds = time.perf_counter() - started
@@ -122,7 +122,10 @@ def build(
     counts = gr.Dataframe(headers=["split", "classes or folders", "images"], label="Contents", interactive=False)
     thumbs = gr.Gallery(label="One image per class", columns=8, height=300, elem_id="gallery-thumbnails")
     page = gr.Slider(1, 2, value=1, step=1, label="Page", visible=False)
-    index_button = gr.Button("Build / refresh the index for the chosen engine", variant="primary", elem_id="index-button")
+    with gr.Row():
+        index_button = gr.Button("Build / refresh the index for the chosen engine", variant="primary",
+                                 elem_id="index-button", scale=4)
+        stop_button(service, controls, source, "stop-index-button", api_name="stop_indexing")
     index_status = gr.Markdown(elem_id="index-status")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
 

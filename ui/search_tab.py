@@ -11,7 +11,7 @@ import gradio as gr
 from engines import engine_info
 
 from .config import AppConfig
-from .controls import EngineControls
+from .controls import EngineControls, stop_button
 from .feedback import (
     Session,
     apply_threshold,
@@ -78,6 +78,8 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                                       "k (results) to be a whole number from 1 to 50")
                 labels.render()
             go = gr.Button("Search", variant="primary", elem_id="search-button")
+            # The first search with an engine builds its index (with a progress bar): this stops it.
+            stop_button(service, controls, source, "stop-search-index")
             examples = example_queries(service.config)
             if examples:
                 gr.Examples(examples, inputs=[image], label="Example queries (test split)")

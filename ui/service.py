@@ -7,6 +7,7 @@ never breaks a search in another.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from engines import (
     EngineError,
     GalleryError,
     GalleryItem,
+    IndexCancelledError,
+    IndexProgress,
     SearchEngine,
     SearchResult,
     create_engine,
@@ -42,6 +45,9 @@ from .images import Thumbnails, caption, placeholder
 from .messages import HubNotAllowedError, user_error
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+#: How often a running build writes its counts to the log.
+LOG_PROGRESS_EVERY_S = 10.0
 #: Galleries (with their engines' indexes) kept in memory at once.
 MAX_GALLERIES = 4
 #: How long a download file (CSV) is kept: long enough to be fetched, short enough that
@@ -66,6 +72,8 @@ class SearchService:
         self._indexed: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        #: Builds running now, by engine key: set to stop one.
+        self._cancels: dict[tuple[Any, ...], threading.Event] = {}
         self._roots = tuple(os.path.realpath(root) for root in config.roots)
         #: Real paths of the images of every loaded gallery: the files the app may serve.
         self._servable: frozenset[str] = frozenset()
@@ -250,11 +258,15 @@ class SearchService:
         return {o.name: choices.get(o.name) or o.default for o in engine_info(name).options}
 
     def engine(
-        self, name: str, gallery: Gallery, choices: Mapping[str, str | None] | None = None, *, rebuild: bool = False
+        self, name: str, gallery: Gallery, choices: Mapping[str, str | None] | None = None, *, rebuild: bool = False,
+        progress: Callable[[IndexProgress], None] | None = None,
     ) -> SearchEngine:
-        """The shared engine for ``gallery``, indexed (once, or again with ``rebuild``)."""
-        chosen = self.choices_for(name, choices or {})
-        key = (gallery.source, name, tuple(sorted(chosen.items())))
+        """The shared engine for ``gallery``, indexed (once, or again with ``rebuild``).
+
+        A build reports to ``progress`` (and to the log every ``LOG_PROGRESS_EVERY_S``) and
+        stops, keeping what it computed, when ``cancel_build`` is called for it.
+        """
+        key = self._engine_key(name, gallery, choices)
         ready = self._engines.get(key)
         # len() is 0 again where a store lost its index (a Chroma server restarted empty):
         # then this request builds it again instead of failing until someone rebuilds.
@@ -265,12 +277,46 @@ class SearchService:
             engine = self._engines.get(key)
             if engine is None:
                 deployment = replace(self.deployment, gallery=gallery.source)
-                engine = create_engine(name, deployment=deployment, **chosen)
+                engine = create_engine(name, deployment=deployment, **dict(key[2]))
                 self._engines[key] = engine
             if rebuild or key not in self._indexed or not len(engine):
-                engine.index(gallery.splits["train"])
+                stop = self._cancels[key] = threading.Event()
+                try:
+                    engine.index(gallery.splits["train"], progress=_reporter(stop, progress))
+                finally:
+                    self._cancels.pop(key, None)
                 self._indexed.add(key)
             return engine
+
+    def _engine_key(self, name: str, gallery: Gallery, choices: Mapping[str, str | None] | None) -> tuple[Any, ...]:
+        return (gallery.source, name, tuple(sorted(self.choices_for(name, choices or {}).items())))
+
+    def cancel_build(self, name: str, gallery: Gallery, choices: Mapping[str, str | None] | None = None) -> bool:
+        """Stop the index build of that engine, if one runs; what it computed is kept."""
+        stop = self._cancels.get(self._engine_key(name, gallery, choices))
+        if stop is None:
+            return False
+        stop.set()
+        return True
+
+
+def _reporter(
+    stop: threading.Event, show: Callable[[IndexProgress], None] | None
+) -> Callable[[IndexProgress], None]:
+    """The progress callback of one build: the page's bar, the log, and the stop button."""
+    logged = [0.0]
+
+    def report(progress: IndexProgress) -> None:
+        if stop.is_set():
+            raise IndexCancelledError(progress.engine, progress.done, progress.total)
+        if show is not None:
+            show(progress)
+        now = time.monotonic()
+        if progress.total and (now - logged[0] >= LOG_PROGRESS_EVERY_S or progress.done == progress.total):
+            logged[0] = now
+            log.info("%s", progress.describe())
+
+    return report
 
 
 def _lowest_priority() -> None:
