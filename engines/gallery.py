@@ -482,3 +482,37 @@ def _hub_dataset_size(source: str) -> int:
             f"Could not ask the Hugging Face Hub about the dataset {source!r} ({type(exc).__name__}: {exc})"
         ) from exc
     return sum(int(sibling.size or 0) for sibling in info.siblings or ())
+
+
+@dataclass(frozen=True)
+class FolderChanges:
+    """How a gallery folder differs from the listing a gallery was loaded from (by path,
+    size and modification time)."""
+
+    new: int
+    changed: int
+    deleted: int
+
+    @property
+    def total(self) -> int:
+        return self.new + self.changed + self.deleted
+
+    def describe(self) -> str:
+        """``12 new photos and 1 deleted``."""
+        counts = [(count, word) for count, word in ((self.new, "new"), (self.changed, "changed"),
+                                                    (self.deleted, "deleted")) if count]
+        if not counts:
+            return "no changes"
+        parts = [f"{count:,} {word}" for count, word in counts]
+        parts[0] += " photo" if counts[0][0] == 1 else " photos"  # "12 new photos and 1 deleted"
+        return " and ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else parts[0]
+
+
+def folder_changes(old: Gallery, new: Gallery) -> FolderChanges:
+    """What changed in the database (``train``) from ``old`` to ``new``, two listings of one folder."""
+    before = {item.path: item.stamp for item in old.splits["train"] if item.path is not None}
+    after = {item.path: item.stamp for item in new.splits["train"] if item.path is not None}
+    new_count = sum(1 for path in after if path not in before)
+    deleted = sum(1 for path in before if path not in after)
+    changed = sum(1 for path, stamp in after.items() if path in before and before[path] != stamp)
+    return FolderChanges(new_count, changed, deleted)

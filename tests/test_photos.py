@@ -11,7 +11,7 @@ from PIL import Image
 from engines import create_engine, list_image_files, load_gallery
 from engines.images import load_image, register_heif
 from engines.testing import make_photo
-from ui import search_tab
+from ui import duplicates_tab, search_tab
 from ui.config import AppConfig
 from ui.service import SearchService
 
@@ -139,3 +139,32 @@ def test_a_build_reports_its_progress_and_can_be_stopped_keeping_what_it_compute
     engine = service.engine("pixel", gallery, progress=finished.append)
     assert len(engine) == 40 and engine.last_computed == 40 - 13  # what the stopped build computed was kept
     assert finished[-1].done == finished[-1].total == 27
+
+
+def test_a_folder_that_changed_is_noticed_before_a_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.service
+    from engines.testing import make_gallery, make_image
+
+    monkeypatch.setattr(ui.service, "CHANGES_EVERY_S", 0.0)
+    monkeypatch.setattr(ui.service, "AUTO_UPDATE_MAX", 3)
+    gallery = make_gallery(tmp_path / "g")
+    source = str(gallery)
+    service = SearchService(AppConfig(data=source))
+    query = str(gallery / "test" / "red" / "red_0.jpg")
+    tiles, line, _ = search_tab.search(service, source, "pixel", {}, "l1", 50, [], query, "")
+    assert len(tiles) == 16 and "since the index was built" not in line
+    for n in range(2):  # a few new photos: taken in before the next search, on their own
+        make_image((220, 30, 30), 100 + n).save(gallery / "train" / "red" / f"new {n}.png")
+    tiles, line, _ = search_tab.search(service, source, "pixel", {}, "l1", 50, [], query, "")
+    assert len(tiles) == 18 and "since the index was built" not in line
+    _, line, _, _, _ = duplicates_tab.find(service, source, "pixel", {}, "l1", None)
+    assert "18 images" in line
+    for n in range(5):  # more than update on their own: the page says so, and Update adds them
+        make_image((30, 30, 220), 200 + n).save(gallery / "train" / "blue" / f"more {n}.png")
+    (gallery / "train" / "red" / "new 0.png").unlink()
+    tiles, line, _ = search_tab.search(service, source, "pixel", {}, "l1", 50, [], query, "")
+    assert len(tiles) == 18 and "5 new photos and 1 deleted since the index was built: press Update" in line
+    engine, _ = service.update("pixel", source)
+    assert len(engine) == 22 and engine.last_computed == 5
+    tiles, line, _ = search_tab.search(service, source, "pixel", {}, "l1", 50, [], query, "")
+    assert len(tiles) == 22 and "since the index was built" not in line

@@ -15,7 +15,7 @@ from engines import available_engines, engine_info
 from engines.duplicates import DuplicateGroup
 from engines.results import printable
 
-from .controls import EngineControls
+from .controls import EngineControls, progress_bar
 from .images import caption
 from .messages import USER_ERRORS, explain_bad_input, in_the_page, number_from
 from .service import SearchService
@@ -35,8 +35,7 @@ def find(
     ``threshold`` ``None`` uses the engine's default for ``metric``.
     """
     try:
-        gallery = service.gallery(source)
-        engine = service.engine(name, gallery, choices)
+        engine, gallery, note = service.current(name, source, choices, progress=progress_bar(progress))
         used = engine.duplicate_threshold(metric) if threshold is None else number_from(threshold, "the threshold")
         groups = service.in_background(lambda: engine.duplicates(threshold=used, metric=metric))
     except USER_ERRORS as exc:
@@ -44,8 +43,8 @@ def find(
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
         for member in group.members[:SHOWN_MEMBERS]:
-            tile, note = service.picture(member, gallery)
-            text = caption(member, note)  # place, label, score to the first, file
+            tile, why = service.picture(member, gallery)
+            text = caption(member, why)  # place, label, score to the first, file
             tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text}"))
     rows = [
         [number, group.kind, len(group.members), round(group.score, 4),
@@ -53,8 +52,8 @@ def find(
         for number, group in enumerate(groups, start=1)
     ]
     direction = "similarity at least" if metric in engine.higher_is_better else "distance at most"
-    return tiles, summary_line(groups, len(engine), available_engines()[name], metric, direction, used), rows, \
-        write_csv(service, groups), used
+    line = summary_line(groups, len(engine), available_engines()[name], metric, direction, used)
+    return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, write_csv(service, groups), used
 
 
 def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric: str, direction: str, used: float) -> str:

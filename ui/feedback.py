@@ -62,9 +62,9 @@ def run(service: SearchService, session: Session, query: SearchQuery | Query, pr
 ]:
     """Search with ``query`` under the session's settings; the results go into the session."""
     try:
-        gallery = service.gallery(session["source"])
-        engine = service.engine(session["name"], gallery, session["choices"], progress=progress_bar(progress))
-        session = {**session, "metric": engine.check_metric(session["metric"])}
+        engine, gallery, note = service.current(session["name"], session["source"], session["choices"],
+                                                progress=progress_bar(progress))
+        session = {**session, "metric": engine.check_metric(session["metric"]), "note": note}
         started = time.perf_counter()
         results = engine.search(query, k=int(session["k"]), metric=session["metric"], labels=session["labels"] or None)
         elapsed = (time.perf_counter() - started) * 1000
@@ -81,7 +81,8 @@ def summary(session: Session, shown: int) -> str:
     found = len(session["results"])
     head = f"**{shown} results**" if shown == found else f"**{shown} of {found} results** pass the threshold"
     rounds = f" · refined {session['rounds']}×" if session["rounds"] else ""
-    return f"{head} in {session['elapsed_ms']:.1f} ms from {session['total']} images · {metric}: {better}{rounds}"
+    note = f"\n\n**{session['note']}.**" if session.get("note") else ""
+    return f"{head} in {session['elapsed_ms']:.1f} ms from {session['total']} images · {metric}: {better}{rounds}{note}"
 
 
 def refine(service: SearchService, session: Session | None, progress: Any = None) -> tuple[

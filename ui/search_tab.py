@@ -11,7 +11,7 @@ import gradio as gr
 from engines import engine_info
 
 from .config import AppConfig
-from .controls import EngineControls, stop_button
+from .controls import EngineControls, progress_bar, stop_button
 from .feedback import (
     Session,
     apply_threshold,
@@ -78,8 +78,11 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                                       "k (results) to be a whole number from 1 to 50")
                 labels.render()
             go = gr.Button("Search", variant="primary", elem_id="search-button")
-            # The first search with an engine builds its index (with a progress bar): this stops it.
-            stop_button(service, controls, source, "stop-search-index")
+            with gr.Row():
+                # The folder read again and the index brought up to date (only changes computed).
+                update = gr.Button("Update the index", size="sm", elem_id="update-index")
+                # The first search with an engine builds its index (with a progress bar): this stops it.
+                stop_button(service, controls, source, "stop-search-index")
             examples = example_queries(service.config)
             if examples:
                 gr.Examples(examples, inputs=[image], label="Example queries (test split)")
@@ -109,6 +112,20 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         choices, (metric, k_value, chosen_labels, image_value, text_value) = controls.choices(values[:n]), values[n:]
         return search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value, text_value, progress)
 
+    def on_update(
+        source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
+    ) -> tuple[list[tuple[Any, str]], str, Session | None]:
+        """Read the folder again, update the chosen engine's index, then search as asked."""
+        try:
+            engine, gallery = service.update(name, source_value, controls.choices(values[:n]),
+                                             progress=progress_bar(progress))
+        except USER_ERRORS as exc:
+            raise service.user_error(exc) from exc
+        image_value, text_value = values[n + 3 : n + 5]
+        if not image_value and not (text_value or "").strip():
+            return [], f"Index updated: **{len(engine)}** images of {service.shown(gallery.source)}.", None
+        return on_search(source_value, name, *values, progress=progress)
+
     def on_refine(state: Session, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
         return refine(service, state, progress)
 
@@ -129,6 +146,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         event(shown(on_search), inputs, page_outputs, api_visibility="private", concurrency_limit=4,
               concurrency_id="search")
     again.click(shown(on_refine), session, page_outputs, api_visibility="private", concurrency_id="search")
+    update.click(shown(on_update), inputs, page_outputs, api_visibility="private", concurrency_id="search")
     # The API's endpoints raise their errors, as a program expects; they share the page's queue.
     gr.Button(visible=False).click(on_search, inputs, [results, summary, session], api_name="search",
                                    concurrency_id="search")

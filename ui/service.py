@@ -36,7 +36,7 @@ from engines import (
     load_gallery,
 )
 from engines.cache import default_cache_dir
-from engines.gallery import HUB_ID, Gallery, inside, within
+from engines.gallery import HUB_ID, FolderChanges, Gallery, folder_changes, inside, within
 from engines.images import file_kind
 from engines.results import printable
 
@@ -46,6 +46,10 @@ from .messages import HubNotAllowedError, user_error
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+#: How often a folder gallery is listed again (at most) to notice new, changed and deleted files.
+CHANGES_EVERY_S = 30.0
+#: Changes taken in on their own before a search or duplicates run; more wait for Update.
+AUTO_UPDATE_MAX = 100
 #: How often a running build writes its counts to the log.
 LOG_PROGRESS_EVERY_S = 10.0
 #: Galleries (with their engines' indexes) kept in memory at once.
@@ -69,7 +73,12 @@ class SearchService:
         self._galleries: OrderedDict[str, Gallery] = OrderedDict()
         self._servable_of: dict[str, frozenset[str]] = {}
         self._engines: dict[tuple[Any, ...], SearchEngine] = {}
-        self._indexed: set[tuple[Any, ...]] = set()
+        #: The gallery (listing) each engine's index was built from.
+        self._built_from: dict[tuple[Any, ...], Gallery] = {}
+        #: When each folder gallery was last listed again to look for changes, and how long it took.
+        self._checked: dict[str, tuple[float, float]] = {}
+        #: A newer listing with more changes than update on their own, until the user updates.
+        self._pending: dict[str, tuple[Gallery, FolderChanges]] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
         #: Builds running now, by engine key: set to stop one.
@@ -118,18 +127,23 @@ class SearchService:
             if gallery is None:
                 # The operator's own --data is theirs to size; a visitor's choice has a limit.
                 limit = None if source == self.config.data else parse_size(self.config.hub_max_size)
-                gallery = load_gallery(source, max_hub_bytes=limit)
-                servable = frozenset(_servable_paths(gallery))
-                with self._lock:
-                    self._galleries[source] = gallery
-                    self._servable_of[source] = servable
-                    while len(self._galleries) > MAX_GALLERIES:
-                        self._forget(next(iter(self._galleries)))
-                    self._servable = frozenset().union(*self._servable_of.values())
+                gallery = self._remember(source, load_gallery(source, max_hub_bytes=limit))
             with self._lock:
                 if source in self._galleries:
                     self._galleries.move_to_end(source)
             return gallery
+
+    def _remember(self, source: str, gallery: Gallery) -> Gallery:
+        """Make ``gallery`` the current one for ``source`` (its files servable)."""
+        servable = frozenset(_servable_paths(gallery))
+        with self._lock:
+            self._pending.pop(source, None)
+            self._galleries[source] = gallery
+            self._servable_of[source] = servable
+            while len(self._galleries) > MAX_GALLERIES:
+                self._forget(next(iter(self._galleries)))
+            self._servable = frozenset().union(*self._servable_of.values())
+        return gallery
 
     def _forget(self, source: str) -> None:
         """Drop a gallery and its engines (the least recently used, under ``_lock``)."""
@@ -137,7 +151,7 @@ class SearchService:
         self._servable_of.pop(source, None)
         for key in [key for key in self._engines if key[0] == source]:
             del self._engines[key]
-            self._indexed.discard(key)
+            self._built_from.pop(key, None)
 
     def may_serve(self, path: str) -> bool:
         """Whether a direct request for ``path`` may be answered: anything outside the gallery
@@ -270,7 +284,7 @@ class SearchService:
         ready = self._engines.get(key)
         # len() is 0 again where a store lost its index (a Chroma server restarted empty):
         # then this request builds it again instead of failing until someone rebuilds.
-        if ready is not None and key in self._indexed and not rebuild and len(ready):
+        if ready is not None and self._built_from.get(key) is gallery and not rebuild and len(ready):
             # Searches never wait for a rebuild: engines swap a finished index in whole.
             return ready
         with self._key_lock(key):
@@ -279,14 +293,66 @@ class SearchService:
                 deployment = replace(self.deployment, gallery=gallery.source)
                 engine = create_engine(name, deployment=deployment, **dict(key[2]))
                 self._engines[key] = engine
-            if rebuild or key not in self._indexed or not len(engine):
+            if rebuild or self._built_from.get(key) is not gallery or not len(engine):
                 stop = self._cancels[key] = threading.Event()
                 try:
                     engine.index(gallery.splits["train"], progress=_reporter(stop, progress))
                 finally:
                     self._cancels.pop(key, None)
-                self._indexed.add(key)
+                self._built_from[key] = gallery
             return engine
+
+    def current(
+        self, name: str, source: str, choices: Mapping[str, str | None] | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
+    ) -> tuple[SearchEngine, Gallery, str]:
+        """The engine for ``source`` with its index up to date with the folder: (engine,
+        gallery, a note for the page, "" when there is nothing to say).
+
+        The folder is listed again (its sizes and times: no file is read) at most every
+        ``CHANGES_EVERY_S`` (longer for folders slow to list). Up to ``AUTO_UPDATE_MAX`` new,
+        changed or deleted files are taken in at once (only they are computed); more wait
+        for the user (``update``), and the note says how many.
+        """
+        gallery = self.gallery(source)
+        fresh = self._changed(gallery)
+        if fresh is not None:
+            gallery = self._remember(gallery.source, fresh)
+        engine = self.engine(name, gallery, choices, progress=progress)
+        pending = self._pending.get(gallery.source)
+        note = "" if pending is None else f"{pending[1].describe()} since the index was built: press Update to add them"
+        return engine, gallery, note
+
+    def update(
+        self, name: str, source: str, choices: Mapping[str, str | None] | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
+    ) -> tuple[SearchEngine, Gallery]:
+        """Read the folder again and bring engine ``name``'s index up to date with it."""
+        gallery = self.gallery(source, reload=True)
+        return self.engine(name, gallery, choices, progress=progress), gallery
+
+    def _changed(self, gallery: Gallery) -> Gallery | None:
+        """A new listing of a folder gallery with a few changes to take in now, when it is time
+        to look again; many changes are kept for ``update`` (``_pending``)."""
+        source = gallery.source
+        if not os.path.isdir(source) or source in self._pending:
+            return None
+        last, cost = self._checked.get(source, (0.0, 0.0))
+        now = time.monotonic()
+        if now - last < max(CHANGES_EVERY_S, 50 * cost):
+            return None
+        with self._key_lock(("changes", source)):
+            started = time.monotonic()
+            try:
+                fresh = load_gallery(source)
+            except GalleryError:
+                return None  # gone or empty now: the search says so itself
+            self._checked[source] = (time.monotonic(), time.monotonic() - started)
+        changes = folder_changes(gallery, fresh)
+        if changes.total > AUTO_UPDATE_MAX:
+            self._pending[source] = (fresh, changes)
+            return None
+        return fresh if changes.total else None
 
     def _engine_key(self, name: str, gallery: Gallery, choices: Mapping[str, str | None] | None) -> tuple[Any, ...]:
         return (gallery.source, name, tuple(sorted(self.choices_for(name, choices or {}).items())))
