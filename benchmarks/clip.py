@@ -31,24 +31,12 @@ from PIL import Image
 from _common import median_ms, require_aio
 from engines import as_gallery_items, list_image_files
 from engines.embedder import ClipEmbedder, EmbedderConfig
-from engines.testing import build_tiny_clip  # the tokenizer and processor recipe
+from engines.testing import build_full_size_clip
 
 #: Goals: indexing speed over the naive loop, and query latencies in ms.
 GOALS = {"onnx fp32": 1.7, "onnx int8": 3.0}
 IMAGE_MS = {"onnx fp32": 60, "onnx int8": 30}
 TEXT_MS = 10
-
-
-def build_full_size_clip(folder: Path) -> Path:
-    """ViT-B/32 CLIP with random weights and CLIP's own image preprocessing."""
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
-
-    build_tiny_clip(folder)  # writes a small tokenizer; replaced below except for it
-    torch.manual_seed(0)
-    CLIPModel(CLIPConfig()).eval().save_pretrained(folder)
-    processor = CLIPProcessor.from_pretrained(folder)
-    CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=processor.tokenizer).save_pretrained(folder)
-    return folder
 
 
 def naive(model_dir: Path, files: list[str]) -> Callable[[], tuple[float, np.ndarray]]:

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from clip import build_full_size_clip
 
 from _common import median_ms
 from engines import as_gallery_items
 from engines.embedder import ClipEmbedder, EmbedderConfig
-from engines.testing import make_photo
+from engines.testing import build_full_size_clip, make_photo
 
 
 def photos(folder: Path, count: int) -> list[str]:

@@ -92,7 +92,7 @@ def main() -> None:
         folder = Path(tmp)
         models = [("tiny random CLIP", str(build_tiny_clip(folder / "tiny")))]
         if args.full:
-            from clip import build_full_size_clip
+            from engines.testing import build_full_size_clip
 
             models.append(("ViT-B/32 (random weights)", str(build_full_size_clip(folder / "full"))))
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)

@@ -60,6 +60,19 @@ def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def build_full_size_clip(folder: Path) -> Path:
+    """ViT-B/32 CLIP with random weights and CLIP's own image preprocessing."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+
+    build_tiny_clip(folder)  # writes a small tokenizer; replaced below except for it
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig()).eval().save_pretrained(folder)
+    processor = CLIPProcessor.from_pretrained(folder)
+    CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=processor.tokenizer).save_pretrained(folder)
+    return folder
+
+
 def make_image(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
     rng = np.random.default_rng(seed)
     base = np.array(colour, dtype=np.int16)
@@ -76,6 +89,24 @@ def make_photo(rng: np.random.Generator, size: tuple[int, int], noise: float = 2
     y = np.linspace(0, 255, height)[:, None, None]
     base = (x * rng.random(3) + y * rng.random(3)) / 2 + rng.normal(0, noise, (height, width, 3))
     return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_phone_photo(rng: np.random.Generator, size: tuple[int, int] = (4000, 3000), grain: float = 6.0) -> Image.Image:
+    """A phone-camera-like photo: a smooth scene (a gradient with soft coloured shapes) under
+    sensor-like grain. Saved as JPEG quality 90 at 4000x3000 it is 2-4 MB, as phone photos are."""
+    from PIL import ImageDraw, ImageFilter
+
+    width, height = size
+    small = make_photo(rng, (width // 8, height // 8), noise=0.0)
+    draw = ImageDraw.Draw(small)
+    for _ in range(6):
+        x, y = rng.integers(0, small.width), rng.integers(0, small.height)
+        r = int(rng.integers(small.height // 10, small.height // 3))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    scene = small.filter(ImageFilter.GaussianBlur(2)).resize(size, Image.Resampling.BICUBIC)
+    noise = rng.normal(0, grain, (height, width, 1)).astype(np.float32)  # luminance grain
+    array = np.asarray(scene, dtype=np.float32) + noise
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "RGB")
 
 
 def make_gallery(root: Path, per_class: int = 4, queries: int = 1) -> Path:

@@ -161,10 +161,10 @@ def test_a_file_deleted_after_indexing_shows_a_placeholder(tmp_path: Path) -> No
     gallery = make_gallery(tmp_path / "g")
     service = SearchService(AppConfig(data=str(gallery)))
     query = str(gallery / "train" / "red" / "red_0.jpg")
-    service.engine("pixel", service.gallery(str(gallery)))
     copy = tmp_path / "query.jpg"
     copy.write_bytes(Path(query).read_bytes())
-    os.remove(query)
+    search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")
+    os.remove(query)  # between two looks at the folder (they are 30 s apart at most)
     tiles, _, _ = search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")
     image, caption = tiles[0]
     assert isinstance(image, Image.Image) and caption.endswith("red_0.jpg · file no longer exists")
