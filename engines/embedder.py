@@ -73,7 +73,10 @@ class ClipEmbedder:
     def __init__(self, config: EmbedderConfig | None = None) -> None:
         self.config = config or EmbedderConfig()
         self.model_name = os.path.expanduser(self.config.model)
-        self.workers = self.config.workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+        # Decoding threads beside the model: one more than the cores. Pillow and libheif
+        # release the GIL while they decode; on 2 cores, 3 threads indexed 12-megapixel
+        # photos 40% faster than 1 (benchmarks/photos.py), thumbnails 15% faster.
+        self.workers = self.config.workers or max(2, min(4, (os.cpu_count() or 2) + 1))
         self._device = self.config.device
         self._lock = threading.Lock()
         self._model: Any = None

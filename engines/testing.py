@@ -102,7 +102,7 @@ def make_phone_photo(rng: np.random.Generator, size: tuple[int, int] = (4000, 30
     for _ in range(6):
         x, y = rng.integers(0, small.width), rng.integers(0, small.height)
         r = int(rng.integers(small.height // 10, small.height // 3))
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw.ellipse((int(x - r), int(y - r), int(x + r), int(y + r)), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
     scene = small.filter(ImageFilter.GaussianBlur(2)).resize(size, Image.Resampling.BICUBIC)
     noise = rng.normal(0, grain, (height, width, 1)).astype(np.float32)  # luminance grain
     array = np.asarray(scene, dtype=np.float32) + noise

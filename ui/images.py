@@ -50,7 +50,7 @@ class Thumbnails:
         key = hashlib.sha256(item.stat_key().encode("utf-8", "surrogateescape")).hexdigest()[:40]
         target = self.folder / key[:2] / f"{key}.webp"
         if not target.is_file():
-            image = item.open(draft=(THUMBNAIL[0] * 2, THUMBNAIL[1] * 2))
+            image = item.open(draft=THUMBNAIL)  # a 4000x3000 JPEG decodes at 500x375
             image.thumbnail(THUMBNAIL, Image.Resampling.BICUBIC)
             buffer = io.BytesIO()
             image.save(buffer, "WEBP", quality=QUALITY)
