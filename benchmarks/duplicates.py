@@ -35,10 +35,11 @@ from PIL import Image, ImageEnhance
 
 from _common import AIO, ROOT
 from engines import InvalidQueryError, SearchEngine, create_engine, load_gallery
-from engines.duplicates import GalleryVectors, find_duplicates
-from engines.gallery import GalleryItem
+from engines.duplicates import group_duplicates
 from engines.gallery_map import gallery_map
 from engines.images import load_image
+from engines.items import GalleryItem
+from engines.results import GalleryVectors
 from engines.testing import build_tiny_clip
 
 LOSSLESS = ("copy", "lossless")
@@ -196,7 +197,7 @@ def timing(dims: int, n: int, kind: str, sources: np.ndarray, seed: int = 0) -> 
     vectors = GalleryVectors(matrix, items, tuple(map(str, range(n))), tuple(f"h{i}" for i in range(n)))
     started = time.perf_counter()
     try:
-        groups = find_duplicates(vectors, metric, threshold, higher_is_better=metric == "cosine")
+        groups = group_duplicates(vectors, metric, threshold, higher_is_better=metric == "cosine")
     except InvalidQueryError as exc:
         print(f"  ({kind} {n:,}: refused after {time.perf_counter() - started:.1f} s: {exc})", flush=True)
         return "refused"

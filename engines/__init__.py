@@ -20,7 +20,7 @@ Importing this package is cheap: models and databases load when an engine first 
 
 from .base import FeatureVector, Option, SearchEngine
 from .deployment import DEFAULT_MODEL, Deployment
-from .duplicates import DuplicateGroup
+from .duplicates import find_duplicates
 from .errors import (
     BackendUnavailableError,
     DatasetTooLargeError,
@@ -30,14 +30,27 @@ from .errors import (
     IndexCancelledError,
     InvalidQueryError,
     ModelUnavailableError,
+    TooManyCandidatesError,
     UnknownMetricError,
     UnreadableImageError,
 )
-from .gallery import Gallery, GalleryItem, as_gallery_items, list_image_files, load_gallery
-from .gallery_map import GalleryMap
+from .gallery import Gallery, as_gallery_items, load_gallery
+from .gallery_map import map_gallery
+from .items import GalleryItem
+from .listing import list_image_files
 from .query import NEGATIVE_WEIGHT, ImageQuery, Query, SearchQuery, Text, parse_text_query
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
-from .results import IndexProgress, SearchResult, SkippedFile
+from .results import (
+    DuplicateGroup,
+    GalleryMap,
+    GalleryVectors,
+    IndexProgress,
+    SearchResult,
+    SkippedFile,
+    VectorIdentity,
+)
+from .sources import FolderSource, HubSource, SavedDatasetSource, Source, parse_source
+from .transfer import export_index
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -53,6 +66,17 @@ __all__ = [
     "GalleryError",
     "GalleryItem",
     "GalleryMap",
+    "GalleryVectors",
+    "FolderSource",
+    "HubSource",
+    "SavedDatasetSource",
+    "Source",
+    "TooManyCandidatesError",
+    "VectorIdentity",
+    "export_index",
+    "find_duplicates",
+    "map_gallery",
+    "parse_source",
     "IndexCancelledError",
     "IndexProgress",
     "ImageQuery",

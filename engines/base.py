@@ -8,7 +8,6 @@ checking lives here, once, so every engine refuses bad input with the same messa
 from __future__ import annotations
 
 import abc
-import dataclasses
 import logging
 import math
 import threading
@@ -23,14 +22,14 @@ from PIL import Image
 
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
-from .gallery import GalleryItem, Items, as_gallery_items, hash_or_none
+from .gallery import Items, as_gallery_items
+from .items import GalleryItem
 from .metrics import SIMILARITIES
 from .query import Query, SearchQuery, Text, load_query_image
 from .results import Progress, SearchResult, SkippedFile, passing_threshold, summarise_skipped
 
 if TYPE_CHECKING:
-    from .duplicates import DuplicateGroup, GalleryVectors
-    from .gallery_map import GalleryMap
+    from .results import DuplicateGroup, GalleryMap, GalleryVectors, VectorIdentity
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class SearchEngine(abc.ABC):
         ``ip``). ``k`` larger than the gallery returns the whole (filtered) gallery.
         """
         if threshold is not None:
-            _check_threshold(threshold)
+            check_threshold(threshold)
         metric = self.check_metric(metric)
         if isinstance(k, bool) or not isinstance(k, int):
             raise InvalidQueryError(f"Expected k to be a positive integer, got {k!r}")
@@ -142,72 +141,41 @@ class SearchEngine(abc.ABC):
             return results
         return passing_threshold(results, threshold, metric in self.higher_is_better)
 
-    def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
-        """Groups of copies in the index, largest first: exact ones, then near ones.
+    # -- what the index holds, and the features built on it (functions over ``vectors()``) ----
+    def vectors(self, *, content_hashes: bool = False) -> GalleryVectors:
+        """The indexed gallery: one matrix, each row's item and record, the vectors' identity,
+        and (``content_hashes``) each item's SHA-256, remembered where the engine can."""
+        raise NotImplementedError(f"the {self.name} engine does not hand out its vectors")
 
-        Exact: the same file content, or the same decoded pixels in another encoding.
-        Near: every two members within ``threshold`` in ``metric`` (default: the engine's
-        ``duplicate_threshold`` for it). See :mod:`engines.duplicates`. Reads files only
-        to hash them (remembered) or to compare the pixels of candidate pairs of one size.
-        """
-        from .duplicates import find_duplicates  # noqa: PLC0415 - only where asked for
-
-        metric = self.check_metric(metric)
-        if threshold is None:
-            threshold = self.duplicate_threshold(metric)
-        else:
-            _check_threshold(threshold)
-        if len(self) == 0:
-            raise EmptyIndexError(self.name)
-        vectors = self._gallery_vectors()
-        if vectors.hashes is None:  # only duplicates need them: the map and exports do not hash
-            vectors = dataclasses.replace(vectors, hashes=self._content_hashes(vectors.items))
-        return find_duplicates(vectors, metric, float(threshold), higher_is_better=metric in self.higher_is_better)
+    def vector_identity(self) -> VectorIdentity:
+        """What makes this engine's vectors: equal identities mean interchangeable vectors."""
+        raise NotImplementedError(f"the {self.name} engine has no vector identity")
 
     def duplicate_threshold(self, metric: str | None = None) -> float:
         """The default near-duplicate threshold for ``metric``."""
         return self.duplicate_thresholds[self.check_metric(metric)]
 
-    def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
-        """A 2-D map of the index (PCA then t-SNE), sampled to ``limit`` images where larger."""
-        from .gallery_map import MAP_LIMIT, gallery_map  # noqa: PLC0415 - only where asked for
-
-        metric = self.check_metric(metric)
-        if len(self) == 0:
-            raise EmptyIndexError(self.name)
-        return gallery_map(self._gallery_vectors(), metric, engine=self.name, limit=limit or MAP_LIMIT, seed=seed)
-
-    def vector_identity(self) -> str:
-        """What makes this engine's vectors (JSON): equal identities mean interchangeable vectors."""
-        raise NotImplementedError(f"the {self.name} engine has no vector identity")
-
-    def export(self, target: str | Path, *, overwrite: bool = False) -> str:
-        """Write the index as a ``datasets`` dataset: images, labels, paths, content hashes and
-        vectors, with this engine's identity. ``target`` is a folder (refused if it exists,
-        unless ``overwrite``) or a Hub dataset id (``owner/name``, pushed with your token).
-        ``load_gallery(target)`` reads it back; indexing that with an engine of the same
-        identity reuses the vectors. Returns where it was written."""
-        from .transfer import export_index  # noqa: PLC0415 - datasets loads on first use
-
-        if len(self) == 0:
-            raise EmptyIndexError(self.name)
-        return export_index(
-            self._gallery_vectors(), self.vector_identity(), target, overwrite=overwrite, engine=self.name,
-            details=self.export_details(),
-        )
-
     def export_details(self) -> dict[str, str]:
         """How the vectors were made, for an export's dataset card (model, backend, precision)."""
         return {}
 
-    def _gallery_vectors(self) -> GalleryVectors:
-        """The indexed gallery as one matrix with each row's item and record."""
-        raise NotImplementedError(f"the {self.name} engine does not hand out its vectors")
+    def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
+        """``engines.find_duplicates(self, threshold, metric)``."""
+        from .duplicates import find_duplicates  # noqa: PLC0415 - a feature, loaded where used
 
-    def _content_hashes(self, items: Sequence[GalleryItem]) -> tuple[str | None, ...]:
-        """SHA-256 of each item's file (``None`` where it can no longer be read); engines
-        that remember hashes override this."""
-        return tuple(hash_or_none(item) for item in items)
+        return find_duplicates(self, threshold, metric)
+
+    def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
+        """``engines.map_gallery(self, metric, limit=limit, seed=seed)``."""
+        from .gallery_map import map_gallery  # noqa: PLC0415 - a feature, loaded where used
+
+        return map_gallery(self, metric, limit=limit, seed=seed)
+
+    def export(self, target: str | Path, *, overwrite: bool = False) -> str:
+        """``engines.export_index(self, target, overwrite=overwrite)``."""
+        from .transfer import export_index  # noqa: PLC0415 - datasets loads on first use
+
+        return export_index(self, target, overwrite=overwrite)
 
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""
@@ -308,6 +276,7 @@ def _label_set(labels: str | Sequence[str] | None) -> frozenset[str] | None:
     return chosen or None
 
 
-def _check_threshold(threshold: object) -> None:
+def check_threshold(threshold: object) -> None:
+    """A clear error for a threshold that is not a finite number."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
         raise InvalidQueryError(f"Expected threshold to be a finite number, got {threshold!r}")

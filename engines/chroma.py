@@ -25,14 +25,13 @@ import numpy as np
 
 from .base import FeatureVector, SearchResult, SkippedFile
 from .cache import ContentHashes, VectorCache, default_cache_dir
-from .chroma_db import ChromaDatabase, hnsw_configuration
+from .chroma_db import ChromaDatabase, CollectionDamagedError, CollectionMissingError, hnsw_configuration
 from .deployment import Deployment
-from .duplicates import GalleryVectors
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
-from .errors import BackendUnavailableError, EmptyIndexError
-from .gallery import GalleryItem
+from .errors import EmptyIndexError
+from .items import GalleryItem
 from .pipeline import FLUSH_EVERY, run_pipeline
-from .results import Progress, printable
+from .results import GalleryVectors, Progress, printable
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +126,22 @@ class ChromaEngine(UsesEmbedder):
         path: str | Path | None = None,
         host: str | None = None,
         port: int = 8000,
-        collection: str = "gallery",
+        collection: str | None = None,
+        gallery: str | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
+        """Collections are named by ``collection`` where given; else a gallery listed from
+        one folder by that folder's real path, so the app, ``python -m engines.index`` and
+        Python code share one index per folder; else by ``gallery`` (the app's name for a
+        dataset gallery), else ``"gallery"``."""
         super().__init__()
         if path is not None and host is not None:
             raise ValueError("Expected either path (embedded Chroma) or host (a Chroma server), not both")
         self.embedder = resolve_embedder(embedder)
         folder = None if host is not None else Path(path) if path is not None else default_cache_dir() / "chroma"
         self.db = ChromaDatabase(path=folder, host=host, port=port)
-        self.collection_prefix = _slug(collection)
+        self._collection = collection
+        self.collection_prefix = collection_prefix(collection or gallery or "gallery")
         #: Where the content hashes of gallery files are remembered between runs.
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._state: _State | None = None
@@ -150,7 +155,7 @@ class ChromaEngine(UsesEmbedder):
         )
         return {
             **super().deployment_options(deployment), **where,
-            "collection": deployment.gallery, "cache_dir": deployment.cache_dir,
+            "gallery": deployment.gallery, "cache_dir": deployment.cache_dir,
         }
 
     def _collection_name(self, space: str) -> str:
@@ -224,6 +229,11 @@ class ChromaEngine(UsesEmbedder):
         return list(self._state.labels) if self._state else []
 
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
+        roots = {item.root for item in gallery}
+        if self._collection is None and len(roots) == 1 and None not in roots:  # listed from one folder: named by it
+            named = collection_prefix(str(next(iter(roots))))
+            if named != self.collection_prefix:
+                self.collection_prefix, self._state, self._attached = named, None, False
         collections: dict[str, Any] = {}
         existing_by_space: dict[str, set[str]] = {}
         for space in SPACES:
@@ -278,9 +288,9 @@ class ChromaEngine(UsesEmbedder):
             return super()._stored_vector(result)
         return np.asarray(found[0], dtype=np.float32)
 
-    def _gallery_vectors(self) -> GalleryVectors:
+    def vectors(self, *, content_hashes: bool = False) -> GalleryVectors:
         state = self._state
-        if state is None:  # pragma: no cover - len() == 0 is refused before this
+        if state is None:
             raise EmptyIndexError(self.name)
         ids: list[str] = []
         metadatas: list[Any] = []
@@ -299,9 +309,9 @@ class ChromaEngine(UsesEmbedder):
             or GalleryItem(str(m.get("label", "")), _path_of(m), position=int(m.get("position", -1)))
             for record, m in zip(ids, metadatas, strict=True)
         )
-        # A record id starts with the file's content hash (see _record_id).
+        # A record id starts with the file's content hash (see _record_id): known without reading.
         hashes = tuple(record.split("-", 1)[0] for record in ids)
-        return GalleryVectors(np.concatenate(chunks), items, tuple(ids), hashes)
+        return GalleryVectors(np.concatenate(chunks), items, tuple(ids), hashes, self.vector_identity())
 
     def _readable(self, space: str) -> tuple[Any, set[str]]:
         """The collection for ``space`` (created if missing) and the ids it holds.
@@ -318,9 +328,7 @@ class ChromaEngine(UsesEmbedder):
                     probe = collection.get(ids=[next(iter(existing))], include=["embeddings"])["embeddings"]
                     collection.query(query_embeddings=probe, n_results=1, include=[])
             return collection, existing
-        except BackendUnavailableError as exc:
-            if type(exc.__cause__).__name__ != "InternalError":  # unreachable, not damaged
-                raise
+        except CollectionDamagedError as exc:
             log.warning(
                 "the %s collection of %s cannot be read (%s); dropping it and building it again",
                 space, self.db.location, exc.__cause__,
@@ -349,9 +357,7 @@ class ChromaEngine(UsesEmbedder):
                     query_embeddings=[vector], n_results=min(k, state.count), where=label_filter,
                     include=["metadatas", "distances"],
                 )
-        except BackendUnavailableError as exc:
-            if type(exc.__cause__).__name__ not in {"NotFoundError", "InvalidCollectionException"}:
-                raise
+        except CollectionMissingError as exc:
             # The collection went away under us (a server restarted empty): forget the
             # index, so that len() is 0 and the next build makes it again.
             self._state, self._attached = None, False
@@ -405,6 +411,11 @@ def _path_of(metadata: Mapping[str, Any]) -> str | None:
     return metadata.get("path") or None
 
 
-def _slug(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("._-")
-    return (cleaned or "gallery")[:48].rjust(3, "x")
+def collection_prefix(name: str) -> str:
+    """The start of a gallery's collection names: a folder by its real path (its last part,
+    readable, and a hash of the whole path, so that long paths never collide), other names
+    (a dataset id) the same way."""
+    text = os.path.realpath(os.path.expanduser(name)) if os.path.isdir(os.path.expanduser(name)) else name
+    cleaned = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "-" for c in os.path.basename(text.rstrip("/")) or text)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{(cleaned.strip('._-') or 'gallery')[:32]}-{digest}".rjust(3, "x")

@@ -29,6 +29,27 @@ def hnsw_configuration(space: str, **overrides: int) -> dict[str, Any]:
     return {"hnsw": {"space": space, **HNSW_SETTINGS, **overrides}}
 
 
+class CollectionDamagedError(BackendUnavailableError):
+    """The database answered, but a collection's files cannot be read (Chroma's InternalError)."""
+
+
+class CollectionMissingError(BackendUnavailableError):
+    """The database answered, but the collection is not there (a server restarted empty)."""
+
+
+def _kind_of(exc: Exception) -> type[BackendUnavailableError]:
+    """Which failure a Chroma client exception is, by Chroma's own error types."""
+    try:
+        from chromadb import errors
+    except ImportError:  # pragma: no cover - chromadb is a dependency
+        return BackendUnavailableError
+    if isinstance(exc, errors.NotFoundError):
+        return CollectionMissingError
+    if isinstance(exc, errors.InternalError):
+        return CollectionDamagedError
+    return BackendUnavailableError
+
+
 class ChromaDatabase:
     """One Chroma database: a folder opened embedded (``path``), or a server (``host``, ``port``)."""
 
@@ -50,14 +71,17 @@ class ChromaDatabase:
 
     @contextlib.contextmanager
     def guard(self, doing: str) -> Iterator[None]:
-        """Turn the client's many failure types into one typed error naming the database."""
+        """Turn the client's many failure types into typed errors naming the database: a
+        collection gone (``CollectionMissingError``), one whose files are damaged
+        (``CollectionDamagedError``), anything else (``BackendUnavailableError``)."""
         try:
             yield
         except EngineError:
             raise
         except Exception as exc:
-            hint = " Is the server running (chroma run --path DIR --port N)?" if self.host else ""
-            raise BackendUnavailableError(
+            kind = _kind_of(exc)
+            hint = " Is the server running (chroma run --path DIR --port N)?" if self.host and kind is BackendUnavailableError else ""
+            raise kind(
                 f"Could not {doing} ({self.location}): {type(exc).__name__}: {exc}.{hint}",
                 location=self.location, server=self.server,
             ) from exc

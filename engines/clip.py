@@ -15,7 +15,7 @@ import numpy as np
 from .base import SkippedFile
 from .cache import ContentHashes
 from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
-from .gallery import GalleryItem
+from .items import GalleryItem
 from .metrics import METRICS
 from .results import Progress
 from .vector_engine import VectorEngine
@@ -35,7 +35,7 @@ class ClipEngine(UsesEmbedder, VectorEngine):
         self,
         *,
         embedder: ClipEmbedder | EmbedderConfig | None = None,
-        cache: str = "on",
+        cache: bool | str = True,
         cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__(cache=cache, cache_dir=cache_dir)

@@ -29,5 +29,6 @@ class Deployment:
     #: A Chroma server to use instead of the embedded database.
     chroma_host: str | None = None
     chroma_port: int = 8000
-    #: Name of the gallery being indexed, for stores that keep one index per gallery.
-    gallery: str = "gallery"
+    #: Name of the gallery being indexed, for stores that keep one index per gallery and whose
+    #: images have no folder to be named by (a dataset); ``None``: none.
+    gallery: str | None = None

@@ -9,7 +9,6 @@ the model's work make indexing fast without changing a single vector.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -27,10 +26,11 @@ from .base import FeatureVector, SearchEngine
 from .cache import default_cache_dir
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
-from .gallery import GalleryItem
 from .hub import first_line, load_clip, model_identity
+from .items import GalleryItem
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
 from .preprocess import ClipPreprocess
+from .results import VectorIdentity
 
 log = logging.getLogger(__name__)
 
@@ -324,9 +324,9 @@ class UsesEmbedder(SearchEngine):
             options["export_dir"] = str(deployment.cache_dir / "onnx")
         return {**super().deployment_options(deployment), **options}
 
-    def vector_identity(self) -> str:
+    def vector_identity(self) -> VectorIdentity:
         # The CLIP and Chroma engines hold the same vectors: one identity for both.
-        return json.dumps({"engine": "clip", "settings": self.embedder.identity()}, sort_keys=True, default=str)
+        return VectorIdentity.of("clip", self.embedder.identity())
 
     def export_details(self) -> dict[str, str]:
         return {"model": self.embedder.model_name, "backend": self.embedder.backend, "precision": self.embedder.precision}

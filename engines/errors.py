@@ -39,6 +39,17 @@ class IndexCancelledError(EngineError):
         self.total = total
 
 
+class TooManyCandidatesError(InvalidQueryError):
+    """A duplicate threshold admits more candidate pairs than memory allows (``limit``)."""
+
+    def __init__(self, threshold: float, metric: str, images: int, limit: int, advice: str = "") -> None:
+        super().__init__(
+            f"Expected a stricter duplicate threshold: {threshold:g} ({metric}) makes more than {limit:,} pairs "
+            f"of this {images:,}-image gallery candidates" + (f"; {advice}" if advice else "")
+        )
+        self.threshold, self.metric, self.images, self.limit = threshold, metric, images, limit
+
+
 class UnknownMetricError(InvalidQueryError):
     """The metric name is not one of ``engine.metrics``."""
 

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from .base import SearchEngine, SearchResult, SkippedFile
 from .errors import EngineError, GalleryError, ModelUnavailableError
-from .gallery import Gallery, GalleryItem, Items, as_gallery_items, load_gallery
+from .gallery import Gallery, Items, as_gallery_items, load_gallery
+from .items import GalleryItem
 from .registry import available_engines, create_engine, engine_options
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,12 @@ how an engine groups the gallery: raw pixels by colour and layout, CLIP by meani
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .duplicates import GalleryVectors
+from .base import SearchEngine
 from .errors import EmptyIndexError
 from .metrics import unit_rows
-from .results import SearchResult
+from .results import GalleryMap, GalleryVectors, SearchResult
 
 #: Images mapped at most; a larger gallery is sampled (the map says so). The map of 10,000
 #: points takes about 33 s on 2 cores (benchmarks/duplicates.py prints it).
@@ -21,18 +19,12 @@ MAP_LIMIT = 10_000
 PCA_DIMS = 50
 
 
-@dataclass(frozen=True)
-class GalleryMap:
-    """Positions in [0, 1] x [0, 1], one per member; ``total`` is the size of the index."""
-
-    points: np.ndarray
-    members: tuple[SearchResult, ...]
-    total: int
-    method: str
-
-    @property
-    def sampled(self) -> bool:
-        return len(self.members) < self.total
+def map_gallery(engine: SearchEngine, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
+    """A 2-D map of ``engine``'s index (PCA then t-SNE), sampled to ``limit`` images where larger."""
+    metric = engine.check_metric(metric)
+    if len(engine) == 0:
+        raise EmptyIndexError(engine.name)
+    return gallery_map(engine.vectors(), metric, engine=engine.name, limit=limit or MAP_LIMIT, seed=seed)
 
 
 def gallery_map(

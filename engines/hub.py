@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelUnavailableError
+from .sources import FolderSource, parse_source
 
 #: How long the one connection attempt may take.
 CONNECT_TIMEOUT_S = 3.0
@@ -41,8 +42,8 @@ def hub_offline_reason() -> str | None:
 
 
 def is_local_path(name: str) -> bool:
-    """True for a model or dataset given as an existing folder."""
-    return os.path.isdir(os.path.expanduser(name))
+    """True for a model given as a folder (which may not exist), never a Hub id."""
+    return isinstance(parse_source(name, purpose="model"), FolderSource)
 
 
 def load_clip(name: str, revision: str | None, device: str | None) -> tuple[Any, Any, str]:
@@ -51,7 +52,7 @@ def load_clip(name: str, revision: str | None, device: str | None) -> tuple[Any,
     Raises ``ModelUnavailableError`` with its ``kind``: a folder that does not exist, a Hub
     that cannot be reached (within seconds), a model that is no CLIP, or anything else.
     """
-    if _names_a_folder(name) and not os.path.isdir(name):
+    if is_local_path(name) and not os.path.isdir(os.path.expanduser(name)):
         raise ModelUnavailableError(name, f"the folder {name} does not exist", kind="not-found")
     try:
         processor, model, device = _from_pretrained(name, revision, device)
@@ -80,7 +81,7 @@ def _from_pretrained(name: str, revision: str | None, device: str | None) -> tup
         model = AutoModel.from_pretrained(name, local_files_only=True, **kwargs)
     except Exception:
         if is_local_path(name):
-            raise  # a folder that does not load will not load from the Hub either
+            raise  # a folder does not load from the Hub either
         reason = hub_offline_reason()
         if reason is not None:
             raise ModelUnavailableError(name, f"it is not in the local cache, and {reason}", kind="offline") from None
@@ -98,11 +99,6 @@ def model_identity(name: str, model: Any, revision: str | None) -> dict[str, obj
         return {"model": str(folder), "files": files}
     commit = getattr(model.config, "_commit_hash", None)
     return {"model": name, "revision": commit or revision or "main"}
-
-
-def _names_a_folder(model: str) -> bool:
-    """A model written as a path (``~/m``, ``./m``, ``/m``) names a local folder, never a Hub id."""
-    return model.startswith(("/", "./", "../", "~"))
 
 
 def _failure_kind(exc: BaseException) -> str:

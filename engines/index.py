@@ -27,6 +27,7 @@ from .deployment import DEFAULT_MODEL, Deployment
 from .errors import EngineError
 from .gallery import load_gallery
 from .registry import available_engines, create_engine, engine_class
+from .sources import HubSource, parse_source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,12 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--ray embeds with CLIP: use --engine clip or chroma")
     if args.actors is not None and args.actors < 1:
         parser.error("--actors must be at least 1")
-    source = args.data
-    local = os.path.expanduser(source)
-    if os.path.exists(local):
-        source = os.path.realpath(local)  # the app names a folder's collection by its real path
     try:
-        gallery = load_gallery(source)
+        found = parse_source(args.data)
+        # A folder by its real path, as the app names it (the gallery a dataset's collection is named by).
+        gallery = load_gallery(found.id if isinstance(found, HubSource) else os.path.realpath(found.path))
         deployment = Deployment(
             model=args.model, backend=args.backend, precision=args.precision,
             cache_dir=Path(args.cache_dir) if args.cache_dir else None,

@@ -10,7 +10,6 @@ run computes only what is missing.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from tqdm import tqdm
 
 from .base import SearchEngine, SkippedFile
 from .errors import GalleryError
-from .gallery import GalleryItem
 from .images import os_reason
-from .results import IndexProgress, Progress
+from .items import GalleryItem
+from .results import IndexProgress, Progress, VectorIdentity
 
 #: How many new vectors are computed between two writes to the store: the most work a
 #: crash mid-index can lose.
@@ -68,7 +67,7 @@ def run_pipeline(
     skipped: list[SkippedFile],
     progress: Progress,
     write_limit: int | None = None,
-    identity: str | None = None,
+    identity: VectorIdentity | None = None,
     dim: int | None = None,
     normalised: bool = False,
 ) -> IndexRun:
@@ -113,7 +112,8 @@ def run_pipeline(
         vectors_.clear()
 
     computed = 0
-    bar = tqdm(total=len(todo), desc=f"Indexing ({engine.name})", unit="img", disable=progress is not True)
+    # Nothing to compute: no bar at all (an empty one printed "0img" twice).
+    bar = tqdm(total=len(todo), desc=f"Indexing ({engine.name})", unit="img", disable=progress is not True or not todo)
     report = _Reporter(engine.name, len(todo), progress if callable(progress) else None)
     try:
         reused: set[int] = set()
@@ -198,31 +198,35 @@ def stored_vector_problem(vector: object, dim: int | None, normalised: bool) -> 
 
 def _with_stored(
     items: list[GalleryItem], compute: Callable[[list[GalleryItem]], Iterator[np.ndarray | Exception]],
-    identity: str | None, reused: set[int], dim: int | None = None, normalised: bool = False,
+    identity: VectorIdentity | None, reused: set[int], dim: int | None = None, normalised: bool = False,
 ) -> Iterator[np.ndarray | Exception]:
     """``compute``'s outcomes, with the items' stored vectors in place of computing them
     (their ``id`` is added to ``reused``); a stored vector that fails the checks becomes
     a ``StoredVectorError`` outcome, so its item is skipped with the reason."""
     # Vectors of another kind of engine (CLIP vectors met by the pixel engine) are ignored:
     # the images came with them. The same kind with other settings is a mismatch.
-    families: dict[str | None, object] = {}  # one parse per distinct identity, not per item
+    parsed: dict[object, VectorIdentity | None] = {}  # one parse per distinct identity, not per item
 
-    def family(of: str | None) -> object:
-        if of not in families:
-            families[of] = _family(of)
-        return families[of]
+    def identity_of(text: object) -> VectorIdentity | None:
+        key = text if isinstance(text, str) else repr(text)
+        if key not in parsed:
+            parsed[key] = VectorIdentity.from_json(text)
+        return parsed[key]
 
-    carried = [item.stored if item.stored is not None and family(item.stored[0]) == family(identity) else None
-               for item in items]
+    engine = identity.engine if identity is not None else None
+    carried = []
+    for item in items:
+        found = identity_of(item.stored[0]) if item.stored is not None else None
+        carried.append((found, item.stored[1]) if found is not None and found.engine == engine else None)  # type: ignore[index]
     if not any(carried):
         yield from compute(items)
         return
     for stored in carried:
         if stored is not None and stored[0] != identity:
             raise GalleryError(
-                f"This index was exported with {_describe(stored[0])}; this engine makes vectors with "
-                f"{_describe(identity)}. Index it with the same model and precision, or rebuild it from "
-                "the images"
+                f"This index was exported with {stored[0].describe()}; this engine makes vectors with "
+                f"{identity.describe() if identity is not None else 'no identity'}. Index it with the same model and "
+                "precision, or rebuild it from the images"
             )
     rest = iter(compute([item for item, stored in zip(items, carried, strict=True) if stored is None]))
     for item, stored in zip(items, carried, strict=True):
@@ -235,23 +239,3 @@ def _with_stored(
             continue
         reused.add(id(item))
         yield np.asarray(stored[1], dtype=np.float32)
-
-
-def _family(identity: str | None) -> object:
-    try:
-        return json.loads(identity or "").get("engine")
-    except (ValueError, AttributeError, TypeError):
-        return None
-
-
-def _describe(identity: str | None) -> str:
-    """A vector identity as a person reads it: the model and its settings."""
-    try:
-        found = json.loads(identity or "")
-        if not isinstance(found, dict):
-            raise ValueError(identity)
-    except (ValueError, TypeError):
-        return repr(identity)
-    inner = found.get("settings") or {}
-    parts = [f"{key} {value}" for key, value in sorted(inner.items()) if key in {"model", "precision", "features", "size", "bins"}]
-    return f"the {found.get('engine', 'unknown')} engine ({', '.join(parts) or identity})"

@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 from .base import FeatureVector, Option
-from .duplicates import DuplicateGroup
-from .errors import InvalidQueryError, UnreadableImageError
-from .gallery import GalleryItem
+from .errors import TooManyCandidatesError, UnreadableImageError
+from .items import GalleryItem
 from .metrics import METRICS, Blocks
+from .results import DuplicateGroup
 from .vector_engine import VectorEngine
 
 FEATURES = ("pixels", "histogram", "phash")
@@ -65,7 +65,7 @@ class PixelEngine(VectorEngine):
         size: int | tuple[int, int] = DEFAULT_SIZE,
         bins: int = 8,
         workers: int | None = None,
-        cache: str = "on",
+        cache: bool | str = True,
         cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__(cache=cache, cache_dir=cache_dir)
@@ -87,12 +87,13 @@ class PixelEngine(VectorEngine):
     def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
         try:
             return super().duplicates(threshold, metric)
-        except InvalidQueryError as exc:
-            if self.features == "phash" or "stricter duplicate threshold" not in str(exc):
+        except TooManyCandidatesError as exc:
+            if self.features == "phash":
                 raise
             # Thousands of raw-pixel or histogram vectors are too alike for an exact pair
             # search in bounded memory; the perceptual hash is made for this.
-            raise InvalidQueryError(f"{exc}; the phash pixel features are made for finding copies") from exc
+            raise TooManyCandidatesError(exc.threshold, exc.metric, exc.images, exc.limit,
+                                         advice="the phash pixel features are made for finding copies") from exc
 
     def _blocks(self) -> Blocks | None:
         # Block sums of neighbouring pixels (or of neighbouring colour bins) bound every

@@ -19,7 +19,7 @@ import numpy as np
 from .cache import default_cache_dir
 from .embedder import ClipEmbedder, EmbedderConfig
 from .errors import UnreadableImageError
-from .gallery import GalleryItem
+from .items import GalleryItem
 
 log = logging.getLogger(__name__)
 

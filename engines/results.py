@@ -1,10 +1,18 @@
-"""The records engines hand back: a ranked result, and a gallery file that was not indexed."""
+"""The records engines hand back and take: a ranked result, a file that was not indexed, an
+index's vectors and their identity, duplicate groups, a map, a build's progress."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .items import GalleryItem
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,90 @@ class SearchResult:
     #: The engine's own name for the image's stored vector, so that a later query can use
     #: this result as an example (``Query(positive=[result])``) without computing anything.
     record: str = ""
+
+
+@dataclass(frozen=True)
+class VectorIdentity:
+    """What makes an engine's vectors: equal identities mean interchangeable vectors.
+
+    ``settings`` (feature settings, model identity, precision) are kept as canonical JSON, so
+    two identities compare by value; ``to_json`` is the text an export writes in every row.
+    """
+
+    engine: str
+    settings_json: str
+
+    @classmethod
+    def of(cls, engine: str, settings: Mapping[str, object]) -> VectorIdentity:
+        return cls(engine, json.dumps(dict(settings), sort_keys=True, default=str))
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.settings_json)
+        return found
+
+    def to_json(self) -> str:
+        return json.dumps({"engine": self.engine, "settings": self.settings}, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: object) -> VectorIdentity | None:
+        """The identity written by ``to_json``, or ``None`` for anything else (data from outside)."""
+        try:
+            found = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+        if not isinstance(found, dict) or not isinstance(found.get("engine"), str) or not isinstance(
+            found.get("settings"), dict
+        ):
+            return None
+        return cls.of(found["engine"], found["settings"])
+
+    def describe(self) -> str:
+        """As a person reads it: ``the clip engine (model /models/b32, precision int8)``."""
+        shown = {"model", "precision", "features", "size", "bins"}
+        parts = [f"{key} {value}" for key, value in sorted(self.settings.items()) if key in shown]
+        return f"the {self.engine} engine ({', '.join(parts) or self.settings_json})"
+
+
+@dataclass(frozen=True)
+class GalleryVectors:
+    """An engine's indexed gallery (``engine.vectors()``): one matrix, with the item and record
+    of each row, what made the vectors, and each item's content hash where asked for."""
+
+    matrix: np.ndarray
+    items: tuple[GalleryItem, ...]
+    records: tuple[str, ...]
+    #: SHA-256 of each item's file (``None`` for one no longer readable); ``None`` when not asked for.
+    hashes: tuple[str | None, ...] | None = None
+    identity: VectorIdentity | None = None
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """A set of gallery images that are copies of one another.
+
+    ``members`` are ordinary results: ``rank`` is the place in the group, ``score`` the
+    metric from the first member (0 distance, or similarity 1, for exact copies), and
+    ``record`` lets a member be used as a query. ``score`` of the group is its worst pair.
+    """
+
+    kind: str
+    members: tuple[SearchResult, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class GalleryMap:
+    """Positions in [0, 1] x [0, 1], one per member; ``total`` is the size of the index."""
+
+    points: np.ndarray
+    members: tuple[SearchResult, ...]
+    total: int
+    method: str
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.members) < self.total
 
 
 @dataclass(frozen=True)

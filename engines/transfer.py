@@ -18,25 +18,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .duplicates import GalleryVectors
-from .errors import GalleryError
-from .gallery import HUB_ID
+from .base import SearchEngine
+from .errors import EmptyIndexError, GalleryError
 from .images import open_regular
-from .results import printable
+from .results import GalleryVectors, printable
+from .sources import HubSource, parse_source
 
 
-def is_hub_target(target: str | Path) -> bool:
-    """An ``owner/name`` string that is not an existing path (write a folder of that shape as ``./owner/name``)."""
-    return isinstance(target, str) and bool(HUB_ID.match(target)) and not os.path.exists(target)
+def export_index(engine: SearchEngine, target: str | Path, *, overwrite: bool = False) -> str:
+    """Write ``engine``'s index as a ``datasets`` dataset: images, labels, paths, content hashes
+    and vectors, with the engine's identity. ``target`` is a folder (refused if it exists,
+    unless ``overwrite``) or a Hub dataset id (``owner/name``, pushed with your token).
+    ``load_gallery(target)`` reads it back; indexing that with an engine of the same identity
+    reuses the vectors. Returns where it was written."""
+    if len(engine) == 0:
+        raise EmptyIndexError(engine.name)
+    return write_index(engine.vectors(), target, overwrite=overwrite, engine=engine.name,
+                       details=engine.export_details())
 
 
-def export_index(
-    vectors: GalleryVectors, identity: str, target: str | Path, *, overwrite: bool = False, engine: str = "",
+def write_index(
+    vectors: GalleryVectors, target: str | Path, *, overwrite: bool = False, engine: str = "",
     details: dict[str, str] | None = None,
 ) -> str:
-    """Write ``vectors`` (with their images) to ``target``: a folder, or a Hub dataset id. Returns where."""
+    """Write ``vectors`` (with their images and identity) to ``target``: a folder, or a Hub
+    dataset id. Returns where."""
     import datasets
 
+    if vectors.identity is None:
+        raise ValueError("Expected vectors with their identity (engine.vectors())")
+    identity = vectors.identity.to_json()
     dim = int(vectors.matrix.shape[1])
     features = datasets.Features({
         "image": datasets.Image(),
@@ -46,8 +57,9 @@ def export_index(
         "vector": datasets.Sequence(datasets.Value("float32"), length=dim),
         "index_identity": datasets.Value("string"),
     })
-    hub = is_hub_target(target)
-    folder = Path(os.path.expanduser(str(target))).resolve() if not hub else None
+    where = parse_source(target, purpose="target")
+    hub = isinstance(where, HubSource)
+    folder = None if isinstance(where, HubSource) else Path(where.path).resolve()
     if folder is not None and folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} already exists; choose another folder or ask to overwrite it")
 

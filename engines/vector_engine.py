@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import json
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,11 @@ import numpy as np
 from .base import FeatureVector, SearchEngine, SearchResult, SkippedFile
 from .cache import ContentHashes, VectorCache, default_cache_dir
 from .deployment import Deployment
-from .duplicates import GalleryVectors
 from .errors import EmptyIndexError
-from .gallery import GalleryItem, hash_or_none
+from .items import GalleryItem, hash_or_none
 from .metrics import Blocks, VectorIndex
 from .pipeline import run_pipeline
-from .results import Progress
+from .results import GalleryVectors, Progress, VectorIdentity
 
 
 @dataclass(frozen=True)
@@ -110,11 +108,11 @@ class VectorEngine(SearchEngine):
     #: Whether ``_item_key`` is the file's SHA-256 (then duplicates read no file to hash it).
     _keys_are_content_hashes: bool = False
 
-    def __init__(self, *, cache: str = "on", cache_dir: str | Path | None = None) -> None:
+    def __init__(self, *, cache: bool | str = True, cache_dir: str | Path | None = None) -> None:
         super().__init__()
-        if cache not in {"on", "off"}:
-            raise ValueError(f"Expected cache to be 'on' or 'off', got {cache!r}")
-        self.cache_enabled = cache == "on"
+        if cache not in {True, False, "on", "off"} or isinstance(cache, int) and not isinstance(cache, bool):
+            raise ValueError(f"Expected cache to be True or False ('on' or 'off'), got {cache!r}")
+        self.cache_enabled = cache in {True, "on"}
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._snapshot: _Snapshot | None = None
 
@@ -211,30 +209,30 @@ class VectorEngine(SearchEngine):
             return super()._stored_vector(result)
         return snapshot.vectors.matrix[rows[result.record]]  # type: ignore[union-attr]
 
-    def vector_identity(self) -> str:
-        return json.dumps({"engine": self.name, "settings": self._cache_namespace()}, sort_keys=True, default=str)
+    def vector_identity(self) -> VectorIdentity:
+        return VectorIdentity.of(self.name, self._cache_namespace())
 
-    def _gallery_vectors(self) -> GalleryVectors:
+    def vectors(self, *, content_hashes: bool = False) -> GalleryVectors:
         snapshot = self._snapshot
-        if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
+        if snapshot is None:
             raise EmptyIndexError(self.name)
-        hashes = snapshot.keys if self._keys_are_content_hashes else next(iter(snapshot.hashes), None)
-        return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes)
+        hashes: tuple[str | None, ...] | None = snapshot.keys if self._keys_are_content_hashes else None
+        if content_hashes and hashes is None:
+            hashes = self._content_hashes(snapshot)
+        return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes, self.vector_identity())
 
-    def _content_hashes(self, items: Sequence[GalleryItem]) -> tuple[str | None, ...]:
-        if not self.cache_enabled:
-            return super()._content_hashes(items)
-        # Remembered by path, size and time: only new or changed files are read; and kept
-        # for this snapshot, so that moving the threshold does not stat the gallery again.
-        snapshot = self._snapshot
-        known = ContentHashes(self.cache_dir / "content-hashes.json")
-        try:
-            hashes = tuple(hash_or_none(item, known) for item in items)
-        finally:
-            known.save()
-        if snapshot is not None and items is snapshot.items:
-            snapshot.hashes[:] = [hashes]
-        return hashes
+    def _content_hashes(self, snapshot: _Snapshot) -> tuple[str | None, ...]:
+        """SHA-256 of each item's file, once per snapshot (kept on it, so that moving the
+        duplicates threshold stats nothing), remembered by path, size and time in the cache
+        folder (only new or changed files are read); ``None`` where unreadable."""
+        if not snapshot.hashes:
+            known = ContentHashes(self.cache_dir / "content-hashes.json") if self.cache_enabled else None
+            try:
+                snapshot.hashes[:] = [tuple(hash_or_none(item, known) for item in snapshot.items)]
+            finally:
+                if known is not None:
+                    known.save()
+        return snapshot.hashes[0]
 
     @property
     def labels(self) -> list[str]:

@@ -42,7 +42,12 @@ def test_a_new_process_sees_the_index_without_re_embedding(tiny_clip: str, tmp_p
     ).format(model=tiny_clip, path=str(tmp_path / "db"), folder=str(gallery / "train"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "16"
-    fresh = chroma(tiny_clip, tmp_path)
+    # A folder's index is named by the folder, in every process and from the app and the CLI.
+    assert chroma(tiny_clip, tmp_path, collection="gallery").__len__() == 0
+    fresh = chroma(tiny_clip, tmp_path, gallery="a name used only for images without a folder")
+    fresh.index(gallery / "train", progress=False)  # finds the folder's collection: nothing embedded
+    assert fresh.last_computed == 0
+    fresh = chroma(tiny_clip, tmp_path, collection=str(gallery / "train"))
     assert len(fresh) == 16 and fresh.labels == sorted(["red", "green", "blue", "ünïcode class"])
     assert fresh.search(Text("red"), k=3)
     fresh.index(gallery / "train", progress=False)

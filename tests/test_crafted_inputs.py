@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from engines import InvalidQueryError, Text, create_engine, list_image_files, load_gallery, parse_text_query
-from engines.gallery import OUTSIDE_DATASET, as_gallery_items
+from engines.gallery import as_gallery_items
+from engines.items import OUTSIDE_DATASET
 from engines.query import MAX_QUERY_TERMS
 from engines.testing import make_gallery, make_image
 from ui import duplicates_tab, search_tab

@@ -13,9 +13,11 @@ from PIL import Image, ImageEnhance
 
 from conftest import ROOT
 from engines import EmptyIndexError, InvalidQueryError, create_engine, load_gallery
-from engines.duplicates import GalleryVectors, candidate_pairs, find_duplicates
-from engines.gallery import GalleryItem
+from engines.duplicates import group_duplicates
 from engines.images import load_image
+from engines.items import GalleryItem
+from engines.pairs import candidate_pairs
+from engines.results import GalleryVectors
 
 DEMO = ROOT / "data"
 
@@ -82,12 +84,12 @@ def test_groups_never_chain_through_a_line_of_neighbours() -> None:
     matrix = np.array([[0.0, 0.0], [0.6, 0.0], [1.2, 0.0], [5.0, 5.0]], dtype=np.float32)
     items = tuple(GalleryItem("", f"/nonexistent/{i}.png", position=i) for i in range(4))
     vectors = GalleryVectors(matrix, items, ("a", "b", "c", "d"), ("ha", "hb", "hc", "hd"))
-    groups = find_duplicates(vectors, "l2", 1.0, higher_is_better=False)
+    groups = group_duplicates(vectors, "l2", 1.0, higher_is_better=False)
     assert len(groups) == 1 and len(groups[0].members) == 2 and groups[0].kind == "near"
     line = np.linspace(0, 10, 50, dtype=np.float32)[:, None] * np.array([[1.0, 0.0]], dtype=np.float32)
     items = tuple(GalleryItem("", f"/nonexistent/{i}.png", position=i) for i in range(50))
     vectors = GalleryVectors(line, items, tuple(map(str, range(50))), tuple(map(str, range(50))))
-    for group in find_duplicates(vectors, "l2", 0.5, higher_is_better=False):
+    for group in group_duplicates(vectors, "l2", 0.5, higher_is_better=False):
         positions = [m.position for m in group.members]
         assert max(positions) - min(positions) <= 2  # 0.2 apart: at most three within 0.5
 
@@ -134,15 +136,16 @@ def test_empty_single_and_bad_threshold(tmp_path: Path) -> None:
 
 
 def test_a_threshold_admitting_everything_is_refused_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engines import duplicates
+    from engines import TooManyCandidatesError, pairs
 
-    monkeypatch.setattr(duplicates, "MAX_CANDIDATES", 100)
+    monkeypatch.setattr(pairs, "MAX_CANDIDATES", 100)
     matrix = np.zeros((50, 4), dtype=np.float32)
-    with pytest.raises(InvalidQueryError, match="stricter duplicate threshold"):
+    with pytest.raises(TooManyCandidatesError, match="stricter duplicate threshold") as refused:
         candidate_pairs(matrix, "l2", 1.0)
+    assert (refused.value.images, refused.value.limit) == (50, 100)
     engine = create_engine("pixel")
     engine.index(load_gallery(DEMO)["train"], progress=False)
-    with pytest.raises(InvalidQueryError, match="phash pixel features are made for finding copies"):
+    with pytest.raises(TooManyCandidatesError, match="phash pixel features are made for finding copies"):
         engine.duplicates(threshold=1000.0)
 
 

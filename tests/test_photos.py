@@ -146,6 +146,7 @@ def test_a_folder_that_changed_is_noticed_before_a_search(tmp_path: Path, monkey
     from engines.testing import make_gallery, make_image
 
     monkeypatch.setattr(ui.service, "CHANGES_EVERY_S", 0.0)
+    monkeypatch.setattr(ui.service, "CHANGES_COST_FACTOR", 0)
     monkeypatch.setattr(ui.service, "AUTO_UPDATE_MAX", 3)
     gallery = make_gallery(tmp_path / "g")
     source = str(gallery)

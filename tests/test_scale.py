@@ -13,8 +13,8 @@ import pytest
 from engines import Deployment, GalleryError, create_engine, load_gallery, pipeline
 from engines import embedder as embedder_module
 from engines.embedder import EmbedderConfig
-from engines.gallery import GalleryItem
 from engines.index import main
+from engines.items import GalleryItem
 from engines.testing import make_gallery
 
 

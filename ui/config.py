@@ -132,8 +132,9 @@ def startup_problem(config: AppConfig) -> str | None:
     """
     import socket
 
+    from engines import FolderSource, GalleryError, parse_source
     from engines.embedder import EmbedderConfig
-    from engines.gallery import iter_image_files
+    from engines.listing import iter_image_files
 
     try:
         EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
@@ -145,13 +146,16 @@ def startup_problem(config: AppConfig) -> str | None:
         except argparse.ArgumentTypeError as exc:
             return f"{exc} ({flag})"
 
-    data = os.path.expanduser(config.data)
-    if os.path.exists(data) or data.startswith((".", "/")) or os.sep in data and data.count("/") != 1:
-        if not os.path.isdir(data):
-            return f"the gallery folder {data} does not exist (--data)"
+    try:
+        found = parse_source(config.data)
+    except GalleryError as exc:
+        return f"{exc} (--data)"
+    if isinstance(found, FolderSource):
+        if not found.exists:
+            return f"the gallery folder {found.path} does not exist (--data)"
         # Only whether there is an image: listing a 100,000-photo folder is the first page load's job.
-        if next(iter_image_files(data), None) is None:
-            return f"the gallery folder {data} holds no images (--data)"
+        if next(iter_image_files(found.path), None) is None:
+            return f"the gallery folder {found.path} holds no images (--data)"
     host, port = config.host or "127.0.0.1", config.port or 7860
     with socket.socket() as probe:
         try:

@@ -12,8 +12,7 @@ from typing import Any
 import gradio as gr
 
 from engines import available_engines, engine_info
-from engines.duplicates import DuplicateGroup
-from engines.results import printable
+from engines.results import DuplicateGroup, printable
 
 from .controls import EngineControls, progress_bar
 from .images import caption

@@ -19,7 +19,7 @@ from PIL import Image
 
 from engines import GalleryItem, SearchResult
 from engines.cache import atomic_write_bytes
-from engines.gallery import within
+from engines.items import within
 from engines.results import printable
 
 THUMBNAIL = (320, 320)

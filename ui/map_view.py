@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engines import SearchResult
-from engines.gallery_map import GalleryMap
+from engines.results import GalleryMap
 
 SIZE = (1200, 900)
 MARGIN = 36
