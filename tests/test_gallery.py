@@ -143,3 +143,65 @@ def test_a_changed_file_is_seen_when_the_folder_is_listed_again(tmp_path: Path) 
     Image.new("RGB", (8, 8), "blue").save(tmp_path / "a.png")
     os.utime(tmp_path / "a.png", ns=(1, 1))
     assert load_gallery(tmp_path)["train"][0].stat_key() != before
+
+
+def test_a_gallery_is_the_imagefolder_dataset_and_comes_back(gallery: Path) -> None:
+    import datasets
+
+    loaded = load_gallery(gallery)
+    ours = loaded.to_dataset()
+    theirs = datasets.load_dataset("imagefolder", data_dir=str(gallery))
+    assert set(ours) == set(theirs) == {"train", "test"}
+    for split in ours:
+        assert ours[split].features["label"].names == theirs[split].features["label"].names
+
+        def rows(dataset: datasets.Dataset) -> list[tuple[str, str]]:
+            cells = dataset.cast_column("image", datasets.Image(decode=False))
+            names = dataset.features["label"].names
+            return sorted((Path(c["path"]).name, names[label]) for c, label in zip(cells["image"], cells["label"], strict=True))
+
+        assert rows(ours[split]) == rows(theirs[split])
+    back = load_gallery(ours)  # a DatasetDict in hand is a gallery too
+    assert back.labelled and [len(back[s]) for s in ("train", "test")] == [len(loaded[s]) for s in ("train", "test")]
+    assert {(i.label, i.path) for i in back["train"]} == {(i.label, i.path) for i in loaded["train"]}
+
+
+def test_a_photo_tree_becomes_a_dataset_with_text_labels(tmp_path: Path) -> None:
+    from engines.testing import make_image
+
+    for folder in ("2023/summer", "2024"):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        make_image((1, 2, 3), 1).save(tmp_path / "photos" / folder / "a.png")
+    dataset = load_gallery(tmp_path / "photos").to_dataset()
+    assert list(dataset) == ["train"] and sorted(dataset["train"]["label"]) == ["2023/summer", "2024"]
+
+
+@pytest.mark.parametrize("text, purpose, kind", [
+    ("owner/name", "gallery", "HubSource"),
+    ("openai/clip-vit-base-patch32", "model", "HubSource"),
+    ("bert-base-uncased", "model", "HubSource"),
+    ("/no/such/folder", "gallery", "FolderSource"),
+    ("./relative", "gallery", "FolderSource"),
+    ("~/photos", "gallery", "FolderSource"),
+    ("a/b/c", "gallery", "FolderSource"),
+    ("out", "target", "FolderSource"),
+    ("owner/name", "target", "HubSource"),
+])
+def test_one_rule_names_a_source(text: str, purpose: str, kind: str) -> None:
+    from engines import parse_source
+
+    assert type(parse_source(text, purpose=purpose)).__name__ == kind  # type: ignore[arg-type]
+
+
+def test_an_existing_folder_or_saved_dataset_wins_over_a_hub_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    from engines import FolderSource, SavedDatasetSource, parse_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    assert parse_source("owner/name") == FolderSource("owner/name")
+    datasets.Dataset.from_dict({"x": [1]}).save_to_disk(str(tmp_path / "saved"))
+    assert isinstance(parse_source(str(tmp_path / "saved")), SavedDatasetSource)
+    with pytest.raises(GalleryError, match="Expected a gallery folder or a Hub dataset id"):
+        parse_source("imagefolder")
