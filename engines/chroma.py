@@ -12,11 +12,8 @@ files, re-embeds changed ones, deletes removed ones and leaves the rest alone.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,20 +21,27 @@ from typing import Any
 import numpy as np
 
 from .base import FeatureVector, SearchResult, SkippedFile
-from .cache import ContentHashes, VectorCache, default_cache_dir
-from .chroma_db import ChromaDatabase, CollectionDamagedError, CollectionMissingError, hnsw_configuration
+from .cache import ContentHashes, default_cache_dir
+from .chroma_db import (
+    ChromaDatabase,
+    CollectionMissingError,
+    GalleryCollections,
+    collection_prefix,
+    path_of,
+    record_id,
+    record_metadata,
+)
+from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
 from .deployment import Deployment
-from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
+from .embedder import ClipEmbedder, EmbedderConfig
 from .errors import EmptyIndexError
 from .items import GalleryItem
-from .pipeline import FLUSH_EVERY, run_pipeline
-from .results import GalleryVectors, Progress, printable
+from .pipeline import run_pipeline
+from .results import GalleryVectors, Progress
 
 log = logging.getLogger(__name__)
 
 SPACES = ("cosine", "l2", "ip")
-#: Bump when what a stored record means changes; older collections are then rebuilt.
-COLLECTION_FORMAT = 2  # 2: images decoded at the size the model needs
 
 
 @dataclass(frozen=True)
@@ -68,46 +72,8 @@ class _CollectionStore:
         # Carried vectors (checked by the pipeline) go in too: the collection is this gallery's own.
         with self.engine.db.guard("store vectors"):
             self.collection.upsert(
-                ids=[key for key, _ in records], embeddings=vectors, metadatas=[_metadata(item) for _, item in records]
+                ids=[key for key, _ in records], embeddings=vectors, metadatas=[record_metadata(item) for _, item in records]
             )
-
-
-class _ThroughClipCache:
-    """One embedding per photo per model: vectors the CLIP engine cached for this model are
-    taken from its cache, and what is embedded here is written there too, so choosing "CLIP +
-    Chroma" after "CLIP" (or the reverse) decodes and embeds nothing twice. Keys are content
-    hashes, as the CLIP engine's are."""
-
-    def __init__(self, embedder: ClipEmbedder, cache_dir: Path, hashes: ContentHashes) -> None:
-        self.embedder, self.hashes = embedder, hashes
-        self.cache = VectorCache(cache_dir / "clip", embedder.identity())
-        self.known = self.cache.load(embedder.dim)
-        #: How many vectors came from the cache instead of the model.
-        self.reused = 0
-
-    def compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
-        keys = [self.hashes.of(item) for item in items]
-        missing = [item for item, key in zip(items, keys, strict=True) if key not in self.known]
-        fresh = iter(self.embedder.embed_items(missing))
-        new_keys: list[str] = []
-        new_vectors: list[np.ndarray] = []
-        try:
-            for key in keys:
-                if key in self.known:
-                    self.reused += 1
-                    yield self.known[key]
-                    continue
-                vector = next(fresh)
-                if not isinstance(vector, Exception):
-                    new_keys.append(key)
-                    new_vectors.append(vector)
-                    if len(new_keys) >= FLUSH_EVERY:
-                        self.cache.append(new_keys, np.stack(new_vectors))
-                        new_keys, new_vectors = [], []
-                yield vector
-        finally:
-            if new_keys:
-                self.cache.append(new_keys, np.stack(new_vectors))
 
 
 class ChromaEngine(UsesEmbedder):
@@ -158,48 +124,9 @@ class ChromaEngine(UsesEmbedder):
             "gallery": deployment.gallery, "cache_dir": deployment.cache_dir,
         }
 
-    def _collection_name(self, space: str) -> str:
-        identity = json.dumps(self.embedder.identity(), sort_keys=True, default=str)
-        model_hash = hashlib.sha256(identity.encode()).hexdigest()[:12]
-        return f"{self.collection_prefix}-{model_hash}-{space}"
-
-    def _expected_metadata(self, space: str) -> dict[str, Any]:
-        identity = self.embedder.identity()
-        return {
-            "model": str(identity.get("model")),
-            "model_identity": json.dumps(identity, sort_keys=True, default=str),
-            "dim": self.embedder.dim,
-            "space": space,
-            "format": COLLECTION_FORMAT,
-        }
-
-    def _open(self, space: str, *, create: bool) -> Any | None:
-        """The collection for ``space``; one built by another model or format is rebuilt."""
-        client = self.db.client()
-        name = self._collection_name(space)
-        expected = self._expected_metadata(space)
-        with self.db.guard(f"open collection {name}"):
-            existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
-            if name in existing:
-                collection = client.get_collection(name, embedding_function=None)
-                found = collection.metadata or {}
-                if all(found.get(k) == v for k, v in expected.items()):
-                    return collection
-                log.warning(
-                    "collection %s was built by %s (dim %s, format %s); rebuilding it for %s",
-                    name, found.get("model"), found.get("dim"), found.get("format"), expected["model"],
-                )
-                if not create:
-                    return None
-                client.delete_collection(name)
-            if not create:
-                return None
-            return client.create_collection(
-                name,
-                configuration=hnsw_configuration(space),
-                metadata={**expected, "complete": False},
-                embedding_function=None,
-            )
+    def _collections(self) -> GalleryCollections:
+        """The bookkeeping of this gallery's collections for the embedder's model."""
+        return GalleryCollections(self.db, self.collection_prefix, self.embedder.identity(), self.embedder.dim)
 
     def _attach(self) -> None:
         """Pick up a complete index left by an earlier process (persistence).
@@ -209,7 +136,7 @@ class ChromaEngine(UsesEmbedder):
         """
         if self._attached:
             return
-        collections = {space: self._open(space, create=False) for space in SPACES}
+        collections = {space: self._collections().open(space, create=False) for space in SPACES}
         primary = collections["cosine"]
         if primary is not None and all(c is not None and (c.metadata or {}).get("complete") for c in collections.values()):
             with self.db.guard("read the collection"):
@@ -237,46 +164,32 @@ class ChromaEngine(UsesEmbedder):
         collections: dict[str, Any] = {}
         existing_by_space: dict[str, set[str]] = {}
         for space in SPACES:
-            collections[space], existing_by_space[space] = self._readable(space)
+            collections[space], existing_by_space[space] = self._collections().readable(space)
         self._attached = True  # this build decides what is current
         primary = collections["cosine"]
-        self._mark(collections, complete=False)
+        self._collections().mark(collections, complete=False)
         limit = self.db.max_write_batch()
         existing = existing_by_space["cosine"]
         hashes = ContentHashes(self.cache_dir / "content-hashes.json")
-        shared = _ThroughClipCache(self.embedder, self.cache_dir, hashes)
+        shared = ThroughClipCache(self.embedder, self.cache_dir, hashes)
         try:
             run = run_pipeline(
-                self, gallery, key=lambda item: _record_id(item, hashes.of(item)), compute=shared.compute,
+                self, gallery, key=lambda item: record_id(item, hashes.of(item)), compute=shared.compute,
                 store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
                 identity=self.vector_identity(), dim=self.embedder.dim, normalised=True,
             )
         finally:
             hashes.save()
         stored = {key for key, _ in run.records}
-        self._delete(primary, sorted(existing - stored), limit)
+        self._collections().delete(primary, sorted(existing - stored), limit)
         for space, collection in collections.items():
             if collection is not primary:
-                self._mirror(primary, collection, existing_by_space[space], stored, limit)
-        self._mark(collections, complete=True)
+                self._collections().mirror(primary, collection, existing_by_space[space], stored, limit)
+        self._collections().mark(collections, complete=True)
         self.last_computed = run.computed - shared.reused
         self._state = _State(collections, len(stored), sorted({item.label for _, item in run.records}),
                              dict(run.records))
         return len(stored)
-
-    def _mark(self, collections: dict[str, Any], *, complete: bool) -> None:
-        with self.db.guard("update collection metadata"):
-            for space, collection in collections.items():
-                collection.modify(metadata={**self._expected_metadata(space), "complete": complete})
-
-    def _existing_ids(self, collection: Any) -> set[str]:
-        with self.db.guard("list stored records"):
-            return set(collection.get(include=[])["ids"])
-
-    def _delete(self, collection: Any, ids: list[str], limit: int) -> None:
-        with self.db.guard("delete removed records"):
-            for start in range(0, len(ids), limit):
-                collection.delete(ids=ids[start : start + limit])
 
     def _stored_vector(self, result: SearchResult) -> FeatureVector:
         state = self._state
@@ -306,45 +219,12 @@ class ChromaEngine(UsesEmbedder):
                 chunks.append(np.asarray(found["embeddings"], dtype=np.float32))
         items = tuple(
             state.items.get(record)
-            or GalleryItem(str(m.get("label", "")), _path_of(m), position=int(m.get("position", -1)))
+            or GalleryItem(str(m.get("label", "")), path_of(m), position=int(m.get("position", -1)))
             for record, m in zip(ids, metadatas, strict=True)
         )
         # A record id starts with the file's content hash (see _record_id): known without reading.
         hashes = tuple(record.split("-", 1)[0] for record in ids)
         return GalleryVectors(np.concatenate(chunks), items, tuple(ids), hashes, self.vector_identity())
-
-    def _readable(self, space: str) -> tuple[Any, set[str]]:
-        """The collection for ``space`` (created if missing) and the ids it holds.
-
-        A collection whose files are damaged (its HNSW segment cannot be loaded) would fail
-        every search and every build until someone deleted it by hand: it is dropped and
-        created empty, with one warning, and this build fills it again.
-        """
-        collection: Any = self._open(space, create=True)
-        try:
-            existing = self._existing_ids(collection)
-            if existing:  # reading ids skips the graph; one query reads it
-                with self.db.guard("query the collection"):
-                    probe = collection.get(ids=[next(iter(existing))], include=["embeddings"])["embeddings"]
-                    collection.query(query_embeddings=probe, n_results=1, include=[])
-            return collection, existing
-        except CollectionDamagedError as exc:
-            log.warning(
-                "the %s collection of %s cannot be read (%s); dropping it and building it again",
-                space, self.db.location, exc.__cause__,
-            )
-            with self.db.guard("drop a damaged collection"):
-                self.db.client().delete_collection(self._collection_name(space))
-            return self._open(space, create=True), set()
-
-    def _mirror(self, primary: Any, collection: Any, existing: set[str], stored: set[str], limit: int) -> None:
-        """Make ``collection`` hold exactly the primary's records (vectors copied, not recomputed)."""
-        self._delete(collection, sorted(existing - stored), limit)
-        missing = sorted(stored - existing)
-        with self.db.guard("mirror the collection"):
-            for start in range(0, len(missing), limit):
-                chunk = primary.get(ids=missing[start : start + limit], include=["embeddings", "metadatas"])
-                collection.upsert(ids=chunk["ids"], embeddings=chunk["embeddings"], metadatas=chunk["metadatas"])
 
     def _rank(self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
         state = self._state
@@ -375,7 +255,7 @@ class ChromaEngine(UsesEmbedder):
                     rank=rank,
                     label=str(metadata.get("label", "")),
                     score=_score(metric, float(distance)),
-                    path=_path_of(metadata),
+                    path=path_of(metadata),
                     position=int(metadata.get("position", -1)),
                     record=record,
                 )
@@ -390,32 +270,3 @@ def _score(space: str, distance: float) -> float:
     return 1.0 - distance  # cosine and ip distances are 1 - similarity
 
 
-def _record_id(item: GalleryItem, content_hash: str) -> str:
-    """Stable per file and content: a changed file gets a new id, a moved one too."""
-    place = hashlib.sha256(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return f"{content_hash[:40]}-{place}"
-
-
-def _metadata(item: GalleryItem) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"label": printable(item.label), "path": printable(item.path or ""), "position": item.position}
-    if item.path is not None and metadata["path"] != item.path:
-        # A file name that is not UTF-8 (Chroma stores text): its bytes, to find the file again.
-        metadata["path_bytes"] = os.fsencode(item.path).hex()
-    return metadata
-
-
-def _path_of(metadata: Mapping[str, Any]) -> str | None:
-    """The file a record was made from (``None`` for an image without a file)."""
-    if metadata.get("path_bytes"):
-        return os.fsdecode(bytes.fromhex(str(metadata["path_bytes"])))
-    return metadata.get("path") or None
-
-
-def collection_prefix(name: str) -> str:
-    """The start of a gallery's collection names: a folder by its real path (its last part,
-    readable, and a hash of the whole path, so that long paths never collide), other names
-    (a dataset id) the same way."""
-    text = os.path.realpath(os.path.expanduser(name)) if os.path.isdir(os.path.expanduser(name)) else name
-    cleaned = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "-" for c in os.path.basename(text.rstrip("/")) or text)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-    return f"{(cleaned.strip('._-') or 'gallery')[:32]}-{digest}".rjust(3, "x")

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailableError, EngineError
+from .items import GalleryItem
+from .results import printable
+
+log = logging.getLogger(__name__)
+
+#: Bump when what a stored record means changes; older collections are then rebuilt.
+COLLECTION_FORMAT = 2  # 2: images decoded at the size the model needs
 
 #: HNSW graph settings of every collection (benchmarks/chroma.py measures the trade-off).
 #: Chroma's defaults (16 neighbours, ef 100) lose too many true neighbours on hard data:
@@ -149,3 +159,134 @@ def _lock_embedded(path: Path, location: str) -> Any:
         handle.flush()
         _EMBEDDED_LOCKS[key] = handle
         return handle
+
+
+class GalleryCollections:
+    """The bookkeeping of one gallery's collections (one per space, for one model): their
+    names, the metadata that says what built them, opening (rebuilding one built by another
+    model or format), dropping a damaged one, marking a build complete, deleting and
+    mirroring records."""
+
+    def __init__(self, db: ChromaDatabase, prefix: str, identity: dict[str, object], dim: int) -> None:
+        self.db, self.prefix, self.identity, self.dim = db, prefix, identity, dim
+
+    def name(self, space: str) -> str:
+        identity = json.dumps(self.identity, sort_keys=True, default=str)
+        model_hash = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        return f"{self.prefix}-{model_hash}-{space}"
+
+    def expected(self, space: str) -> dict[str, Any]:
+        identity = self.identity
+        return {
+            "model": str(identity.get("model")),
+            "model_identity": json.dumps(identity, sort_keys=True, default=str),
+            "dim": self.dim,
+            "space": space,
+            "format": COLLECTION_FORMAT,
+        }
+
+    def open(self, space: str, *, create: bool) -> Any | None:
+        """The collection for ``space``; one built by another model or format is rebuilt."""
+        client = self.db.client()
+        name = self.name(space)
+        expected = self.expected(space)
+        with self.db.guard(f"open collection {name}"):
+            existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+            if name in existing:
+                collection = client.get_collection(name, embedding_function=None)
+                found = collection.metadata or {}
+                if all(found.get(k) == v for k, v in expected.items()):
+                    return collection
+                log.warning(
+                    "collection %s was built by %s (dim %s, format %s); rebuilding it for %s",
+                    name, found.get("model"), found.get("dim"), found.get("format"), expected["model"],
+                )
+                if not create:
+                    return None
+                client.delete_collection(name)
+            if not create:
+                return None
+            return client.create_collection(
+                name,
+                configuration=hnsw_configuration(space),
+                metadata={**expected, "complete": False},
+                embedding_function=None,
+            )
+
+    def mark(self, collections: dict[str, Any], *, complete: bool) -> None:
+        with self.db.guard("update collection metadata"):
+            for space, collection in collections.items():
+                collection.modify(metadata={**self.expected(space), "complete": complete})
+
+    def existing_ids(self, collection: Any) -> set[str]:
+        with self.db.guard("list stored records"):
+            return set(collection.get(include=[])["ids"])
+
+    def delete(self, collection: Any, ids: list[str], limit: int) -> None:
+        with self.db.guard("delete removed records"):
+            for start in range(0, len(ids), limit):
+                collection.delete(ids=ids[start : start + limit])
+
+    def readable(self, space: str) -> tuple[Any, set[str]]:
+        """The collection for ``space`` (created if missing) and the ids it holds.
+
+        A collection whose files are damaged (its HNSW segment cannot be loaded) would fail
+        every search and every build until someone deleted it by hand: it is dropped and
+        created empty, with one warning, and this build fills it again.
+        """
+        collection: Any = self.open(space, create=True)
+        try:
+            existing = self.existing_ids(collection)
+            if existing:  # reading ids skips the graph; one query reads it
+                with self.db.guard("query the collection"):
+                    probe = collection.get(ids=[next(iter(existing))], include=["embeddings"])["embeddings"]
+                    collection.query(query_embeddings=probe, n_results=1, include=[])
+            return collection, existing
+        except CollectionDamagedError as exc:
+            log.warning(
+                "the %s collection of %s cannot be read (%s); dropping it and building it again",
+                space, self.db.location, exc.__cause__,
+            )
+            with self.db.guard("drop a damaged collection"):
+                self.db.client().delete_collection(self.name(space))
+            return self.open(space, create=True), set()
+
+    def mirror(self, primary: Any, collection: Any, existing: set[str], stored: set[str], limit: int) -> None:
+        """Make ``collection`` hold exactly the primary's records (vectors copied, not recomputed)."""
+        self.delete(collection, sorted(existing - stored), limit)
+        missing = sorted(stored - existing)
+        with self.db.guard("mirror the collection"):
+            for start in range(0, len(missing), limit):
+                chunk = primary.get(ids=missing[start : start + limit], include=["embeddings", "metadatas"])
+                collection.upsert(ids=chunk["ids"], embeddings=chunk["embeddings"], metadatas=chunk["metadatas"])
+
+
+def record_id(item: GalleryItem, content_hash: str) -> str:
+    """Stable per file and content: a changed file gets a new id, a moved one too."""
+    place = hashlib.sha256(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{content_hash[:40]}-{place}"
+
+
+def record_metadata(item: GalleryItem) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"label": printable(item.label), "path": printable(item.path or ""), "position": item.position}
+    if item.path is not None and metadata["path"] != item.path:
+        # A file name that is not UTF-8 (Chroma stores text): its bytes, to find the file again.
+        metadata["path_bytes"] = os.fsencode(item.path).hex()
+    return metadata
+
+
+def path_of(metadata: Mapping[str, Any]) -> str | None:
+    """The file a record was made from (``None`` for an image without a file)."""
+    if metadata.get("path_bytes"):
+        return os.fsdecode(bytes.fromhex(str(metadata["path_bytes"])))
+    return metadata.get("path") or None
+
+
+def collection_prefix(name: str) -> str:
+    """The start of a gallery's collection names: a folder by its real path (its last part,
+    readable, and a hash of the whole path, so that long paths never collide), other names
+    (a dataset id) the same way."""
+    text = os.path.realpath(os.path.expanduser(name)) if os.path.isdir(os.path.expanduser(name)) else name
+    cleaned = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "-" for c in os.path.basename(text.rstrip("/")) or text)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{(cleaned.strip('._-') or 'gallery')[:32]}-{digest}".rjust(3, "x")

@@ -1,4 +1,7 @@
-"""The CLIP engine: rank the gallery by CLIP image embeddings, for image or text queries.
+"""The CLIP engine, and what it shares with the Chroma engine: queries through one embedder
+(``UsesEmbedder``), and one embedding per photo per model (``ThroughClipCache``).
+
+The CLIP engine ranks the gallery by CLIP image embeddings, for image or text queries.
 
 Vectors come from the shared :class:`~engines.embedder.ClipEmbedder` and are compared with
 the same four metrics as the pixel engine. Embeddings are cached on disk per model and per
@@ -7,18 +10,116 @@ file content, so re-indexing an unchanged gallery computes nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from .base import SkippedFile
-from .cache import ContentHashes
-from .embedder import ClipEmbedder, EmbedderConfig, UsesEmbedder, resolve_embedder
+from .base import FeatureVector, SearchEngine, SkippedFile
+from .cache import ContentHashes, VectorCache
+from .deployment import DEFAULT_MODEL, Deployment
+from .embedder import ClipEmbedder, EmbedderConfig
 from .items import GalleryItem
 from .metrics import METRICS
-from .results import Progress
+from .pipeline import FLUSH_EVERY
+from .results import Progress, VectorIdentity
 from .vector_engine import VectorEngine
+
+_SHARED: dict[EmbedderConfig, ClipEmbedder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_embedder(config: EmbedderConfig | str = DEFAULT_MODEL) -> ClipEmbedder:
+    """The process-wide embedder for ``config`` (or a model id or folder): the CLIP and
+    Chroma engines asking for the same settings get the same loaded model, and so exactly
+    the same vectors."""
+    if isinstance(config, str):
+        config = EmbedderConfig(config)
+    with _SHARED_LOCK:
+        if config not in _SHARED:
+            _SHARED[config] = ClipEmbedder(config)
+        return _SHARED[config]
+
+
+def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:
+    """The embedder an engine is handed: itself, or the shared one for a config (default: the default model)."""
+    return embedder if isinstance(embedder, ClipEmbedder) else shared_embedder(embedder or EmbedderConfig())
+
+
+class UsesEmbedder(SearchEngine):
+    """The part of the CLIP and Chroma engines that is the same: queries go through one embedder.
+
+    Subclasses set ``self.embedder`` with :func:`resolve_embedder` in their constructor.
+    """
+
+    accepts_text = True
+    normalised = True
+    embedder: ClipEmbedder
+
+    @classmethod
+    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
+        options = {"model": deployment.model, "backend": deployment.backend, "precision": deployment.precision}
+        if deployment.cache_dir is not None:
+            options["export_dir"] = str(deployment.cache_dir / "onnx")
+        return {**super().deployment_options(deployment), **options}
+
+    def vector_identity(self) -> VectorIdentity:
+        # The CLIP and Chroma engines hold the same vectors: one identity for both.
+        return VectorIdentity.of("clip", self.embedder.identity())
+
+    def export_details(self) -> dict[str, str]:
+        return {"model": self.embedder.model_name, "backend": self.embedder.backend, "precision": self.embedder.precision}
+
+    @property
+    def decode_draft(self) -> tuple[int, int]:  # type: ignore[override]
+        return self.embedder.decode_size
+
+    def _image_vector(self, image: Image.Image) -> FeatureVector:
+        return self.embedder.embed_images([image])[0]
+
+    def _text_vector(self, text: str) -> FeatureVector:
+        return self.embedder.embed_texts([text])[0]
+
+
+class ThroughClipCache:
+    """One embedding per photo per model: vectors the CLIP engine cached for this model are
+    taken from its cache, and what is embedded here is written there too, so choosing "CLIP +
+    Chroma" after "CLIP" (or the reverse) decodes and embeds nothing twice. Keys are content
+    hashes, as the CLIP engine's are."""
+
+    def __init__(self, embedder: ClipEmbedder, cache_dir: Path, hashes: ContentHashes) -> None:
+        self.embedder, self.hashes = embedder, hashes
+        self.cache = VectorCache(cache_dir / "clip", embedder.identity())
+        self.known = self.cache.load(embedder.dim)
+        #: How many vectors came from the cache instead of the model.
+        self.reused = 0
+
+    def compute(self, items: list[GalleryItem]) -> Iterator[np.ndarray | Exception]:
+        keys = [self.hashes.of(item) for item in items]
+        missing = [item for item, key in zip(items, keys, strict=True) if key not in self.known]
+        fresh = iter(self.embedder.embed_items(missing))
+        new_keys: list[str] = []
+        new_vectors: list[np.ndarray] = []
+        try:
+            for key in keys:
+                if key in self.known:
+                    self.reused += 1
+                    yield self.known[key]
+                    continue
+                vector = next(fresh)
+                if not isinstance(vector, Exception):
+                    new_keys.append(key)
+                    new_vectors.append(vector)
+                    if len(new_keys) >= FLUSH_EVERY:
+                        self.cache.append(new_keys, np.stack(new_vectors))
+                        new_keys, new_vectors = [], []
+                yield vector
+        finally:
+            if new_keys:
+                self.cache.append(new_keys, np.stack(new_vectors))
 
 
 class ClipEngine(UsesEmbedder, VectorEngine):

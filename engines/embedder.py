@@ -22,15 +22,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import FeatureVector, SearchEngine
 from .cache import default_cache_dir
-from .deployment import DEFAULT_MODEL, Deployment
+from .deployment import DEFAULT_MODEL
 from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from .hub import first_line, load_clip, model_identity
 from .items import GalleryItem
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
 from .preprocess import ClipPreprocess
-from .results import VectorIdentity
 
 log = logging.getLogger(__name__)
 
@@ -289,59 +287,3 @@ class ClipEmbedder:
             max_length=max_length, return_tensors="np" if self._onnx is not None else "pt",
         )
         return self._features("get_text_features", {k: v for k, v in inputs.items() if k in wanted})
-
-
-_SHARED: dict[EmbedderConfig, ClipEmbedder] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_embedder(config: EmbedderConfig | str = DEFAULT_MODEL) -> ClipEmbedder:
-    """The process-wide embedder for ``config`` (or a model id or folder): the CLIP and
-    Chroma engines asking for the same settings get the same loaded model, and so exactly
-    the same vectors."""
-    if isinstance(config, str):
-        config = EmbedderConfig(config)
-    with _SHARED_LOCK:
-        if config not in _SHARED:
-            _SHARED[config] = ClipEmbedder(config)
-        return _SHARED[config]
-
-
-class UsesEmbedder(SearchEngine):
-    """The part of the CLIP and Chroma engines that is the same: queries go through one embedder.
-
-    Subclasses set ``self.embedder`` with :func:`resolve_embedder` in their constructor.
-    """
-
-    accepts_text = True
-    normalised = True
-    embedder: ClipEmbedder
-
-    @classmethod
-    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
-        options = {"model": deployment.model, "backend": deployment.backend, "precision": deployment.precision}
-        if deployment.cache_dir is not None:
-            options["export_dir"] = str(deployment.cache_dir / "onnx")
-        return {**super().deployment_options(deployment), **options}
-
-    def vector_identity(self) -> VectorIdentity:
-        # The CLIP and Chroma engines hold the same vectors: one identity for both.
-        return VectorIdentity.of("clip", self.embedder.identity())
-
-    def export_details(self) -> dict[str, str]:
-        return {"model": self.embedder.model_name, "backend": self.embedder.backend, "precision": self.embedder.precision}
-
-    @property
-    def decode_draft(self) -> tuple[int, int]:  # type: ignore[override]
-        return self.embedder.decode_size
-
-    def _image_vector(self, image: Image.Image) -> FeatureVector:
-        return self.embedder.embed_images([image])[0]
-
-    def _text_vector(self, text: str) -> FeatureVector:
-        return self.embedder.embed_texts([text])[0]
-
-
-def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:
-    """The embedder an engine is handed: itself, or the shared one for a config (default: the default model)."""
-    return embedder if isinstance(embedder, ClipEmbedder) else shared_embedder(embedder or EmbedderConfig())

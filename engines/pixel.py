@@ -17,9 +17,10 @@ from PIL import Image
 from .base import FeatureVector, Option
 from .errors import TooManyCandidatesError, UnreadableImageError
 from .items import GalleryItem
-from .metrics import METRICS, Blocks
+from .metrics import METRICS
 from .results import DuplicateGroup
 from .vector_engine import VectorEngine
+from .vector_index import Blocks
 
 FEATURES = ("pixels", "histogram", "phash")
 #: 32x32 keeps what raw pixels can say about a photo (layout and dominant colours) and

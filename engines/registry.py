@@ -60,7 +60,8 @@ def engine_info(name: str) -> EngineInfo:
 
 
 def _embedder_fields(cls: type[SearchEngine]) -> list[str]:
-    from .embedder import EmbedderConfig, UsesEmbedder
+    from .clip import UsesEmbedder
+    from .embedder import EmbedderConfig
 
     return [f.name for f in fields(EmbedderConfig)] if issubclass(cls, UsesEmbedder) else []
 

@@ -21,9 +21,9 @@ from .cache import ContentHashes, VectorCache, default_cache_dir
 from .deployment import Deployment
 from .errors import EmptyIndexError
 from .items import GalleryItem, hash_or_none
-from .metrics import Blocks, VectorIndex
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress, VectorIdentity
+from .vector_index import Blocks, VectorIndex
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class VectorEngine(SearchEngine):
 
     def _blocks(self) -> Blocks | None:
         """How this engine's vectors are laid out in blocks whose sums bound the metrics
-        (``metrics.Blocks``), letting a search skip rows exactly; ``None``: scan them all."""
+        (``vector_index.Blocks``), letting a search skip rows exactly; ``None``: scan them all."""
         return None
 
     def _rank(self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:

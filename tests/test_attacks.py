@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from engines import Text, UnreadableImageError, create_engine, list_image_files
-from engines.metrics import VectorIndex
 from engines.query import QUERY_MAX_PIXELS, load_query_image
 from engines.testing import make_gallery, make_image
+from engines.vector_index import VectorIndex
 from ui import search_tab
 from ui.config import AppConfig
 from ui.service import SearchService

@@ -78,14 +78,14 @@ def test_another_model_never_mixes_with_stored_vectors(
     other = chroma(other_tiny_clip, tmp_path)
     assert other.index(gallery / "train", progress=False) == 16 and other.last_computed == 16
     # A collection whose metadata names another model is rebuilt, not appended to.
-    primary = first._open("cosine", create=False)
+    primary = first._collections().open("cosine", create=False)
     primary.modify(metadata={**primary.metadata, "model_identity": "something else", "complete": True})
     again = chroma(tiny_clip, tmp_path)
     with caplog.at_level(logging.WARNING):
         assert again.index(gallery / "train", progress=False) == 16
     # rebuilt, with this model's vectors from the CLIP cache (the first build put them there)
     assert again.last_computed == 0 and "rebuilding" in caplog.text
-    assert again._open("cosine", create=False).metadata["model_identity"] != "something else"
+    assert again._collections().open("cosine", create=False).metadata["model_identity"] != "something else"
 
 
 def test_writes_are_split_at_the_max_batch_size(

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from engines import InvalidQueryError, ModelUnavailableError, Text, as_gallery_items, create_engine, list_image_files
-from engines.embedder import ClipEmbedder, EmbedderConfig, shared_embedder
+from engines.clip import shared_embedder
+from engines.embedder import ClipEmbedder, EmbedderConfig
 
 
 def reference_vectors(model_dir: str, images: list[Image.Image]) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import engines.cache
-import engines.chroma
+import engines.chroma_db
 from engines import Text, create_engine, list_image_files
 from engines.testing import make_image
 
@@ -207,12 +207,12 @@ def test_a_collection_from_an_older_format_is_rebuilt(
 ) -> None:
     opts = options("chroma", tiny_clip, tmp_path)
     create_engine("chroma", **opts).index(gallery / "train", progress=False)
-    monkeypatch.setattr(engines.chroma, "COLLECTION_FORMAT", engines.chroma.COLLECTION_FORMAT + 1)
+    monkeypatch.setattr(engines.chroma_db, "COLLECTION_FORMAT", engines.chroma_db.COLLECTION_FORMAT + 1)
     newer = create_engine("chroma", **opts)
     assert len(newer) == 0  # not misread as current
     # rebuilt from the CLIP cache's vectors of this model: nothing embedded again
     assert newer.index(gallery / "train", progress=False) == 16 and newer.last_computed == 0
-    assert newer._open("cosine", create=False).metadata["format"] == engines.chroma.COLLECTION_FORMAT
+    assert newer._collections().open("cosine", create=False).metadata["format"] == engines.chroma_db.COLLECTION_FORMAT
 
 
 def test_a_cache_written_before_alignment_is_read_and_rewritten(gallery: Path, _isolated_cache: Path) -> None:

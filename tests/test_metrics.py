@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines import metrics
-from engines.metrics import METRICS, Blocks, VectorIndex, top_k
+from engines import metrics, vector_index
+from engines.metrics import METRICS, top_k
+from engines.vector_index import Blocks, VectorIndex
 from helpers import brute_force
 
 
@@ -62,7 +63,7 @@ PIXEL_BLOCKS = Blocks((32, 32, 3), ((8, 8, 1), (4, 4, 1)))
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_block_pruned_nearest_is_exactly_the_full_scan(metric: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "PRUNE_MIN_ROWS", 0)
+    monkeypatch.setattr(vector_index, "PRUNE_MIN_ROWS", 0)
     matrix = _photo_like(3000, seed=1)
     index = VectorIndex(matrix, PIXEL_BLOCKS)
     rng = np.random.default_rng(2)
@@ -97,7 +98,7 @@ def test_block_pruned_nearest_is_exactly_the_full_scan(metric: str, monkeypatch:
 
 
 def test_nearest_without_structure_falls_back_to_the_full_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "PRUNE_MIN_ROWS", 0)
+    monkeypatch.setattr(vector_index, "PRUNE_MIN_ROWS", 0)
     rng = np.random.default_rng(5)
     matrix = rng.random((2000, 3072), dtype=np.float32)  # white noise: block sums tell nothing
     index = VectorIndex(matrix, PIXEL_BLOCKS)

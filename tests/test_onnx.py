@@ -87,7 +87,7 @@ def test_int8_vectors_are_kept_apart_from_fp32(tiny_clip: str, tmp_path: Path) -
     db = str(tmp_path / "db")
     names = {
         create_engine("chroma", model=tiny_clip, precision=p, path=db, export_dir=str(tmp_path / "onnx"))
-        ._collection_name("cosine")  # type: ignore[attr-defined]
+        ._collections().name("cosine")  # type: ignore[attr-defined]
         for p in ("fp32", "int8")
     }
     assert len(names) == 2

@@ -89,7 +89,7 @@ def test_unknown_engine_and_options_are_refused_clearly() -> None:
 
 def test_an_unchanged_gallery_is_mapped_from_the_cache_not_read(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from engines import load_gallery
-    from engines.metrics import VectorIndex
+    from engines.vector_index import VectorIndex
 
     first = create_engine("pixel")
     first.index(load_gallery(gallery)["train"], progress=False)
@@ -112,19 +112,19 @@ def test_an_unchanged_gallery_is_mapped_from_the_cache_not_read(gallery: Path, m
 def test_block_pruned_search_gives_the_full_scan_results(
     features: str, gallery: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engines import metrics
+    from engines import vector_index
 
     engine = create_engine("pixel", features=features)
     engine.index(gallery / "train", progress=False)
     query = list_image_files(gallery / "test")[1]
     # The pruned path whatever share of this small gallery the bounds rule out, so that the
     # rows of a class filter are mapped back through it too (k=2: 4k rows is the minimum).
-    monkeypatch.setattr(metrics, "PRUNE_MAX_SHARE", 1.0)
+    monkeypatch.setattr(vector_index, "PRUNE_MAX_SHARE", 1.0)
     for metric in engine.metrics:
         for labels in (None, ["red", "blue"]):
-            monkeypatch.setattr(metrics, "PRUNE_MIN_ROWS", 10**9)
+            monkeypatch.setattr(vector_index, "PRUNE_MIN_ROWS", 10**9)
             full = engine.search(query, k=2, metric=metric, labels=labels)
-            monkeypatch.setattr(metrics, "PRUNE_MIN_ROWS", 0)
+            monkeypatch.setattr(vector_index, "PRUNE_MIN_ROWS", 0)
             pruned = engine.search(query, k=2, metric=metric, labels=labels)
             assert [r.path for r in pruned] == [r.path for r in full]
             assert [r.score for r in pruned] == pytest.approx([r.score for r in full], rel=1e-6, abs=1e-9)
