@@ -142,12 +142,12 @@ def test_a_build_reports_its_progress_and_can_be_stopped_keeping_what_it_compute
 
 
 def test_a_folder_that_changed_is_noticed_before_a_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ui.service
+    import ui.galleries
     from engines.testing import make_gallery, make_image
 
-    monkeypatch.setattr(ui.service, "CHANGES_EVERY_S", 0.0)
-    monkeypatch.setattr(ui.service, "CHANGES_COST_FACTOR", 0)
-    monkeypatch.setattr(ui.service, "AUTO_UPDATE_MAX", 3)
+    monkeypatch.setattr(ui.galleries, "CHANGES_EVERY_S", 0.0)
+    monkeypatch.setattr(ui.galleries, "CHANGES_COST_FACTOR", 0)
+    monkeypatch.setattr(ui.galleries, "AUTO_UPDATE_MAX", 3)
     gallery = make_gallery(tmp_path / "g")
     source = str(gallery)
     service = SearchService(AppConfig(data=source))
