@@ -42,7 +42,7 @@ ENGINE_METRICS = [("pixel", "l1"), ("clip", "cosine"), ("chroma", "cosine")]
 
 
 class Client:
-    """One user of the app's REST API: ``predict(*values, api_name=...)`` like gradio_client's."""
+    """One user of the app's REST API: ``predict(api_name=..., **values)`` like gradio_client's."""
 
     def __init__(self, url: str) -> None:
         import httpx
@@ -62,14 +62,20 @@ class Client:
             self._uploaded[path] = {"path": on_server, "meta": {"_type": "gradio.FileData"}}
         return self._uploaded[path]
 
-    def predict(self, *values: object, api_name: str) -> list[object]:
+    def predict(self, *, api_name: str, **given: object) -> object:
+        """The endpoint's answer; keywords are its parameters (the rest take their defaults)."""
         name = api_name.strip("/")
-        event = self.http.post(f"{self.url}/gradio_api/call/{name}", json={"data": list(values), "session_hash": self.session}).json()["event_id"]
+        if not hasattr(self, "_parameters"):
+            info = self.http.get(f"{self.url}/gradio_api/info").json()["named_endpoints"]
+            self._parameters = {endpoint: spec["parameters"] for endpoint, spec in info.items()}
+        values = [given.get(p["parameter_name"], p.get("parameter_default")) for p in self._parameters[api_name]]
+        body = {"data": values, "session_hash": self.session}
+        event = self.http.post(f"{self.url}/gradio_api/call/{name}", json=body).json()["event_id"]
         stream = self.http.get(f"{self.url}/gradio_api/call/{name}/{event}").text
         kind, _, data = stream.rpartition("event: ")[2].partition("\n")
         if kind.strip() != "complete":
             raise RuntimeError(f"{name}: {stream[-300:]}")
-        answer: list[object] = json.loads(data.strip().removeprefix("data:").strip())
+        (answer,) = json.loads(data.strip().removeprefix("data:").strip())
         return answer
 
 
@@ -77,9 +83,9 @@ def one_search(client: Client, query: str, n: int) -> tuple[float, str | None]:
     engine, metric = ENGINE_METRICS[n % len(ENGINE_METRICS)]
     started = time.perf_counter()
     try:
-        tiles, summary, *_ = client.predict(engine, "pixels", metric, 5, [], client.file(query), "", api_name="/search")
-        ok = len(tiles) == 5 and all(t["caption"].startswith(f"#{i + 1} ") for i, t in enumerate(tiles))  # type: ignore[index, arg-type]
-        error = None if ok and "5 results" in str(summary) else f"malformed answer from {engine}"
+        found = client.predict(image=client.file(query), engine=engine, metric=metric, k=5, api_name="/search")
+        ranks = [r["rank"] for r in found["results"]]  # type: ignore[index]
+        error = None if ranks == [1, 2, 3, 4, 5] else f"malformed answer from {engine}"
     except Exception as exc:  # every failure counts, whatever its type
         error = f"{engine}: {type(exc).__name__}: {exc}"
     return (time.perf_counter() - started) * 1000, error
@@ -147,7 +153,7 @@ def searches_alone(url: str, queries: list[str], clients: int, searches: int, de
         while not stop.is_set() and time.perf_counter() - started < deadline:
             for engine, _ in ENGINE_METRICS:
                 try:
-                    client.predict(engine, "pixels", api_name="/build_index")
+                    client.predict(engine=engine, api_name="/build_index")
                     reindexes.append(engine)
                 except Exception as exc:
                     reindexes.append(f"error {type(exc).__name__}: {exc}")
@@ -181,24 +187,27 @@ def searches_alone(url: str, queries: list[str], clients: int, searches: int, de
 def mixed_rounds(url: str, queries: list[str], server: subprocess.Popen[bytes], args: argparse.Namespace,
                  scratch: Path) -> None:
     """Part 2: searching clients beside duplicates and map clients, round after round."""
-    heavy_kinds = [("duplicates", ("pixel", "phash", "l1", None)), ("duplicates", ("clip", "pixels", "cosine", None)),
-                   ("gallery_map", ("pixel", "pixels", "l1")), ("gallery_map", ("clip", "pixels", "cosine"))]
+    phash = {"features": "phash"}
+    heavy_kinds: list[tuple[str, dict[str, object]]] = [
+        ("duplicates", {"engine": "pixel", "options": phash}), ("duplicates", {"engine": "clip"}),
+        ("gallery_map", {"engine": "pixel"}), ("gallery_map", {"engine": "clip"}),
+    ]
     heavy_kinds = heavy_kinds[: args.heavy]
 
     def run_round(seconds: float, heavy: bool) -> tuple[list[float], list[str], int]:
         stop = time.perf_counter() + seconds
         done: list[int] = []
 
-        def heavy_client(kind: tuple[str, tuple[object, ...]]) -> None:
+        def heavy_client(kind: tuple[str, dict[str, object]]) -> None:
             client = Client(url)
             api, values = kind
             step = 0
             while time.perf_counter() < stop:
-                call = list(values)
+                call = dict(values)
                 if api == "duplicates":  # a new threshold each time, as a user moving the slider
-                    call[3] = [8.0, 10.0, 12.0][step % 3] if call[0] == "pixel" else [0.9, 0.95, 0.98][step % 3]
+                    call["threshold"] = [8.0, 10.0, 12.0][step % 3] if call["engine"] == "pixel" else [0.9, 0.95, 0.98][step % 3]
                 try:
-                    client.predict(*call, api_name=f"/{api}")
+                    client.predict(**call, api_name=f"/{api}")
                     done.append(1)
                 except Exception as exc:
                     print(f"    {api}: {type(exc).__name__}: {exc}")
@@ -221,7 +230,7 @@ def mixed_rounds(url: str, queries: list[str], server: subprocess.Popen[bytes], 
         flat = [r for rs in per_client for r in rs]
         return [r[0] for r in flat if not r[1]], [r[1] for r in flat if r[1]], len(done)
 
-    Client(url).predict("clip", "pixels", "cosine", None, api_name="/duplicates")  # indexes built
+    Client(url).predict(engine="clip", api_name="/duplicates")  # indexes built
     latencies, errors, _ = run_round(args.round_seconds / 2, heavy=False)
     report(f"baseline: {args.clients} searching clients", latencies, errors, args.round_seconds / 2)
     print(f"    server RSS {rss_mb(server.pid):.0f} MB")

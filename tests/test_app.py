@@ -58,38 +58,39 @@ def query_file(gallery: Path, label: str = "green") -> str:
 def test_search_by_image_with_every_engine_and_metric(served: tuple[Client, str, Path], engine: str, metrics: list[str]) -> None:
     client, _, gallery = served
     for metric in metrics[:2]:
-        tiles, summary = client.predict(engine, "pixels", metric, 4, [], handle_file(query_file(gallery)), "", api_name="/search")
-        assert len(tiles) == 4 and "4 results" in summary and metric in summary
-        captions = [t["caption"] for t in tiles]
-        assert [c.split()[0] for c in captions] == ["#1", "#2", "#3", "#4"]
+        found = client.predict(image=handle_file(query_file(gallery)), engine=engine, metric=metric, k=4, api_name="/search")
+        assert found["metric"] == metric and found["searched"] == 20
+        assert [r["rank"] for r in found["results"]] == [1, 2, 3, 4]
+        assert all(Path(r["file"]).is_file() for r in found["results"])
     if engine == "pixel":
-        assert captions[0].startswith("#1 green")
+        assert found["results"][0]["label"] == "green"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("pixel", "pixels", "l1", 3, [], None, "/etc/hostname"), "needs a CLIP engine"),
-    (("pixel", "pixels", "l1", 3, [], None, "   "), "Upload or pick a query image"),
-    (("pixel", "pixels", "ip", 3, [], "QUERY", ""), "Expected metric to be one of l1, l2, cosine, correlation"),
-    (("pixel", "pixels", "l1", "abc", [], "QUERY", ""), "Expected k (results) to be a whole number from 1 to 50, got 'abc'"),
-    (("pixel", "pixels", "l1", None, [], "QUERY", ""), "Expected k (results) to be a whole number from 1 to 50, got None"),
-    (("clip", "pixels", "cosine", 3, [], None, "a + " * 40 + "a"), "Expected at most 16 terms joined by + and -, got 41"),
+@pytest.mark.parametrize("asked, message", [
+    ({"text": "/etc/hostname"}, "needs a CLIP engine"),
+    ({"text": "   "}, "Upload or pick a query image"),
+    ({"image": "QUERY", "metric": "ip"}, "Expected metric to be one of l1, l2, cosine, correlation"),
+    ({"image": "QUERY", "k": "abc"}, "Expected a whole number for k (results), got 'abc'"),
+    ({"image": "QUERY", "k": 0}, "between 1 and 1000, got 0"),
+    ({"image": "QUERY", "options": {"features": "nonsense"}}, "Expected features to be one of pixels, histogram, phash"),
+    ({"engine": "clip", "text": "a + " * 40 + "a"}, "Expected at most 16 terms joined by + and -, got 41"),
 ])
-def test_bad_queries_get_a_message_not_a_traceback(served: tuple[Client, str, Path], args: tuple, message: str) -> None:
+def test_bad_queries_get_a_message_not_a_traceback(served: tuple[Client, str, Path], asked: dict, message: str) -> None:
     client, _, gallery = served
-    args = tuple(handle_file(query_file(gallery)) if a == "QUERY" else a for a in args)
+    asked = {key: handle_file(query_file(gallery)) if value == "QUERY" else value for key, value in asked.items()}
     with pytest.raises(AppError) as info:
-        client.predict(*args, api_name="/search")
+        client.predict(**asked, api_name="/search")
     assert message in str(info.value)
 
 
 def test_bad_numbers_elsewhere_get_a_message(served: tuple[Client, str, Path]) -> None:
     client, url, _ = served
     with pytest.raises(AppError, match="threshold.*got 'abc'"):
-        client.predict("pixel", "phash", "l1", "abc", api_name="/duplicates")
+        client.predict(engine="pixel", options={"features": "phash"}, threshold="abc", api_name="/duplicates")
     # NaN as a JSON number (Python's json writes it; a hand-made request may send it)
     import json as json_module
 
-    body = json_module.dumps({"data": ["pixel", "phash", "l1", float("nan")]}).encode()
+    body = json_module.dumps({"data": ["pixel", "l1", float("nan"), {"features": "phash"}, None]}).encode()
     request = urllib.request.Request(f"{url}gradio_api/call/duplicates", data=body,
                                      headers={"Content-Type": "application/json"})
     try:
@@ -103,29 +104,29 @@ def test_bad_numbers_elsewhere_get_a_message(served: tuple[Client, str, Path]) -
 def test_typed_server_paths_are_searched_as_text_through_the_api(served: tuple[Client, str, Path]) -> None:
     client, _, gallery = served
     for typed in ("/etc/hostname", "/etc/passwd", query_file(gallery)):
-        tiles, summary = client.predict("clip", "pixels", "cosine", 3, [], None, typed, api_name="/search")
-        assert len(tiles) == 3 and "higher is better" in summary
+        found = client.predict(text=typed, engine="clip", k=3, api_name="/search")
+        assert len(found["results"]) == 3 and found["metric"] == "cosine"
 
 
 def test_a_refine_round_through_the_api(served: tuple[Client, str, Path]) -> None:
-    client, url, gallery = served
-    session_client = Client(url, verbose=False)  # marks live in the client's session
-    tiles, _ = session_client.predict("pixel", "pixels", "l1", 6, [], handle_file(query_file(gallery)), "", api_name="/search")
-    marks = session_client.predict(2, api_name="/mark_relevant")
-    assert "Relevant (1)" in marks
-    session_client.predict(6, api_name="/mark_not_relevant")
-    refined, summary = session_client.predict(api_name="/refine")
-    assert len(refined) == 6 and "refined 1×" in summary
-    with pytest.raises(AppError, match="Search first"):
-        Client(url, verbose=False).predict(api_name="/refine")
+    client, _, gallery = served
+    query = handle_file(query_file(gallery))
+    first = client.predict(image=query, k=6, api_name="/search")
+    refined = client.predict(image=query, k=6, relevant=[2], not_relevant=[6], api_name="/refine")
+    assert len(refined["results"]) == 6
+    assert [r["file"] for r in refined["results"]] != [r["file"] for r in first["results"]]
+    with pytest.raises(AppError, match="Mark at least one result"):
+        client.predict(image=query, k=6, api_name="/refine")
+    with pytest.raises(AppError, match="between 1 and 6, got 9"):
+        client.predict(image=query, k=6, relevant=[9], api_name="/refine")
 
 
 def test_unreadable_upload_is_refused_clearly(served: tuple[Client, str, Path], tmp_path: Path) -> None:
     client, _, _ = served
     bad = tmp_path / "photo.jpg"
     bad.write_text("this is text")
-    with pytest.raises(AppError, match=r"Expected an image: a JPEG.*got .photo.jpg. \(UnidentifiedImageError"):
-        client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(bad)), "", api_name="/search")
+    with pytest.raises(AppError, match=r"cannot read image .*photo.jpg.: not an image Pillow can read"):
+        client.predict(image=handle_file(str(bad)), api_name="/search")
 
 
 def test_uploads_over_the_size_limit_are_refused(served: tuple[Client, str, Path], tmp_path: Path) -> None:
@@ -134,7 +135,7 @@ def test_uploads_over_the_size_limit_are_refused(served: tuple[Client, str, Path
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)).save(big)
     assert big.stat().st_size > 200_000
     with pytest.raises(Exception, match="(?i)size|large|413"):
-        client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(big)), "", api_name="/search")
+        client.predict(image=handle_file(str(big)), api_name="/search")
     # What the page shows: the upload route's answer, naming the remedy.
     import httpx
 
@@ -152,14 +153,15 @@ def test_phone_photos_fit_the_default_upload_limit() -> None:
 
 def test_gallery_api_build_index_and_evaluate(served: tuple[Client, str, Path]) -> None:
     client, _, gallery = served
-    counts, thumbs, _, _, message = client.predict(str(gallery), api_name="/load_gallery")
-    assert str(gallery.resolve()) in message and counts["data"] == [["train", 4, 21], ["test", 4, 4]]
+    loaded = client.predict(gallery=str(gallery), api_name="/load_gallery")
+    assert str(gallery.resolve()) in loaded["summary"]
+    assert loaded["splits"] == [{"split": "train", "classes": 4, "images": 21}, {"split": "test", "classes": 4, "images": 4}]
     with pytest.raises(AppError, match="configured folders"):
-        client.predict(str(ROOT), api_name="/load_gallery")
-    status, skipped = client.predict("pixel", "pixels", api_name="/build_index")
-    assert "Indexed **20** images" in status and skipped["data"][0][0].endswith("broken.jpg")
-    table, _, csv_file, status = client.predict(["pixel"], "pixels", ["l1"], "1,3", api_name="/evaluate")
-    assert table["headers"][:5] == ["engine", "metric", "queries", "P@1", "P@3"] and Path(csv_file).exists()
+        client.predict(gallery=str(ROOT), api_name="/load_gallery")
+    built = client.predict(engine="pixel", api_name="/build_index")
+    assert "Indexed **20** images" in built["summary"] and built["skipped"][0]["file"].endswith("broken.jpg")
+    evaluated = client.predict(engines=["pixel"], metrics=["l1"], ks="1,3", api_name="/evaluate")
+    assert list(evaluated["rows"][0])[:5] == ["engine", "metric", "queries", "P@1", "P@3"]
 
 
 def test_duplicates_and_the_map_through_the_api(served: tuple[Client, str, Path]) -> None:
@@ -167,18 +169,17 @@ def test_duplicates_and_the_map_through_the_api(served: tuple[Client, str, Path]
     copy = gallery / "train" / "blue" / "copy of blue.png"
     shutil.copy(next((gallery / "train" / "blue").glob("*.png")), copy)
     try:
-        client.predict(str(gallery), api_name="/load_gallery")
-        client.predict("pixel", "phash", api_name="/build_index")
-        summary, table, csv_file = client.predict("pixel", "phash", "l1", None, api_name="/duplicates")
-        assert "**1** exact groups (2 files)" in summary and "deleted" in summary
-        assert table["data"][0][:3] == [1, "exact", 2] and str(copy) in table["data"][0][4]
-        rows = Path(csv_file).read_text().splitlines()
-        assert rows[0].startswith("group,kind,size") and any(str(copy) in row for row in rows)
-        picture, text = client.predict("pixel", "pixels", "l1", api_name="/gallery_map")[:2]
-        assert Path(picture).exists() and "images of Pixels" in text
+        client.predict(gallery=str(gallery), api_name="/load_gallery")
+        client.predict(engine="pixel", options={"features": "phash"}, api_name="/build_index")
+        found = client.predict(engine="pixel", options={"features": "phash"}, api_name="/duplicates")
+        (group,) = [g for g in found["groups"] if g["kind"] == "exact"]
+        assert len(group["members"]) == 2 and str(copy) in {m["file"] for m in group["members"]}
+        mapped = client.predict(engine="pixel", api_name="/gallery_map")
+        assert "images of Pixels" in mapped["summary"] and len(mapped["points"]) == 21
+        assert all(0 <= p["x"] <= 1 and 0 <= p["y"] <= 1 for p in mapped["points"])
     finally:
         copy.unlink()
-        client.predict(str(gallery), api_name="/load_gallery")
+        client.predict(gallery=str(gallery), api_name="/load_gallery")
 
 
 def file_urls(url: str, path: Path | str) -> list[str]:
@@ -202,7 +203,7 @@ def refused(address: str) -> bool:
 @pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md")])
 def test_files_outside_the_gallery_are_not_served(served: tuple[Client, str, Path], path: str) -> None:
     client, url, gallery = served
-    client.predict(str(gallery), api_name="/load_gallery")  # its images are served once it is loaded
+    client.predict(gallery=str(gallery), api_name="/load_gallery")  # its images are served once it is loaded
     for address in file_urls(url, path):
         assert refused(address), address
     inside = str(next((gallery / "train" / "blue").iterdir()))
@@ -251,14 +252,14 @@ def test_a_huge_upload_is_refused_before_it_is_decoded(served: tuple[Client, str
     Image.new("L", (6000, 5000)).save(huge)  # 30 megapixels in a few kilobytes
     assert huge.stat().st_size < 200_000
     with pytest.raises(AppError, match="over the limit of 25,000,000 pixels"):
-        client.predict("pixel", "pixels", "l1", 3, [], handle_file(str(huge)), "", api_name="/search")
+        client.predict(image=handle_file(str(huge)), api_name="/search")
 
 
 def test_dataset_builder_names_are_not_galleries(served: tuple[Client, str, Path]) -> None:
     client, _, _ = served
     for name in ("imagefolder", "csv"):
         with pytest.raises(AppError, match="owner/name"):
-            client.predict(name, api_name="/load_gallery")
+            client.predict(gallery=name, api_name="/load_gallery")
 
 
 def test_the_app_starts_without_a_reachable_model(gallery: Path) -> None:
@@ -267,10 +268,10 @@ def test_the_app_starts_without_a_reachable_model(gallery: Path) -> None:
     page.launch(demo, config, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
-        tiles, _ = client.predict("pixel", "pixels", "l1", 2, [], handle_file(query_file(gallery)), "", api_name="/search")
-        assert len(tiles) == 2
+        found = client.predict(image=handle_file(query_file(gallery)), k=2, api_name="/search")
+        assert len(found["results"]) == 2
         with pytest.raises(AppError, match="--model"):
-            client.predict("clip", "pixels", "cosine", 2, [], None, "a cat", api_name="/search")
+            client.predict(text="a cat", engine="clip", k=2, api_name="/search")
     finally:
         demo.close()
 
@@ -328,7 +329,7 @@ def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, 
         while not stop.is_set():
             for engine, _ in engines:
                 try:
-                    rebuilds.append(client.predict(engine, "pixels", api_name="/build_index")[0])
+                    rebuilds.append(client.predict(engine=engine, api_name="/build_index")["summary"])
                 except Exception as exc:
                     errors.append(f"rebuild {engine}: {exc}")
 
@@ -338,14 +339,13 @@ def test_16_concurrent_clients_while_the_index_is_rebuilt(served: tuple[Client, 
         for s in range(SEARCHES_PER_CLIENT):
             engine, metric = engines[(n + s) % 3]
             try:
-                tiles, summary = client.predict(
-                    engine, "pixels", metric, 5, [], handle_file(queries[(n + s) % 4]), "", api_name="/search"
-                )
+                found = client.predict(image=handle_file(queries[(n + s) % 4]), engine=engine, metric=metric, k=5,
+                                       api_name="/search")
             except Exception as exc:
                 errors.append(f"{engine}: {type(exc).__name__}: {exc}")
                 continue
-            if len(tiles) != 5 or "5 results" not in summary or not tiles[0]["caption"].startswith("#1 "):
-                errors.append(f"{engine}: malformed answer {summary!r}")
+            if [r["rank"] for r in found["results"]] != [1, 2, 3, 4, 5]:
+                errors.append(f"{engine}: malformed answer {found!r}")
             answers.append(engine)
 
     rebuilder = threading.Thread(target=rebuild_loop)
@@ -370,10 +370,41 @@ def test_a_chroma_server_that_is_down_is_reported_and_the_app_stays_up(gallery: 
     try:
         client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
         with pytest.raises(AppError, match=f"127.0.0.1:{chroma_port}"):
-            client.predict("chroma", "pixels", "cosine", 2, [], None, "a cat", api_name="/search")
-        tiles, _ = client.predict("clip", "pixels", "cosine", 2, [], None, "a cat", api_name="/search")
-        assert len(tiles) == 2
+            client.predict(text="a cat", engine="chroma", k=2, api_name="/search")
+        found = client.predict(text="a cat", engine="clip", k=2, api_name="/search")
+        assert len(found["results"]) == 2
     finally:
         demo.close()
 
 
+
+
+def test_adding_an_engine_option_changes_no_endpoint(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program written against the API keeps working when an engine gains a choice."""
+    import engines.registry
+    from engines import Option
+    from engines.pixel import PixelEngine
+
+    def endpoints() -> dict[str, list[str]]:
+        config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1")
+        demo = page.build_demo(config)
+        page.launch(demo, config, prevent_thread_lock=True, quiet=True)
+        try:
+            api = Client(f"http://127.0.0.1:{config.port}/", verbose=False).view_api(return_format="dict")
+        finally:
+            demo.close()
+        return {name: [p["parameter_name"] for p in spec["parameters"]] for name, spec in api["named_endpoints"].items()}
+
+    before = endpoints()
+    assert {"/search", "/refine", "/duplicates", "/build_index", "/load_gallery", "/gallery_map", "/evaluate"} <= set(before)
+
+    class Sharper(PixelEngine):
+        name = "sharper"
+        options = (*PixelEngine.options, Option("blur", "Blur first", ("no", "yes"), "no"))
+
+        def __init__(self, *, blur: str = "no", **rest: object) -> None:
+            super().__init__(**rest)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(engines.registry._REGISTRY, "sharper", (__name__, "Sharper"))
+    globals()["Sharper"] = Sharper
+    assert endpoints() == before

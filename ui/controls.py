@@ -88,9 +88,7 @@ def progress_bar(progress: Any) -> Callable[[IndexProgress], None] | None:
     return show
 
 
-def stop_button(
-    service: SearchService, controls: EngineControls, source: gr.State, elem_id: str, api_name: str | None = None
-) -> gr.Button:
+def stop_button(service: SearchService, controls: EngineControls, source: gr.State, elem_id: str) -> gr.Button:
     """A button that stops the chosen engine's index build (what it computed is kept)."""
     button = gr.Button("Stop indexing", size="sm", elem_id=elem_id)
     n = len(controls.options)
@@ -105,6 +103,6 @@ def stop_button(
         else:
             gr.Info("No index is being built for this engine.")
 
-    button.click(on_stop, [source, controls.engine, *controls.inputs], None, api_name=api_name,
-                 api_visibility="public" if api_name else "private", concurrency_limit=None, queue=False)
+    button.click(on_stop, [source, controls.engine, *controls.inputs], None, api_visibility="private",
+                 concurrency_limit=None, queue=False)
     return button

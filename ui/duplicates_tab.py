@@ -11,7 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from engines import available_engines, engine_info
+from engines import SearchEngine, available_engines, engine_info
+from engines.gallery import Gallery
 from engines.results import DuplicateGroup, printable
 
 from .controls import EngineControls, progress_bar
@@ -25,20 +26,27 @@ SHOWN_GROUPS = 60
 SHOWN_MEMBERS = 8
 
 
-def find(
+def groups_of(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
     threshold: float | None, progress: Any = None,
-) -> tuple[list[tuple[Any, str]], str, list[list[Any]], str, float]:
-    """(thumbnails, summary, table rows, CSV path, threshold used) of the duplicates in ``source``.
-
-    ``threshold`` ``None`` uses the engine's default for ``metric``.
-    """
+) -> tuple[list[DuplicateGroup], Gallery, SearchEngine, float, str]:
+    """(groups, gallery, engine, threshold used, a note on folder changes) of the duplicates in
+    ``source``; ``threshold`` ``None`` uses the engine's default for ``metric``."""
     try:
         engine, gallery, note = service.current(name, source, choices, progress=progress_bar(progress))
         used = engine.duplicate_threshold(metric) if threshold is None else number_from(threshold, "the threshold")
         groups = service.in_background(lambda: engine.duplicates(threshold=used, metric=metric))
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
+    return groups, gallery, engine, used, note
+
+
+def find(
+    service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
+    threshold: float | None, progress: Any = None,
+) -> tuple[list[tuple[Any, str]], str, list[list[Any]], str, float]:
+    """(thumbnails, summary, table rows, CSV path, threshold used) of the duplicates in ``source``."""
+    groups, gallery, engine, used, note = groups_of(service, source, name, choices, metric, threshold, progress)
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
         for member in group.members[:SHOWN_MEMBERS]:
@@ -140,17 +148,3 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
              concurrency_limit=1, concurrency_id="duplicates")
     threshold.release(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",
                       concurrency_limit=1, concurrency_id="duplicates")
-
-    def on_api(
-        source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[Any, ...]:
-        choices, (metric, value) = controls.choices(values[:n]), values[n:]
-        chosen = None if value is None or value == "" else number_from(value, "the threshold")
-        _, line, rows, path, _ = find(service, source_value, name, choices, metric, chosen, progress)
-        return line, rows, path
-
-    api_threshold = explain_bad_input(gr.Number(None, visible=False, label="threshold (empty: the engine's default)"),
-                                      "the threshold to be a number (or empty for the engine's default)")
-    gr.Button(visible=False).click(on_api, [source, controls.engine, *controls.inputs, controls.metric, api_threshold],
-                                   [summary, table, download], api_name="duplicates", concurrency_limit=1,
-                                   concurrency_id="duplicates")

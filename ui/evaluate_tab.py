@@ -131,5 +131,3 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     inputs, outputs = [source, engines, *controls.inputs, metrics, ks], [table, plot, csv_file, status]
     button.click(in_the_page(on_evaluate, failed), inputs, outputs, api_visibility="private",
                  concurrency_limit=1, concurrency_id="evaluate")
-    gr.Button(visible=False).click(on_evaluate, inputs, outputs, api_name="evaluate", concurrency_limit=1,
-                                   concurrency_id="evaluate")

@@ -29,7 +29,7 @@ MAX_K = 1000
 
 
 def new_session(
-    source: str, name: str, choices: dict[str, str | None], metric: str, k: float, labels: list[str] | None,
+    source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float, labels: list[str] | None,
     image: str | None, text: str | None,
 ) -> Session:
     return {

@@ -125,7 +125,7 @@ def build(
     with gr.Row():
         index_button = gr.Button("Build / refresh the index for the chosen engine", variant="primary",
                                  elem_id="index-button", scale=4)
-        stop_button(service, controls, source, "stop-index-button", api_name="stop_indexing")
+        stop_button(service, controls, source, "stop-index-button")
     index_status = gr.Markdown(elem_id="index-status")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
 
@@ -153,13 +153,10 @@ def build(
     # The page shows failures in words (in_the_page); the API endpoints raise them.
     outputs = [source, counts, thumbs, page, labels, loaded]
     load_button.click(in_the_page(on_load, load_failed), source_box, outputs, api_visibility="private")
-    gr.Button(visible=False).click(on_load, source_box, outputs, api_name="load_gallery")
     page.release(on_page, [source, page], thumbs, api_visibility="private")
     inputs = [source, controls.engine, *controls.inputs]
     index_button.click(in_the_page(on_build, build_failed), inputs, [index_status, skipped],
                        api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
-    gr.Button(visible=False).click(on_build, inputs, [index_status, skipped], api_name="build_index",
-                                   concurrency_limit=1, concurrency_id="build_index")
     return counts, thumbs, page, loaded
 
 
@@ -240,8 +237,6 @@ def build_map(
     inputs = [source, controls.engine, *controls.inputs, controls.metric]
     draw_button.click(in_the_page(on_draw, draw_failed), inputs, [picture, described, points],
                       api_visibility="private", concurrency_limit=1, concurrency_id="map")
-    gr.Button(visible=False).click(on_draw, inputs, [picture, described, points], api_name="gallery_map",
-                                   concurrency_limit=1, concurrency_id="map")
     picture.select(in_the_page(on_pick, pick_failed), [source, points], [chosen, chosen_text, chosen_path],
                    api_visibility="private")
     use.click(on_use, chosen_path, [query_image, tabs], api_visibility="private")

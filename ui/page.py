@@ -9,7 +9,7 @@ import gradio as gr
 
 from engines.images import register_heif
 
-from . import duplicates_tab, evaluate_tab, gallery_tab, search_tab
+from . import api, duplicates_tab, evaluate_tab, gallery_tab, search_tab
 from .config import AppConfig
 from .controls import build_engine_controls
 from .service import SearchService
@@ -52,6 +52,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
                 duplicates_tab.build(service, controls, source)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_tab.build(service, controls, source)
+        api.build(service)  # the named endpoints a program uses (ui/api.py)
 
         def on_page_load(value: str) -> tuple[Any, ...]:
             return gallery_tab.show(service, value, reload=False)

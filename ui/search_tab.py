@@ -32,7 +32,7 @@ TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh
 
 
 def search(
-    service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str, k: float,
+    service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
     labels: list[str] | None, image: str | None, text: str | None, progress: Any = None,
 ) -> tuple[list[tuple[Any, str]], str, Session]:
     """Rank ``source``'s gallery against the uploaded image and/or the sentence.
@@ -147,11 +147,6 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
               concurrency_id="search")
     again.click(shown(on_refine), session, page_outputs, api_visibility="private", concurrency_id="search")
     update.click(shown(on_update), inputs, page_outputs, api_visibility="private", concurrency_id="search")
-    # The API's endpoints raise their errors, as a program expects; they share the page's queue.
-    gr.Button(visible=False).click(on_search, inputs, [results, summary, session], api_name="search",
-                                   concurrency_id="search")
-    gr.Button(visible=False).click(on_refine, session, [results, summary, session], api_name="refine",
-                                   concurrency_id="search")
 
     def on_select(evt: gr.SelectData) -> int:
         return int(evt.index) + 1 if isinstance(evt.index, int) else 1
@@ -161,8 +156,8 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         def on_mark(state: Session, rank: float | None, verdict: str = verdict) -> tuple[Session | None, str]:
             return mark(state, rank, verdict)
 
-        button.click(on_mark, [session, selected], [session, marks], api_name=f"mark_{verdict.replace(' ', '_')}")
-    reset.click(start_over, session, [session, marks], api_name="start_over")
+        button.click(on_mark, [session, selected], [session, marks], api_visibility="private")
+    reset.click(start_over, session, [session, marks], api_visibility="private")
 
     def on_threshold(state: Session, value: float) -> tuple[list[tuple[Any, str]], str]:
         return apply_threshold(service, state, value)

@@ -1,0 +1,185 @@
+"""The app's API: named endpoints a program can rely on (``gradio_client``, plain HTTP, MCP).
+
+Each endpoint is a typed function registered with ``gr.api``: its parameters are keywords
+with defaults, the gallery is a parameter (default: the app's ``--data``), and an engine's
+own choices (``features`` for the pixel engine, ...) are one ``options`` dict, so an engine
+gaining an option changes no endpoint's signature. Answers are JSON: results with rank,
+score, label and path (relative to the gallery when the app is public). Errors come back
+as ``gr.Error`` in the app's words. The page's own events stay private; both run the same
+handlers, on the same queues.
+
+    from gradio_client import Client, handle_file
+    client = Client("http://127.0.0.1:7860/")
+    client.predict(image=handle_file("cat.jpg"), engine="clip", k=5, api_name="/search")
+    client.predict(text="a red bus", engine="clip", api_name="/search")
+    client.predict(text="a red bus", engine="clip", relevant=[2], not_relevant=[5], api_name="/refine")
+    client.predict(engine="pixel", options={"features": "phash"}, api_name="/duplicates")
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import gradio as gr
+from gradio import FileData
+
+from engines import SearchResult, engine_info
+from engines.results import passing_threshold, printable
+
+from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, search_tab
+from .feedback import Session, mark, refine
+from .messages import USER_ERRORS
+from .service import SearchService
+
+
+def _path(image: Any) -> str | None:
+    """The uploaded file's path on the server (Gradio wrote it to its upload folder)."""
+    if image is None:
+        return None
+    return str(image["path"] if isinstance(image, dict) else image.path)
+
+
+def _results(service: SearchService, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        # "file", not "path": Gradio takes a dict with a "path" for a file to send along.
+        {"rank": r["rank"], "score": r["score"], "label": printable(r["label"]),
+         "file": service.shown(r["path"]) if r["path"] else None, "position": r["position"]}
+        for r in results
+    ]
+
+
+def build(service: SearchService) -> None:
+    """Register the endpoints (inside the page's ``gr.Blocks``)."""
+    data = service.config.data
+
+    def searched(
+        image: FileData | None, text: str, engine: str, metric: str | None, k: int, classes: list[str] | None,
+        options: dict[str, str] | None, gallery: str | None,
+    ) -> Session:
+        _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
+                                          classes or [], _path(image), text)
+        return session
+
+    def answer(session: Session, threshold: float | None) -> dict[str, Any]:
+        results = session["results"]
+        if threshold is not None:
+            higher = session["metric"] in engine_info(session["name"]).higher_is_better
+            kept = passing_threshold([SearchResult(**r) for r in results], float(threshold), higher)
+            results = [r for r in results if r["rank"] in {k.rank for k in kept}]
+        return {"results": _results(service, results), "metric": session["metric"], "searched": session["total"],
+                "milliseconds": round(session["elapsed_ms"], 2)}
+
+    def search(
+        image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,
+        threshold: float | None = None, classes: list[str] | None = None, options: dict[str, str] | None = None,
+        gallery: str | None = None,
+    ) -> dict[str, Any]:
+        """Rank a gallery's images against a query image, a sentence, or both combined.
+
+        Args:
+            image: the query image (upload it with gradio_client's handle_file).
+            text: a sentence (CLIP engines); rclip's syntax combines several: "a dog + a beach - snow".
+            engine: pixel, clip or chroma.
+            metric: the engine's metric (default: its own); l1 and l2 are distances, cosine, correlation and ip similarities.
+            k: how many results, 1 to 1000.
+            threshold: drop results worse than this score in the metric's direction.
+            classes: keep only images of these classes (folders).
+            options: the engine's own choices, e.g. {"features": "histogram"} for the pixel engine.
+            gallery: a gallery folder (under the app's gallery roots) or an allowed Hub dataset id; default: the app's.
+        Returns:
+            {"results": [{"rank", "score", "label", "file", "position"}], "metric", "searched", "milliseconds"}
+        """
+        return answer(searched(image, text, engine, metric, k, classes, options, gallery), threshold)
+
+    def refine_endpoint(
+        image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,
+        relevant: list[int] | None = None, not_relevant: list[int] | None = None, threshold: float | None = None,
+        classes: list[str] | None = None, options: dict[str, str] | None = None, gallery: str | None = None,
+    ) -> dict[str, Any]:
+        """Search, then search again more like the results ranked ``relevant`` and less like those
+        ranked ``not_relevant`` (relevance feedback: the marked results' own vectors are reused).
+
+        Args:
+            relevant: ranks (1 = first) of the first search's results that are what you want.
+            not_relevant: ranks of results that are not.
+        Returns:
+            the refined results, as /search answers.
+        """
+        session = searched(image, text, engine, metric, k, classes, options, gallery)
+        for rank in relevant or []:
+            session, _ = mark(session, rank, "relevant")  # type: ignore[assignment]
+        for rank in not_relevant or []:
+            session, _ = mark(session, rank, "not relevant")  # type: ignore[assignment]
+        _, _, refined = refine(service, session)
+        return answer(refined, threshold)
+
+    def duplicates(
+        engine: str = "pixel", metric: str | None = None, threshold: float | None = None,
+        options: dict[str, str] | None = None, gallery: str | None = None,
+    ) -> dict[str, Any]:
+        """Groups of copies in a gallery: exact (same content or pixels) and near (every two
+        members within the threshold). Lists only: nothing is deleted or moved.
+
+        Args:
+            engine: pixel (options {"features": "phash"} is made for copies), clip or chroma.
+            threshold: the near threshold in the metric (default: the engine's).
+        Returns:
+            {"groups": [{"kind", "score", "members": [{"rank", "score", "label", "file", "position"}]}], "threshold"}
+        """
+        chosen = metric or engine_info(engine).default_metric
+        groups, _, _, used, _ = duplicates_tab.groups_of(service, gallery or data, engine, dict(options or {}), chosen,
+                                                         threshold)
+        return {"threshold": used, "groups": [
+            {"kind": g.kind, "score": g.score, "members": _results(service, [asdict(m) for m in g.members])}
+            for g in groups
+        ]}
+
+    def load_gallery(gallery: str | None = None) -> dict[str, Any]:
+        """Load (again) a gallery folder or allowed Hub dataset: its splits, classes and counts."""
+        _, rows, _, _, _, text = gallery_tab.show(service, gallery or data, reload=True)
+        return {"splits": [{"split": r[0], "classes": r[1], "images": r[2]} for r in rows], "summary": text}
+
+    def build_index(engine: str = "pixel", options: dict[str, str] | None = None, gallery: str | None = None
+                    ) -> dict[str, Any]:
+        """Read the gallery again and build (or update) an engine's index: only new and changed files are computed."""
+        status, skipped = gallery_tab.build_index(service, gallery or data, engine, dict(options or {}))
+        return {"summary": status, "skipped": [{"file": f, "reason": r} for f, r in skipped]}
+
+    def gallery_map(engine: str = "pixel", metric: str | None = None, options: dict[str, str] | None = None,
+                    gallery: str | None = None) -> dict[str, Any]:
+        """A 2-D map of the engine's index (PCA, then t-SNE): each image's position, x and y in [0, 1]."""
+        chosen = metric or engine_info(engine).default_metric
+        _, text, points = gallery_tab.draw_map(service, gallery or data, engine, dict(options or {}), chosen)
+        width, height = map_view.SIZE
+        return {"summary": text, "points": [
+            {"x": round(x / width, 5), "y": round(y / height, 5), "label": printable(m.label),
+             "file": service.shown(m.path) if m.path else None}
+            for x, y, m in points
+        ]}
+
+    def evaluate(engines: list[str] | None = None, metrics: list[str] | None = None, ks: str = "1,5,10",
+                 options: dict[str, str] | None = None, gallery: str | None = None) -> dict[str, Any]:
+        """Precision at k and mAP of engines and metrics on a labelled gallery (its test split
+        queries its train split; leave-one-out without one)."""
+        names = engines or ["pixel"]
+        chosen = metrics or sorted({engine_info(name).default_metric for name in names})
+        table, _, _, status = evaluate_tab.run_evaluation(service, gallery or data, names, dict(options or {}), chosen, ks)
+        rows = table.to_dict("records") if table is not None else []
+        return {"summary": status, "rows": rows}
+
+    def stop_indexing(engine: str = "pixel", options: dict[str, str] | None = None, gallery: str | None = None) -> bool:
+        """Stop the running index build of an engine; what it computed is kept. True if one was running."""
+        try:
+            return service.cancel_build(engine, service.gallery(gallery or data), dict(options or {}))
+        except USER_ERRORS as exc:
+            raise service.user_error(exc) from exc
+
+    # The same queues as the page's events: searches 4 at a time, the heavy ones one at a time.
+    for fn, name, group, limit in (
+        (search, "search", "search", 4), (refine_endpoint, "refine", "search", 4),
+        (duplicates, "duplicates", "duplicates", 1), (load_gallery, "load_gallery", None, None),
+        (build_index, "build_index", "build_index", 1), (gallery_map, "gallery_map", "map", 1),
+        (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),
+    ):
+        gr.api(fn, api_name=name, concurrency_id=group, concurrency_limit=limit if group else "default")
