@@ -115,3 +115,17 @@ def watched_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 #: Paths opened while a test that uses ``watched_paths`` runs.
 OPENED: list[str] = []
+
+
+#: Fixtures that start real servers: tests using them are integration tests.
+INTEGRATION_FIXTURES = {"chroma_server", "local_ray"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests against real servers (Ray, a Chroma server, a browser, a launched
+    app under load) ``integration``: ``pytest -m "not integration"`` is the quick loop, and
+    the README's command runs everything."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & INTEGRATION_FIXTURES or item.path.name == "test_browser.py" or "concurrent_clients" in item.name:
+            item.add_marker(pytest.mark.integration)

@@ -9,6 +9,7 @@ import tracemalloc
 import warnings
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -151,7 +152,7 @@ def test_a_chroma_server_that_lost_its_index_rebuilds_on_the_next_search(
     client = engine.db.client()
     for collection in client.list_collections():  # what a server restarted on an empty folder has
         client.delete_collection(collection.name)
-    with pytest.raises(Exception, match="no index for this gallery any more.*searching again rebuilds it"):
+    with pytest.raises(gr.Error, match="no index for this gallery any more.*searching again rebuilds it"):
         search_tab.search(service, str(gallery), "chroma", {}, "cosine", 3, [], None, "red")
     tiles, _, _ = search_tab.search(service, str(gallery), "chroma", {}, "cosine", 3, [], None, "red")
     assert len(tiles) == 3

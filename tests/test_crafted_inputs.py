@@ -13,17 +13,27 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
-from engines import InvalidQueryError, Text, create_engine, list_image_files, load_gallery, parse_text_query
+from engines import (
+    DatasetTooLargeError,
+    InvalidQueryError,
+    Text,
+    create_engine,
+    list_image_files,
+    load_gallery,
+    parse_text_query,
+)
 from engines.gallery import as_gallery_items
 from engines.items import OUTSIDE_DATASET
 from engines.query import MAX_QUERY_TERMS
 from engines.testing import make_gallery, make_image
 from ui import duplicates_tab, search_tab
 from ui.config import AppConfig
+from ui.messages import HubNotAllowedError
 from ui.service import SearchService
 
 ENGINES = ["pixel", "clip", "chroma"]
@@ -190,9 +200,9 @@ def test_a_query_of_thousands_of_terms_is_refused_at_once(tiny_clip: str, galler
     service = SearchService(AppConfig(data=str(gallery), model=tiny_clip))
     service.engine("clip", service.gallery(str(gallery)))
     started = time.perf_counter()
-    with pytest.raises(Exception, match=f"at most {MAX_QUERY_TERMS} terms"):
+    with pytest.raises(gr.Error, match=f"at most {MAX_QUERY_TERMS} terms"):
         search_tab.search(service, str(gallery), "clip", {}, None, 3, [], None, " + ".join(["a"] * 50))
-    with pytest.raises(Exception, match="at most 1,000 characters"):
+    with pytest.raises(gr.Error, match="at most 1,000 characters"):
         search_tab.search(service, str(gallery), "clip", {}, None, 3, [], None, "a + " * 250_000 + "a")
     assert time.perf_counter() - started < 1.0
     with pytest.raises(InvalidQueryError):
@@ -326,16 +336,16 @@ def test_visitors_load_hub_datasets_only_when_allowed_and_within_the_size_limit(
         {"image": [make_image((200, 10, 10), 1)]}, features=datasets.Features({"image": datasets.Image()}))})
     monkeypatch.setattr(datasets, "load_dataset", lambda source: downloads.append(source) or tiny)
     closed = SearchService(AppConfig(data=str(gallery)))
-    with pytest.raises(Exception, match="not allowed on this server"):
+    with pytest.raises(HubNotAllowedError, match="not allowed on this server"):
         closed.gallery("someone/photos")
     assert fake_hub == [] and downloads == []  # refused before asking anyone
     open_ = SearchService(AppConfig(data=str(gallery), allow_hub=("*",)))
-    with pytest.raises(Exception, match=r"3.00 GB, over the limit of 2.00 GB: not downloaded"):
+    with pytest.raises(DatasetTooLargeError, match=r"3.00 GB, over the limit of 2.00 GB: not downloaded"):
         open_.gallery("someone/photos")
     assert downloads == [] and any(path.startswith("/api/datasets/someone/photos") for path in fake_hub)
     raised = SearchService(AppConfig(data=str(gallery), allow_hub=("someone/photos",), hub_max_size="4gb"))
     assert len(raised.gallery("someone/photos")["train"]) == 1 and downloads == ["someone/photos"]
-    with pytest.raises(Exception, match="not allowed"):
+    with pytest.raises(HubNotAllowedError, match="not allowed"):
         raised.gallery("someone/else")
     operator = SearchService(AppConfig(data="someone/photos"))  # --data is the operator's own choice
     assert len(operator.gallery("someone/photos")["train"]) == 1
@@ -395,6 +405,6 @@ def test_a_public_app_shows_paths_relative_to_the_gallery(tmp_path: Path) -> Non
         if public:
             assert skipped == [["train/red/broken.jpg", "not an image Pillow can read (unknown format)"]]
             assert "train/blue/copy.png" in shown
-        with pytest.raises(Exception) as error:
+        with pytest.raises(gr.Error) as error:
             search_tab.search(service, str(gallery), "pixel", {}, "l1", 3, [], str(broken), "")
         assert (str(tmp_path) in str(error.value)) is not public

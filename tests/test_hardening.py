@@ -125,11 +125,15 @@ def test_hostile_gallery_keeps_every_readable_image(
 
 @pytest.mark.parametrize("name", ["pixel", "clip"])
 def test_constant_colour_queries_score_finitely(name: str, tiny_clip: str, tmp_path: Path, gallery: Path) -> None:
+    # Zero-variance images on both sides: black and grey gallery images, black and grey queries.
+    for n, colour in enumerate([(0, 0, 0), (128, 128, 128)]):
+        Image.new("RGB", (16, 16), colour).save(gallery / "train" / "red" / f"constant {n}.png")
     engine = create_engine(name, **options(name, tiny_clip, tmp_path))
     engine.index(gallery / "train", progress=False)
     for metric in engine.metrics:
-        scores = [r.score for r in engine.search(Image.new("RGB", (30, 30), (128, 128, 128)), k=5, metric=metric)]
-        assert np.isfinite(scores).all()
+        for colour in ((0, 0, 0), (128, 128, 128)):
+            scores = [r.score for r in engine.search(Image.new("RGB", (30, 30), colour), k=18, metric=metric)]
+            assert len(scores) == 18 and np.isfinite(scores).all()
 
 
 KILLER = """

@@ -28,17 +28,6 @@ def test_histogram_features_are_a_distribution_over_colour_bins() -> None:
     assert vector[red_bin] == pytest.approx(0.5) and vector[blue_bin] == pytest.approx(0.5)
 
 
-def test_constant_images_rank_with_finite_scores(tmp_path: Path) -> None:
-    for n, colour in enumerate([(0, 0, 0), (128, 128, 128), (10, 200, 30)]):
-        (tmp_path / "c").mkdir(exist_ok=True)
-        Image.new("RGB", (16, 16), colour).save(tmp_path / "c" / f"{n}.png")
-    engine = create_engine("pixel")
-    engine.index(tmp_path, progress=False)
-    for metric in engine.metrics:
-        for query in (Image.new("RGB", (9, 9), (0, 0, 0)), Image.new("RGB", (9, 9), (77, 77, 77))):
-            assert all(np.isfinite(r.score) for r in engine.search(query, k=3, metric=metric))
-
-
 def test_text_queries_are_refused_with_a_pointer_to_clip(gallery: Path) -> None:
     engine = create_engine("pixel")
     engine.index(gallery / "train", progress=False)

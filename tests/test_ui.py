@@ -16,7 +16,6 @@ from engines import (
     Query,
     SearchResult,
     Text,
-    available_engines,
     engine_info,
 )
 from engines.testing import make_gallery
@@ -44,19 +43,6 @@ def gallery_of(service: SearchService) -> Path:
 
 def query_file(gallery: Path, label: str = "green") -> str:
     return str(next((gallery / "test" / label).iterdir()))
-
-
-@pytest.mark.parametrize("name", list(available_engines()))
-def test_search_by_image_with_every_engine_and_metric(service: SearchService, name: str) -> None:
-    source = service.config.data
-    for metric in engine_info(name).metrics:
-        tiles, summary, _ = search_tab.search(
-            service, source, name, PIXELS, metric, 4, [], query_file(gallery_of(service)), ""
-        )
-        assert len(tiles) == 4 and "4 results" in summary and metric in summary
-        assert [caption.split()[0] for _, caption in tiles] == ["#1", "#2", "#3", "#4"]
-    if name == "pixel":
-        assert tiles[0][1].startswith("#1 green")
 
 
 def test_histogram_features_and_label_filter(service: SearchService) -> None:
@@ -87,18 +73,6 @@ def test_the_pixel_engine_refuses_typed_paths_as_text(service: SearchService) ->
     for typed in ("/etc/hostname", query_file(gallery_of(service))):
         with pytest.raises(gr.Error, match="needs a CLIP engine"):
             search_tab.search(service, service.config.data, "pixel", PIXELS, "l1", 3, [], None, typed)
-
-
-@pytest.mark.parametrize("args, message", [
-    (("pixel", PIXELS, "l1", 3, [], None, "   "), "Upload or pick a query image"),
-    (("pixel", PIXELS, "cosine", 3, ["no-such-class"], "QUERY", ""), "Expected labels among"),
-    (("pixel", PIXELS, "ip", 3, [], "QUERY", ""), "Expected metric to be one of l1, l2, cosine, correlation"),
-    (("pixel", PIXELS, "l1", 0, [], "QUERY", ""), "Expected a whole number for k \\(results\\) between 1 and 1000, got 0"),
-])
-def test_bad_queries_get_a_message(service: SearchService, args: tuple, message: str) -> None:
-    args = tuple(query_file(gallery_of(service)) if a == "QUERY" else a for a in args)
-    with pytest.raises(gr.Error, match=message):
-        search_tab.search(service, service.config.data, *args)
 
 
 def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) -> None:
