@@ -35,6 +35,11 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 SIMILARITIES = frozenset({"cosine", "correlation", "ip"})
 
 
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger ``metric`` is the better match: similarities yes, distances (l1, l2) no."""
+    return metric in SIMILARITIES
+
+
 def unit_rows(matrix: np.ndarray, metric: str) -> np.ndarray:
     """The rows as float32, centred for correlation and made unit vectors for the
     similarities, so that Euclidean geometry among them follows ``metric``."""

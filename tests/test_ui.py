@@ -14,7 +14,6 @@ from engines import (
     BackendUnavailableError,
     ModelUnavailableError,
     Query,
-    SearchResult,
     Text,
     engine_info,
 )
@@ -84,23 +83,23 @@ def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) 
         feedback.refine(service, session)
     session, marks = feedback.mark(session, 2, "relevant")
     session, marks = feedback.mark(session, 5, "not relevant")
-    second, fifth = session["results"][1], session["results"][4]
-    assert f"Relevant (1): {Path(second['path']).name}" in marks and f"Not relevant (1): {Path(fifth['path']).name}" in marks
+    second, fifth = session.results[1], session.results[4]
+    assert f"Relevant (1): {Path(second.path).name}" in marks and f"Not relevant (1): {Path(fifth.path).name}" in marks
     with pytest.raises(gr.Error, match="between 1 and 6, got 9"):
         feedback.mark(session, 9, "relevant")
     refined_tiles, line, after = feedback.refine(service, session)
-    assert len(refined_tiles) == 6 and "refined 1×" in line and after["relevant"] == session["relevant"]
+    assert len(refined_tiles) == 6 and "refined 1×" in line and after.relevant == session.relevant
     # the refined query is the Rocchio vector of the query and the marks
     engine = service.engine("pixel", service.gallery(service.config.data))
     expected = engine.search(
-        Query(positive=[Path(query), SearchResult(**second)], negative=[SearchResult(**fifth)]), k=6, metric="l1"
+        Query(positive=[Path(query), second], negative=[fifth]), k=6, metric="l1"
     )
-    assert [r["path"] for r in after["results"]] == [r.path for r in expected]
+    assert [r.path for r in after.results] == [r.path for r in expected]
     after, marks = feedback.mark(after, 1, "not relevant")  # marks persist across rounds
     _, line, third = feedback.refine(service, after)
-    assert "refined 2×" in line and len(third["irrelevant"]) == 2
+    assert "refined 2×" in line and len(third.irrelevant) == 2
     cleared, marks = feedback.start_over(third)
-    assert cleared["relevant"] == cleared["irrelevant"] == [] and "Select a result" in marks
+    assert cleared.relevant == cleared.irrelevant == () and "Select a result" in marks
 
 
 @pytest.mark.parametrize("name", ["clip", "chroma"])
@@ -111,16 +110,16 @@ def test_refining_works_with_the_clip_engines(service: SearchService, name: str)
     tiles, line, after = feedback.refine(service, session)
     assert len(tiles) == 5 and "refined 1×" in line
     engine = service.engine(name, service.gallery(service.config.data))
-    third, first = (SearchResult(**session["results"][i]) for i in (2, 0))
+    third, first = session.results[2], session.results[0]
     expected = engine.search(Query(positive=[Text("red"), Text("green"), third], negative=[first]), k=5)
-    assert [r["path"] for r in after["results"]] == [r.path for r in expected]
+    assert [r.path for r in after.results] == [r.path for r in expected]
 
 
 def test_the_threshold_slider_fits_the_metric_and_the_results(service: SearchService) -> None:
     query = query_file(gallery_of(service), "blue")
     _, _, session = search_tab.search(service, service.config.data, "pixel", PIXELS, "l2", 8, [], query, "")
     slider = feedback.threshold_slider(session)
-    scores = [r["score"] for r in session["results"]]
+    scores = [r.score for r in session.results]
     assert slider["minimum"] == round(min(scores), 4) and slider["maximum"] == round(max(scores), 4)
     assert "distance at most" in slider["label"] and slider["value"] == slider["maximum"]
     tiles, line = feedback.apply_threshold(service, session, sorted(scores)[2])

@@ -18,19 +18,20 @@ handlers, on the same queues.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 from gradio import FileData
 
 from engines import SearchResult, engine_info
-from engines.results import passing_threshold, printable
+from engines.results import printable
 
 from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, search_tab
-from .feedback import Session, mark, refine
+from .feedback import mark, passing, refine
 from .messages import USER_ERRORS
 from .service import SearchService
+from .session import SearchSession
 
 
 def _path(image: Any) -> str | None:
@@ -40,11 +41,11 @@ def _path(image: Any) -> str | None:
     return str(image["path"] if isinstance(image, dict) else image.path)
 
 
-def _results(service: SearchService, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _results(service: SearchService, results: Sequence[SearchResult]) -> list[dict[str, Any]]:
     return [
         # "file", not "path": Gradio takes a dict with a "path" for a file to send along.
-        {"rank": r["rank"], "score": r["score"], "label": printable(r["label"]),
-         "file": service.shown(r["path"]) if r["path"] else None, "position": r["position"]}
+        {"rank": r.rank, "score": r.score, "label": printable(r.label),
+         "file": service.shown(r.path) if r.path else None, "position": r.position}
         for r in results
     ]
 
@@ -56,19 +57,15 @@ def build(service: SearchService) -> None:
     def searched(
         image: FileData | None, text: str, engine: str, metric: str | None, k: int, classes: list[str] | None,
         options: dict[str, str] | None, gallery: str | None,
-    ) -> Session:
+    ) -> SearchSession:
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
                                           classes or [], _path(image), text)
         return session
 
-    def answer(session: Session, threshold: float | None) -> dict[str, Any]:
-        results = session["results"]
-        if threshold is not None:
-            higher = session["metric"] in engine_info(session["name"]).higher_is_better
-            kept = passing_threshold([SearchResult(**r) for r in results], float(threshold), higher)
-            results = [r for r in results if r["rank"] in {k.rank for k in kept}]
-        return {"results": _results(service, results), "metric": session["metric"], "searched": session["total"],
-                "milliseconds": round(session["elapsed_ms"], 2)}
+    def answer(session: SearchSession, threshold: float | None) -> dict[str, Any]:
+        results = passing(session, float(threshold)) if threshold is not None else session.results
+        return {"results": _results(service, results), "metric": session.metric, "searched": session.total,
+                "milliseconds": round(session.elapsed_ms, 2)}
 
     def search(
         image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,
@@ -131,7 +128,7 @@ def build(service: SearchService) -> None:
         groups, _, _, used, _ = duplicates_tab.groups_of(service, gallery or data, engine, dict(options or {}), chosen,
                                                          threshold)
         return {"threshold": used, "groups": [
-            {"kind": g.kind, "score": g.score, "members": _results(service, [asdict(m) for m in g.members])}
+            {"kind": g.kind, "score": g.score, "members": _results(service, g.members)}
             for g in groups
         ]}
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import gradio as gr
 
-from engines import SearchEngine, available_engines, engine_info
+from engines import SearchEngine, available_engines
 from engines.gallery import Gallery
+from engines.metrics import higher_is_better
 from engines.results import DuplicateGroup, printable
 
 from .controls import EngineControls, progress_bar
@@ -58,7 +59,7 @@ def find(
          "\n".join(_where(service, m.path, m.position) for m in group.members)]
         for number, group in enumerate(groups, start=1)
     ]
-    direction = "similarity at least" if metric in engine.higher_is_better else "distance at most"
+    direction = "similarity at least" if higher_is_better(metric) else "distance at most"
     line = summary_line(groups, len(engine), available_engines()[name], metric, direction, used)
     return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, write_csv(service, groups), used
 
@@ -136,7 +137,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
         setting = [name, sorted(choices.items()), metric]
         chosen = float(value) if was == setting and value is not None else None
         tiles, line, rows, path, used = find(service, source_value, name, choices, metric, chosen, progress)
-        higher = metric in engine_info(name).higher_is_better
+        higher = higher_is_better(metric)
         return tiles, line, rows, path, threshold_slider(metric, higher, used), setting
 
     def failed(message: str) -> tuple[Any, ...]:

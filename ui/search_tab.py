@@ -13,7 +13,6 @@ from engines import engine_info
 from .config import AppConfig
 from .controls import EngineControls, progress_bar, stop_button
 from .feedback import (
-    Session,
     apply_threshold,
     mark,
     marks_text,
@@ -26,6 +25,7 @@ from .feedback import (
 )
 from .messages import USER_ERRORS, explain_bad_input, in_the_page
 from .service import SearchService
+from .session import SearchSession
 
 TEXT_LABEL = "…or describe what you are looking for"
 TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
@@ -34,7 +34,7 @@ TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
     labels: list[str] | None, image: str | None, text: str | None, progress: Any = None,
-) -> tuple[list[tuple[Any, str]], str, Session]:
+) -> tuple[list[tuple[Any, str]], str, SearchSession]:
     """Rank ``source``'s gallery against the uploaded image and/or the sentence.
 
     ``image`` is the path Gradio saved the upload under; ``text`` is always words, never
@@ -108,13 +108,13 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[list[tuple[Any, str]], str, Session]:
+    ) -> tuple[list[tuple[Any, str]], str, SearchSession]:
         choices, (metric, k_value, chosen_labels, image_value, text_value) = controls.choices(values[:n]), values[n:]
         return search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value, text_value, progress)
 
     def on_update(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[list[tuple[Any, str]], str, Session | None]:
+    ) -> tuple[list[tuple[Any, str]], str, SearchSession | None]:
         """Read the folder again, update the chosen engine's index, then search as asked."""
         try:
             engine, gallery = service.update(name, source_value, controls.choices(values[:n]),
@@ -126,7 +126,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
             return [], f"Index updated: **{len(engine)}** images of {service.shown(gallery.source)}.", None
         return on_search(source_value, name, *values, progress=progress)
 
-    def on_refine(state: Session, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
+    def on_refine(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
         return refine(service, state, progress)
 
     def shown(handler: Any) -> Any:
@@ -153,13 +153,13 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     results.select(on_select, None, selected, api_visibility="private")
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
-        def on_mark(state: Session, rank: float | None, verdict: str = verdict) -> tuple[Session | None, str]:
+        def on_mark(state: SearchSession, rank: float | None, verdict: str = verdict) -> tuple[SearchSession | None, str]:
             return mark(state, rank, verdict)
 
         button.click(on_mark, [session, selected], [session, marks], api_visibility="private")
     reset.click(start_over, session, [session, marks], api_visibility="private")
 
-    def on_threshold(state: Session, value: float) -> tuple[list[tuple[Any, str]], str]:
+    def on_threshold(state: SearchSession, value: float) -> tuple[list[tuple[Any, str]], str]:
         return apply_threshold(service, state, value)
 
     threshold.release(on_threshold, [session, threshold], [results, summary], api_visibility="private")

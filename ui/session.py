@@ -1,0 +1,47 @@
+"""One search as the Search tab keeps it (in a ``gr.State``, per browser tab): what was asked,
+the results, the user's marks. Frozen: every step makes a new one (``dataclasses.replace``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engines import SearchResult
+from engines.metrics import higher_is_better
+
+
+@dataclass(frozen=True)
+class SearchSession:
+    source: str
+    name: str
+    choices: dict[str, str | None]
+    metric: str | None
+    k: int
+    labels: tuple[str, ...] = ()
+    #: The upload's path (an image query), and the sentence; never each other.
+    image: str | None = None
+    text: str = ""
+    results: tuple[SearchResult, ...] = ()
+    relevant: tuple[SearchResult, ...] = ()
+    irrelevant: tuple[SearchResult, ...] = ()
+    rounds: int = 0
+    elapsed_ms: float = 0.0
+    #: How many images the index held.
+    total: int = 0
+    #: What the page should say beside the results (a folder that changed).
+    note: str = field(default="", compare=False)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Which way the session's metric is better (a similarity: higher; a distance: lower)."""
+        return self.metric is not None and higher_is_better(self.metric)
+
+
+def described(result: SearchResult) -> str:
+    """A result as the marks line names it: its file name, or its class and place."""
+    return Path(result.path).name if result.path else f"{result.label} #{result.position}"
+
+
+def same(a: SearchResult, b: SearchResult) -> bool:
+    """Whether two results are one image (ranks and scores change between rounds)."""
+    return (a.record, a.path, a.position) == (b.record, b.path, b.position)
