@@ -29,6 +29,7 @@ from .errors import EngineError, GalleryError, ModelUnavailableError
 from .gallery import Gallery, Items, as_gallery_items, load_gallery
 from .items import GalleryItem
 from .registry import available_engines, create_engine, engine_options
+from .settings import EVALUATE, add_arguments, from_environment
 
 log = logging.getLogger(__name__)
 DEFAULT_KS = (1, 5, 10)
@@ -192,11 +193,10 @@ def _parse_list(text: str | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="labelled gallery folder (train/<class>/*, test/<class>/*, or <class>/*) or Hub dataset id")
+    add_arguments(parser, EVALUATE, from_environment(EVALUATE), required=frozenset({"data"}))
     parser.add_argument("--engine", default="pixel", help=f"comma-separated: {', '.join(available_engines())}")
     parser.add_argument("--metric", help="comma-separated metrics (default: all the engine's)")
     parser.add_argument("--features", help="pixel engine features, comma-separated: pixels,histogram")
-    parser.add_argument("--model", help="CLIP model id or local directory (CLIP engines)")
     parser.add_argument("--k", default="1,5,10", help="comma-separated k values for P@k")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "features" in accepted and args.features:
                 variants = [{"features": f} for f in _parse_list(args.features)]
             for options in variants:
-                if args.model and "model" in accepted:
+                if "model" in accepted:
                     options["model"] = args.model
                 engine = create_engine(name, **options)
                 settings = ",".join(f"{k}={v}" for k, v in options.items() if k != "model")

@@ -23,28 +23,22 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from .deployment import DEFAULT_MODEL, Deployment
+from .deployment import Deployment
 from .errors import EngineError
 from .gallery import load_gallery
 from .registry import available_engines, create_engine, engine_class
+from .settings import INDEX, add_arguments, from_environment
 from .sources import HubSource, parse_source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.index", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="gallery folder or Hub dataset id (owner/name)")
+    add_arguments(parser, INDEX, from_environment(INDEX), required=frozenset({"data"}))
     parser.add_argument("--engine", choices=list(available_engines()), default="clip")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="CLIP model: Hub id or local directory")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
     parser.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="embed on Ray: a local Ray without ADDRESS, or 'auto' / ray://host:port")
     parser.add_argument("--actors", type=int, help="Ray actors embedding at once (default: the cluster's CPUs - 1)")
-    parser.add_argument("--chroma-host", help="a Chroma server (default: the embedded database)")
-    parser.add_argument("--chroma-port", type=int, default=8000)
-    parser.add_argument("--chroma-path", help="embedded Chroma folder (default: the cache folder's chroma/)")
-    parser.add_argument("--cache-dir", help="vector caches (default: $XDG_CACHE_HOME/image-search)")
     parser.add_argument("--export", metavar="TARGET", help="then write the index as a datasets dataset: a folder or a Hub id")
     parser.add_argument("--overwrite", action="store_true", help="let --export replace an existing folder")
     parser.add_argument("--no-progress", action="store_true")

@@ -16,9 +16,10 @@ from engines.images import file_kind
 from engines.items import inside, within
 from engines.listing import FolderChanges, folder_changes
 from engines.results import printable
+from engines.settings import parse_size
 from engines.sources import HubSource, parse_source
 
-from .config import AppConfig, parse_size
+from .config import AppConfig
 from .messages import HubNotAllowedError
 
 #: Galleries (with their engines' indexes) kept in memory at once.
