@@ -191,8 +191,10 @@ def stored_vector_problem(vector: object, dim: int | None, normalised: bool) -> 
         return f"its stored vector has {array.size} numbers, expected {dim}"
     if not np.isfinite(array).all():
         return "its stored vector holds NaN or infinite numbers"
-    if normalised and abs(float(np.linalg.norm(array)) - 1.0) > UNIT_TOLERANCE:
-        return f"its stored vector has length {float(np.linalg.norm(array)):.4g}, expected a unit vector"
+    if normalised:
+        length = float(np.linalg.norm(array.astype(np.float64)))  # float32 overflows on 1e30s; float64 does not
+        if abs(length - 1.0) > UNIT_TOLERANCE:
+            return f"its stored vector has length {length:.4g}, expected a unit vector"
     return None
 
 

@@ -18,8 +18,10 @@ from typing import Any
 from .deployment import DEFAULT_MODEL
 from .onnx_backend import BACKENDS, PRECISIONS
 
-APP, INDEX, EVALUATE = "app", "index", "evaluate"
-EVERYWHERE = frozenset({APP, INDEX, EVALUATE})
+APP, INDEX, EVALUATE, SEARCH = "app", "index", "evaluate", "search"
+EVERYWHERE = frozenset({APP, INDEX, EVALUATE, SEARCH})
+#: The programs that build indexes: they share the model runtime and where indexes are kept.
+INDEXING = frozenset({APP, INDEX, SEARCH})
 
 
 def parse_allow_hub(text: str) -> tuple[str, ...]:
@@ -84,19 +86,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model", "--model", "IMAGE_SEARCH_MODEL", DEFAULT_MODEL, "CLIP-family model: Hub id or local directory"),
     Setting("backend", "--backend", "IMAGE_SEARCH_BACKEND", "auto",
             "CLIP runtime: auto (ONNX Runtime on a CPU, PyTorch on a GPU), torch or onnx",
-            choices=BACKENDS, used_by=frozenset({APP, INDEX})),
+            choices=BACKENDS, used_by=INDEXING),
     Setting("precision", "--precision", "IMAGE_SEARCH_PRECISION", "fp32",
             "CLIP precision: fp32, or int8 (ONNX only; faster, slightly different vectors)",
-            choices=PRECISIONS, used_by=frozenset({APP, INDEX})),
+            choices=PRECISIONS, used_by=INDEXING),
     Setting("cache_dir", "--cache-dir", "IMAGE_SEARCH_CACHE", None,
             "folder of the vector caches, thumbnails and the default Chroma folder "
-            "(default: $XDG_CACHE_HOME/image-search)", used_by=frozenset({APP, INDEX})),
+            "(default: $XDG_CACHE_HOME/image-search)", used_by=INDEXING),
     Setting("chroma_path", "--chroma-path", "CHROMA_PATH", None, "folder of the embedded Chroma database",
-            used_by=frozenset({APP, INDEX})),
+            used_by=INDEXING),
     Setting("chroma_host", "--chroma-host", "CHROMA_HOST", None, "a Chroma server's host (instead of the embedded database)",
-            used_by=frozenset({APP, INDEX})),
+            used_by=INDEXING),
     Setting("chroma_port", "--chroma-port", "CHROMA_PORT", 8000, "the Chroma server's port", convert=int,
-            used_by=frozenset({APP, INDEX})),
+            used_by=INDEXING),
     Setting("gallery_roots", "--gallery-root", "IMAGE_SEARCH_GALLERY_ROOTS", (),
             "folder galleries may be loaded from in the page (repeatable; the variable is :-separated); "
             "default: the --data folder", convert=_roots, used_by=frozenset({APP}), form="append"),
