@@ -41,6 +41,16 @@ def hub_offline_reason() -> str | None:
         return f"the Hugging Face Hub at {constants.ENDPOINT} cannot be reached ({exc.strerror or exc})"
 
 
+def hide_library_progress() -> None:
+    """No progress bars from ``transformers`` and ``huggingface_hub`` (loading weights,
+    downloads) in this process: the commands' ``--no-progress``."""
+    from huggingface_hub.utils import disable_progress_bars  # noqa: PLC0415 - only when asked for
+    from transformers.utils import logging as transformers_logging  # noqa: PLC0415
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
 def is_local_path(name: str) -> bool:
     """True for a model given as a folder (which may not exist), never a Hub id."""
     return isinstance(parse_source(name, purpose="model"), FolderSource)

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import fields
-from pathlib import Path
 
-from .deployment import Deployment
 from .errors import EngineError
 from .gallery import load_gallery
+from .hub import hide_library_progress
 from .registry import available_engines, create_engine, engine_class
-from .settings import INDEX, add_arguments, from_environment
-from .sources import HubSource, parse_source
+from .settings import INDEX, add_arguments, deployment_from, from_environment
+from .sources import gallery_name, parse_source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,15 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.actors is not None and args.actors < 1:
         parser.error("--actors must be at least 1")
     try:
-        found = parse_source(args.data)
-        # A folder by its real path, as the app names it (the gallery a dataset's collection is named by).
-        gallery = load_gallery(found.id if isinstance(found, HubSource) else os.path.realpath(found.path))
-        deployment = Deployment(
-            model=args.model, backend=args.backend, precision=args.precision,
-            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-            chroma_path=Path(args.chroma_path) if args.chroma_path else None,
-            chroma_host=args.chroma_host, chroma_port=args.chroma_port, gallery=gallery.source,
-        )
+        if args.no_progress:
+            hide_library_progress()
+        gallery = load_gallery(gallery_name(parse_source(args.data)))
+        deployment = deployment_from(args, gallery.source)
         options: dict[str, object] = {}
         if args.features and args.engine == "pixel":
             options["features"] = args.features

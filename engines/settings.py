@@ -13,9 +13,10 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .deployment import DEFAULT_MODEL
+from .deployment import DEFAULT_MODEL, Deployment
 from .onnx_backend import BACKENDS, PRECISIONS
 
 APP, INDEX, EVALUATE, SEARCH = "app", "index", "evaluate", "search"
@@ -152,3 +153,19 @@ def add_arguments(parser: argparse.ArgumentParser, program: str, defaults: Mappi
         else:
             options.update(type=setting.convert, default=default, choices=setting.choices)
         parser.add_argument(setting.flag, **options)
+
+
+def deployment_from(values: Mapping[str, Any] | argparse.Namespace, gallery: str | None = None) -> Deployment:
+    """The :class:`Deployment` that parsed settings (a program's arguments, ``AppConfig``'s
+    fields) describe; ``gallery`` names the gallery for stores kept per gallery."""
+    found = values if isinstance(values, Mapping) else vars(values)
+
+    def get(name: str) -> Any:
+        return found[name]
+
+    cache_dir, chroma_path = get("cache_dir"), get("chroma_path")
+    return Deployment(
+        model=get("model"), backend=get("backend"), precision=get("precision"),
+        cache_dir=Path(cache_dir) if cache_dir else None, chroma_path=Path(chroma_path) if chroma_path else None,
+        chroma_host=get("chroma_host"), chroma_port=get("chroma_port"), gallery=gallery,
+    )

@@ -81,3 +81,9 @@ def parse_source(text: str | Path, *, purpose: Literal["gallery", "model", "targ
     if purpose == "target":
         return FolderSource(path)
     raise GalleryError(f"Expected a gallery folder or a Hub dataset id such as 'owner/name', got {raw!r}")
+
+
+def gallery_name(source: Source) -> str:
+    """The name a gallery is loaded and indexed by, the same in the app and every command: a
+    Hub id, else the real path (so a Chroma collection built by one is found by the others)."""
+    return source.id if isinstance(source, HubSource) else os.path.realpath(source.path)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from engines import DEFAULT_MODEL, Deployment
-from engines.settings import APP, add_arguments, from_environment, parse_size
+from engines.settings import APP, add_arguments, deployment_from, from_environment, parse_size
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -53,15 +53,7 @@ class AppConfig:
 
     def deployment(self) -> Deployment:
         """The settings every engine of this app shares."""
-        return Deployment(
-            model=self.model,
-            backend=self.backend,
-            precision=self.precision,
-            cache_dir=Path(self.cache_dir) if self.cache_dir else None,
-            chroma_path=Path(self.chroma_path) if self.chroma_path else None,
-            chroma_host=self.chroma_host,
-            chroma_port=self.chroma_port,
-        )
+        return deployment_from(asdict(self))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> AppConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -10,7 +11,7 @@ import gradio as gr
 from engines.images import register_heif
 
 from . import api, duplicates_tab, evaluate_tab, gallery_tab, search_tab
-from .config import AppConfig
+from .config import AppConfig, parse_args
 from .controls import build_engine_controls
 from .service import SearchService
 from .serving import ServingGuard
@@ -78,3 +79,19 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
         app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]},
         state_session_capacity=SESSIONS_KEPT, **extra,
     )
+
+
+def serve(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> int:
+    """Run the app with the flags in ``argv`` until stopped (``python app.py``, ``image-search
+    app``); ``demo`` is a page already built from the environment, used when the flags change nothing."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore", "urllib3", "gradio"):  # a line per request is noise here
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    config = parse_args(argv, AppConfig.from_env(), check=True)
+    app = demo if demo is not None and config == demo.service.config else build_demo(config)  # type: ignore[attr-defined]
+    launch(app, config, prevent_thread_lock=True, quiet=True)
+    print(f"Image search is running on {app.local_url}", flush=True)
+    if app.share_url:
+        print(f"Public link: {app.share_url}", flush=True)
+    app.block_thread()
+    return 0

@@ -1,0 +1,134 @@
+"""Search a gallery from the command line, rclip's way: one result per line, score then path.
+
+    python -m engines.search "a red bus" --data ~/Pictures [--engine clip] [--k 10] [--json]
+    python -m engines.search --image query.jpg --data ~/Pictures
+    python -m engines.search "a dog + a beach - snow" --data ~/Pictures --threshold 0.25
+
+The index is built (or brought up to date: only new and changed files are embedded) first,
+with a progress bar on standard error; it is the same index the app and ``engines.index``
+use with the same settings. Standard output holds only results, so the command pipes into
+other tools (``--paths-only`` prints paths alone). Bad input exits with status 2 and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .base import check_threshold
+from .errors import EngineError
+from .gallery import load_gallery
+from .hub import hide_library_progress
+from .query import Query, SearchQuery, parse_text_query
+from .registry import available_engines, create_engine, engine_class
+from .results import SearchResult, printable
+from .settings import SEARCH, add_arguments, deployment_from, from_environment
+from .sources import gallery_name, parse_source
+
+#: The most results one command prints (k); a gallery's whole ranking is rarely what a pipe wants.
+MAX_K = 10_000
+
+
+def _k(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of results, got {text!r}") from None
+    if not 1 <= value <= MAX_K:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_K:,} results, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="image-search",
+        description="Search a gallery by sentence or image; print score and path, best first. "
+        "Other commands: image-search index | evaluate | app (each with --help).",
+    )
+    p.add_argument("query", nargs="?", help="a sentence, or sentences joined rclip's way: 'a dog + a beach - snow', '2:a dog'")
+    p.add_argument("--image", type=Path, metavar="PATH", help="an image to search with (with a sentence: both)")
+    add_arguments(p, SEARCH, from_environment(SEARCH), required=frozenset({"data"}))
+    p.add_argument("--engine", choices=list(available_engines()), default="clip")
+    p.add_argument("--k", "-k", type=_k, default=10, help="how many results (default 10)")
+    p.add_argument("--metric", help="the engine's metric (default: its first, e.g. cosine)")
+    p.add_argument("--threshold", type=float, help="drop results worse than this score in the metric's direction")
+    p.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of results instead of lines")
+    p.add_argument("--paths-only", action="store_true", help="print paths alone, one per line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while the index is brought up to date")
+    return p
+
+
+def build_query(text: str | None, image: Path | None) -> SearchQuery | Query:
+    """A sentence (with rclip's ``+``/``-`` syntax), an image, or both as one query."""
+    if image is not None and not image.is_file():
+        raise FileNotFoundError(f"no such image file: {image}")
+    if text is None:
+        if image is None:
+            raise ValueError("give a sentence, --image PATH, or both")
+        return image
+    typed = parse_text_query(text)
+    if image is None:
+        return typed
+    return Query(positive=[*typed.positive, image], negative=typed.negative)
+
+
+def _line_path(result: SearchResult) -> str:
+    return result.path if result.path is not None else f"{result.label}#{result.position}"
+
+
+def write_results(results: Sequence[SearchResult], out: TextIO, *, as_json: bool, paths_only: bool) -> None:
+    """Results as lines (``score<TAB>path``), paths alone, or a JSON list."""
+    if as_json:
+        rows = [{"rank": r.rank, "score": r.score, "path": None if r.path is None else printable(r.path),
+                 "label": r.label, "position": r.position} for r in results]
+        out.write(json.dumps(rows, indent=1) + "\n")
+        return
+    raw = getattr(out, "buffer", None)
+    for result in results:
+        line = _line_path(result) if paths_only else f"{result.score:.4f}\t{_line_path(result)}"
+        if raw is not None:  # a file name that is not UTF-8 goes out as its own bytes (xargs opens it)
+            out.flush()
+            raw.write(os.fsencode(line) + b"\n")
+        else:
+            out.write(printable(line) + "\n")
+    out.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.no_progress:
+            hide_library_progress()
+        query = build_query(args.query, args.image)
+        if args.query is not None and not engine_class(args.engine).accepts_text:
+            raise ValueError(f"the {args.engine} engine searches by image only: use --image, or --engine clip")
+        gallery = load_gallery(gallery_name(parse_source(args.data)))
+        deployment = deployment_from(args, gallery.source)
+        options: dict[str, Any] = {"features": args.features} if args.features and args.engine == "pixel" else {}
+        engine = create_engine(args.engine, deployment=deployment, **options)
+        engine.check_metric(args.metric)  # bad input is refused before minutes of indexing
+        if args.threshold is not None:
+            check_threshold(args.threshold)
+        count = engine.index(gallery["train"], progress=not args.no_progress)
+        if engine.last_computed or engine.skipped:  # silent when the index was already up to date
+            print(f"image-search: {count:,} images indexed ({engine.last_computed:,} new or changed, "
+                  f"{len(engine.skipped):,} skipped)", file=sys.stderr)
+        results = engine.search(query, k=args.k, metric=args.metric, threshold=args.threshold)
+    except (EngineError, ValueError, OSError, ImportError) as exc:
+        print(f"image-search: error: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    write_results(results, sys.stdout, as_json=args.json, paths_only=args.paths_only)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
