@@ -60,6 +60,11 @@ def parse_auth(text: str) -> tuple[str, str]:
     return user, password
 
 
+def parse_switch(text: str) -> bool:
+    """An on/off variable: ``1``, ``true``, ``yes``, ``on`` are on."""
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _roots(text: str) -> tuple[str, ...]:
     return tuple(root for root in text.split(os.pathsep) if root)
 
@@ -117,6 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
             used_by=frozenset({APP})),
     Setting("share", "--share", None, False, "create a public gradio.live link (use it with --auth)",
             used_by=frozenset({APP}), form="flag"),
+    Setting("mcp", "--mcp", "IMAGE_SEARCH_MCP", False,
+            "also serve the API as an MCP server (tools for agents) at /gradio_api/mcp/; with --share only with --auth",
+            convert=parse_switch, used_by=frozenset({APP}), form="flag"),
     Setting("auth", "--auth", "IMAGE_SEARCH_AUTH", None, "user:password required to open the app",
             convert=parse_auth, used_by=frozenset({APP})),
 )

@@ -417,7 +417,7 @@ def test_every_setting_is_in_the_readme_with_its_variable_and_default() -> None:
     table = readme[readme.index("| flag | environment variable | default | meaning |"):]
     table = table[: table.index("\n\n")]
     for setting in SETTINGS:
-        row = next((line for line in table.splitlines() if f"`{setting.flag}" in line), None)
+        row = next((line for line in table.splitlines() if f"`{setting.flag}" in line.split(" | ")[0]), None)
         assert row is not None, f"{setting.flag} is not in the README's table"
         assert setting.env is None or setting.env in row, f"{setting.env} is not in the row of {setting.flag}"
         if isinstance(setting.default, (str, int)) and not isinstance(setting.default, bool):

@@ -38,6 +38,8 @@ class AppConfig:
     host: str | None = None
     port: int | None = None
     share: bool = False
+    #: Serve the named API endpoints as MCP tools too (``/gradio_api/mcp/``).
+    mcp: bool = False
     auth: tuple[str, str] | None = None
 
     @property
@@ -76,6 +78,9 @@ def startup_problem(config: AppConfig) -> str | None:
     from engines.embedder import EmbedderConfig
     from engines.listing import iter_image_files
 
+    if config.mcp and config.share and config.auth is None:
+        # An MCP server on a public link without a login hands every tool to anyone who finds it.
+        return "--mcp with --share needs --auth user:password"
     try:
         EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
     except ValueError as exc:

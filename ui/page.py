@@ -65,6 +65,8 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
     """Start the server with the app's security settings."""
+    if config.mcp and config.share and config.auth is None:
+        raise ValueError("--mcp with --share needs --auth user:password")
     if config.share and config.auth is None:
         log.warning("--share without --auth: anyone with the link can use this app; add --auth user:password")
     from starlette.middleware import Middleware
@@ -77,7 +79,7 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
         allowed_paths=[*(str(root) for root in config.roots), str(service.thumbnails.folder)],
         max_file_size=config.max_file_size,
         app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]},
-        state_session_capacity=SESSIONS_KEPT, **extra,
+        state_session_capacity=SESSIONS_KEPT, mcp_server=config.mcp, **extra,
     )
 
 
