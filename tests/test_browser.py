@@ -93,26 +93,66 @@ def test_an_unlabelled_photo_tree_is_indexed_and_searched_in_the_browser(tmp_pat
         )
         page.get_by_role("tab", name="Search").click()
         search_by_image(page, photos / "2024" / "IMG_0002.jpg")
-        page.locator("#results img").first.click()  # the preview shows the caption
+        # The caption is whole, on two lines: rank and score, then folder and file.
         page.wait_for_function("document.querySelector('#results').innerText.includes('IMG_0002.jpg')", timeout=10_000)
-        assert "#1 2024 · 0.000 · IMG_0002.jpg" in page.locator("#results").inner_text()
+        assert "#1 · 0.000\n2024/IMG_0002.jpg" in page.locator("#results").inner_text()
+        label = page.locator("#results .caption-label").first
+        assert label.evaluate("e => e.scrollWidth <= e.clientWidth")  # not cut with an ellipsis
+        # The only split of a photo tree is "all photos"; a refused folder leaves the active gallery shown.
+        page.get_by_role("tab", name="Gallery").click()
+        assert "all photos" in page.locator("#gallery-contents").inner_text()
+        page.locator("#gallery-source textarea, #gallery-source input").first.fill("/etc")
+        page.click("#load-gallery")
+        page.wait_for_function(
+            "document.querySelector('#gallery-status').innerText.includes('still the active gallery')", timeout=30_000
+        )
+        assert "all photos" in page.locator("#gallery-contents").inner_text()
+        assert page.locator("#gallery-thumbnails img").count() > 0
 
 
-def test_mark_two_tiles_and_refine_in_the_browser(tmp_path: Path) -> None:
+def test_mark_two_tiles_refine_start_over_and_find_similar_in_the_browser(tmp_path: Path) -> None:
     gallery = tmp_path / "data"
     shutil.copytree(ROOT / "data", gallery)
-    with app_page(gallery, "browser-refine.png", height=1200) as page:
+    with app_page(gallery, "browser-refine.png", height=1400) as page:
+        for button in ("#mark-relevant", "#mark-irrelevant", "#find-similar", "#refine-button", "#start-over"):
+            assert page.locator(button).is_disabled(), button  # nothing to act on before a search
         search_by_image(page, next((gallery / "test" / "fruit").glob("*.png")))
+        first = page.locator("#summary").inner_text()
+        assert first.startswith("image, Pixels, l1 (lower is better): 10 results")
+        assert page.locator("#mark-relevant").is_disabled() and page.locator("#refine-button").is_disabled()
         for number, button in ((2, "#mark-relevant"), (4, "#mark-irrelevant")):
             # In the grid, or in the preview strip once a tile was opened: the first match.
             page.locator(f'#results button[aria-label="Thumbnail {number} of 10"]').first.click()
-            page.wait_for_function(f"document.querySelector('#selected input').value === '{number}'", timeout=10_000)
+            page.wait_for_function(f"document.querySelector('#selected').innerText.includes('#{number}')",
+                                   timeout=10_000)
+            assert page.locator(button).is_enabled()
             page.click(button)
         page.wait_for_function("document.querySelector('#marks').innerText.includes('Not relevant (1)')", timeout=10_000)
         assert "Relevant (1)" in page.locator("#marks").inner_text()
+        text = page.locator("#results").inner_text()
+        assert "✓ relevant" in text and "✗ not relevant" in text  # the marks show on their tiles
+        assert page.locator("#selected-path input, #selected-path textarea").first.input_value().endswith(".png")
         page.click("#refine-button")
         page.wait_for_function("document.querySelector('#summary').innerText.includes('refined 1')", timeout=30_000)
         assert page.locator("#results img").count() >= 10
+        page.click("#start-over")
+        page.wait_for_function("!document.querySelector('#summary').innerText.includes('refined')", timeout=30_000)
+        assert "relevant" not in page.locator("#results").inner_text()
+        assert page.locator("#refine-button").is_disabled()
+        page.locator('#results button[aria-label="Thumbnail 3 of 10"]').first.click()
+        page.wait_for_function("document.querySelector('#selected').innerText.includes('#3')", timeout=10_000)
+        chosen = page.locator("#selected-path input, #selected-path textarea").first.input_value()
+        page.click("#find-similar")  # a new search with that result's image
+        page.wait_for_function(
+            "document.querySelector('#summary').innerText.includes('10 results') && "
+            "document.querySelector('#results').innerText.includes('0.000\\n')", timeout=60_000,
+        )
+        assert os.path.basename(chosen) in page.locator("#results").inner_text().split("#2")[0]
+        page.click("#more-results")
+        page.wait_for_function("document.querySelectorAll('#results img').length >= 20", timeout=60_000)
+        with page.expect_download() as download:
+            page.click("#results-csv")
+        assert download.value.path().read_text().startswith("rank,score,label,file,mark")
 
 
 def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path) -> None:
@@ -129,14 +169,14 @@ def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path)
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.locator("#map-chosen img").first.wait_for(timeout=30_000)
         assert ".png" in page.locator("#map-chosen-text").inner_text()
-        page.click("#map-search")
-        page.locator("#query-image img").first.wait_for(timeout=30_000)  # back on Search, with that image
-        page.click("#search-button")
+        page.click("#map-search")  # back on Search, with that image, and searched
+        page.locator("#query-image img").first.wait_for(timeout=30_000)
         page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+        assert page.locator("#summary").inner_text().startswith("image, Pixels")
         page.get_by_role("tab", name="Duplicates").click()
         page.click("#duplicates-button")
         page.wait_for_function(
-            "document.querySelector('#duplicates-summary').innerText.includes('exact groups')", timeout=60_000
+            "document.querySelector('#duplicates-summary').innerText.includes('exact group')", timeout=60_000
         )
         assert "**" not in page.locator("#duplicates-summary").inner_text()
         assert page.locator("#duplicates-gallery img").count() >= 2

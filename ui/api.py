@@ -105,9 +105,9 @@ def build(service: SearchService) -> None:
         """
         session = searched(image, text, engine, metric, k, classes, options, gallery)
         for rank in relevant or []:
-            session, _ = mark(session, rank, "relevant")  # type: ignore[assignment]
+            session, _ = mark(session, rank, "relevant")
         for rank in not_relevant or []:
-            session, _ = mark(session, rank, "not relevant")  # type: ignore[assignment]
+            session, _ = mark(session, rank, "not relevant")
         _, _, refined = refine(service, session)
         return answer(refined, threshold)
 

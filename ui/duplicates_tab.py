@@ -18,7 +18,7 @@ from engines.results import DuplicateGroup, printable
 
 from .controls import EngineControls, progress_bar
 from .images import caption
-from .messages import USER_ERRORS, explain_bad_input, in_the_page, number_from
+from .messages import USER_ERRORS, count, explain_bad_input, in_the_page, number_from
 from .service import SearchService
 
 #: Groups shown as thumbnails (all of them are in the table and the CSV).
@@ -68,10 +68,12 @@ def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric:
     exact = [g for g in groups if g.kind == "exact"]
     near = [g for g in groups if g.kind == "near"]
     files = {m.path or m.position for g in groups for m in g.members}
+    in_groups = "1 file is" if len(files) == 1 else f"{len(files):,} files are"
     text = (
-        f"**{len(exact)}** exact groups ({sum(len(g.members) for g in exact)} files) and **{len(near)}** near groups "
-        f"({sum(len(g.members) for g in near)} files) among {indexed} images with {title}; near: {metric} "
-        f"{direction} {used:.4g}. {len(files)} files are in a group. Nothing was deleted or moved."
+        f"**{count(len(exact), 'exact group')}** ({count(sum(len(g.members) for g in exact), 'file')}) and "
+        f"**{count(len(near), 'near group')}** ({count(sum(len(g.members) for g in near), 'file')}) among "
+        f"{count(indexed, 'image')} with {title}; near: {metric} {direction} {used:.4g}. {in_groups} in a group. "
+        "Nothing was deleted or moved."
     )
     if len(groups) > SHOWN_GROUPS:
         text += f" The first {SHOWN_GROUPS} groups are shown; the table and the CSV hold all {len(groups)}."

@@ -15,6 +15,9 @@ from .controls import EngineControls, engine_choices
 from .messages import USER_ERRORS, describe, in_the_page
 from .service import SearchService
 
+#: The plot's line colours, in the order of the runs (Tableau 10: distinct, colour-blind friendly).
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac")
 #: The precision plot runs k = 1 .. PLOT_MAX_K.
 PLOT_MAX_K = 20
 
@@ -87,7 +90,12 @@ def run_evaluation(
          for r in rows for k in plot_ks]
     )
     top = float(points["precision"].max())
-    plot = gr.update(value=points, x_lim=[1, plot_ks[-1]], y_lim=[0, min(1.0, round(top * 1.15 + 0.005, 2))])
+    # The colours and legend are this run's: named per run, so a later run with other or fewer
+    # lines never shows the colours (or the names) of an earlier one.
+    runs = list(dict.fromkeys(points["run"]))
+    colours = {run: PALETTE[n % len(PALETTE)] for n, run in enumerate(runs)}
+    plot = gr.update(value=points, color_map=colours, colors_in_legend=runs, x_lim=[1, plot_ks[-1]],
+                     y_lim=[0, min(1.0, round(top * 1.15 + 0.005, 2))])
     csv_path = service.scratch_file("evaluation-", ".csv")
     with open(csv_path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)

@@ -9,20 +9,24 @@ original results) or a new search.
 
 from __future__ import annotations
 
+import csv
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from engines import Query, SearchQuery, SearchResult, Text, parse_text_query
-from engines.results import passing_threshold
+from engines import Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
+from engines.gallery import Gallery
+from engines.results import passing_threshold, printable
 
 from .controls import progress_bar
-from .messages import USER_ERRORS, number_from
+from .messages import USER_ERRORS, count, number_from
 from .service import SearchService
-from .session import SearchSession, described, same
+from .session import SearchSession, asked, described, same
 
 #: The most results one search returns (the page's slider stops at 50).
 MAX_K = 1000
@@ -68,18 +72,35 @@ def run(service: SearchService, session: SearchSession, query: SearchQuery | Que
         elapsed = (time.perf_counter() - started) * 1000
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
-    session = replace(session, results=tuple(results), elapsed_ms=elapsed, total=len(engine))
-    return service.tiles(results, gallery), summary(session, len(results)), session
+    session = replace(session, results=tuple(results), original=session.original or tuple(results),
+                      elapsed_ms=elapsed, total=len(engine))
+    return tiles_of(service, session, results, gallery), summary(session, len(results)), session
+
+
+def tiles_of(service: SearchService, session: SearchSession, results: Sequence[SearchResult] | None = None,
+             gallery: Gallery | None = None) -> list[tuple[Any, str]]:
+    """The result tiles, each marked result's caption starting with its mark."""
+    shown = list(session.results if results is None else results)
+    tiles = service.tiles(shown, gallery or service.gallery(session.source))
+    marked = []
+    for (picture, text), result in zip(tiles, shown, strict=True):
+        if any(same(result, r) for r in session.relevant):
+            text = f"✓ relevant · {text}"
+        elif any(same(result, r) for r in session.irrelevant):
+            text = f"✗ not relevant · {text}"
+        marked.append((picture, text))
+    return marked
 
 
 def summary(session: SearchSession, shown: int) -> str:
-    """The line above the results: how many, how fast, from how many, which way is better."""
+    """The line above the results: what was searched and how, how many, how fast, from how many."""
     better = "higher is better" if session.higher_is_better else "lower is better"
     found = len(session.results)
-    head = f"**{shown} results**" if shown == found else f"**{shown} of {found} results** pass the threshold"
+    head = f"**{count(shown, 'result')}**" if shown == found else f"**{shown} of {found} results** pass the threshold"
     rounds = f" · refined {session.rounds}×" if session.rounds else ""
     note = f"\n\n**{session.note}.**" if session.note else ""
-    return f"{head} in {session.elapsed_ms:.1f} ms from {session.total} images · {session.metric}: {better}{rounds}{note}"
+    return (f"{asked(session)}, {engine_info(session.name).title}, {session.metric} ({better}): {head} in "
+            f"{session.elapsed_ms:.0f} ms from {count(session.total, 'image')}{rounds}{note}")
 
 
 def refine(service: SearchService, session: SearchSession | None, progress: Any = None) -> Shown:
@@ -99,7 +120,7 @@ def refine(service: SearchService, session: SearchSession | None, progress: Any 
     return tiles, summary(after, len(after.results)), after
 
 
-def mark(session: SearchSession | None, rank: float | None, verdict: str) -> tuple[SearchSession | None, str]:
+def mark(session: SearchSession | None, rank: float | None, verdict: str) -> tuple[SearchSession, str]:
     """Mark result ``rank`` of the latest results as ``"relevant"`` or ``"not relevant"``."""
     if not session or not session.results:
         raise gr.Error("Search first, then select a result to mark.")
@@ -117,12 +138,11 @@ def mark(session: SearchSession | None, rank: float | None, verdict: str) -> tup
     return session, marks_text(session)
 
 
-def start_over(session: SearchSession | None) -> tuple[SearchSession | None, str]:
-    """Forget the marks (the results stay)."""
+def start_over(session: SearchSession | None) -> SearchSession | None:
+    """Forget the marks and the refining: the first round's results again."""
     if not session:
-        return session, ""
-    session = replace(session, relevant=(), irrelevant=(), rounds=0)
-    return session, marks_text(session)
+        return session
+    return replace(session, relevant=(), irrelevant=(), rounds=0, results=session.original or session.results)
 
 
 def marks_text(session: SearchSession | None) -> str:
@@ -150,8 +170,19 @@ def threshold_slider(session: SearchSession | None) -> Any:
         f"Keep results with {session.metric} similarity at least" if higher
         else f"Keep results with {session.metric} distance at most"
     )
-    return gr.update(visible=True, minimum=round(low, 4), maximum=round(high, 4), step=(high - low) / 100,
-                     value=round(low if higher else high, 4), label=label)
+    # A step of 1, 2 or 5 times a power of ten, and ends on it: the box shows 0.86, not 0.858418208404146.
+    step = nice_step((high - low) / 100)
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    digits = max(0, -math.floor(math.log10(step)))
+    return gr.update(visible=True, minimum=round(low, digits), maximum=round(high, digits), step=step,
+                     value=round(low if higher else high, digits), label=label)
+
+
+def nice_step(rough: float) -> float:
+    """The smallest of 1, 2, 5 × 10^n at least ``rough``."""
+    power = 10.0 ** math.floor(math.log10(rough))
+    return next(power * m for m in (1, 2, 5, 10) if power * m >= rough * (1 - 1e-9))
+
 
 
 def passing(session: SearchSession, value: float) -> list[SearchResult]:
@@ -169,5 +200,18 @@ def apply_threshold(service: SearchService, session: SearchSession | None, value
     kept = passing(session, value - (1e-4 if higher else -1e-4))
     if not kept:
         return [], f"**No results pass the threshold** ({session.metric} {'≥' if higher else '≤'} {value:.4g})."
-    gallery = service.gallery(session.source)
-    return service.tiles(kept, gallery), summary(session, len(kept))
+    return tiles_of(service, session, kept), summary(session, len(kept))
+
+
+def results_csv(service: SearchService, session: SearchSession) -> str:
+    """The results as CSV (rank, score, label, file, mark) in a scratch file, for the download."""
+    path = service.scratch_file("results-", ".csv")
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["rank", "score", "label", "file", "mark"])
+        for r in session.results:
+            verdict = ("relevant" if any(same(r, m) for m in session.relevant)
+                       else "not relevant" if any(same(r, m) for m in session.irrelevant) else "")
+            where = service.shown(r.path) if r.path else f"{r.label} #{r.position}"
+            writer.writerow([r.rank, f"{r.score:.6g}", printable(r.label), printable(where), verdict])
+    return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -13,8 +13,11 @@ from engines.results import printable
 
 from . import map_view
 from .controls import EngineControls, progress_bar, stop_button
-from .messages import USER_ERRORS, in_the_page
+from .messages import USER_ERRORS, count, in_the_page
 from .service import THUMBNAIL_WORKERS, SearchService
+
+if TYPE_CHECKING:  # the page hands the Search tab's hooks over; no tab imports another
+    from .search_tab import SearchHooks
 
 #: Thumbnails on one page of the Gallery tab.
 PAGE_SIZE = 24
@@ -24,17 +27,22 @@ CLASS_TRIES = 5
 
 def overview(gallery: Gallery, name: str) -> tuple[list[list[Any]], str]:
     """(rows of split, classes or folders, images; a sentence) describing ``gallery`` (called ``name``)."""
-    kind = "classes" if gallery.labelled else "folders"
-    rows = [[split, len({i.label for i in items}), len(items)] for split, items in gallery.splits.items()]
+    rows = [[split_name(gallery, split), len({i.label for i in items}), len(items)]
+             for split, items in gallery.splits.items()]
     if gallery.labelled:
-        splits = " and ".join(f"{len(items)} {split}" for split, items in gallery.splits.items())
-        text = f"Loaded **{name}**: {len(gallery.labels)} {kind}, {splits} images."
+        splits = " and ".join(f"{len(items):,} {split}" for split, items in gallery.splits.items())
+        text = f"Loaded **{name}**: {count(len(gallery.labels), 'class', 'classes')}, {splits} images."
     else:
         text = (
-            f"Loaded **{name}**: {len(gallery['train'])} images in {len(gallery.labels)} {kind}. "
+            f"Loaded **{name}**: {count(len(gallery['train']), 'image')} in {count(len(gallery.labels), 'folder')}. "
             "Search works on it; evaluation needs a folder per class."
         )
     return rows, text
+
+
+def split_name(gallery: Gallery, split: str) -> str:
+    """A split as the page names it: a photo tree's only split is "all photos", not "train"."""
+    return "all photos" if not gallery.labelled and list(gallery.splits) == [split] else split
 
 
 def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tuple[list[tuple[Any, str]], str, int]:
@@ -116,10 +124,12 @@ def build(
 ) -> tuple[Any, Any, Any, Any]:
     """The tab's components and events; returns the outputs the page's load event fills."""
     with gr.Row():
-        source_box = gr.Textbox(service.config.data, label="Gallery folder or Hugging Face dataset id", scale=3)
-        load_button = gr.Button("Load gallery", scale=1)
+        source_box = gr.Textbox(service.config.data, label="Gallery folder or Hugging Face dataset id", scale=3,
+                                elem_id="gallery-source")
+        load_button = gr.Button("Load gallery", scale=1, elem_id="load-gallery")
     loaded = gr.Markdown(elem_id="gallery-status")
-    counts = gr.Dataframe(headers=["split", "classes or folders", "images"], label="Contents", interactive=False)
+    counts = gr.Dataframe(headers=["split", "classes or folders", "images"], label="Contents", interactive=False,
+                          elem_id="gallery-contents")
     thumbs = gr.Gallery(label="One image per class", columns=8, height=300, elem_id="gallery-thumbnails")
     page = gr.Slider(1, 2, value=1, step=1, label="Page", visible=False)
     with gr.Row():
@@ -143,8 +153,9 @@ def build(
         return turn_page(service, source_value, number)
 
     def load_failed(message: str) -> tuple[Any, ...]:
-        return gr.update(), [], gr.update(value=[]), gr.update(visible=False), gr.update(), (
-            f"**Could not load the gallery.** {message}"
+        # The active gallery stays, and stays shown: only the line says the new one was not loaded.
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), (
+            f"**Could not load that gallery; the one below is still the active gallery.** {message}"
         )
 
     def build_failed(message: str) -> tuple[str, list[list[str]]]:
@@ -198,7 +209,7 @@ def pick(service: SearchService, source: str, points: map_view.Points, where: An
 
 
 def build_map(
-    service: SearchService, controls: EngineControls, source: gr.State, query_image: gr.Image, tabs: gr.Tabs
+    service: SearchService, controls: EngineControls, source: gr.State, search: SearchHooks, tabs: gr.Tabs
 ) -> None:
     """The gallery map (under the Gallery tab's contents): draw it, click a point, search with it."""
     gr.Markdown("### Map of the gallery\nHow the chosen engine groups the gallery: similar images lie close together.")
@@ -229,14 +240,15 @@ def build_map(
     def pick_failed(message: str) -> tuple[Any, str, str | None]:
         return None, f"**Could not show that image.** {message}", None
 
-    def on_use(path: str | None) -> tuple[Any, Any]:
+    def on_use(path: str | None) -> tuple[Any, str, Any]:
         if path is None:
             raise gr.Error("Click a point of the map first (an image with a file).")
-        return path, gr.Tabs(selected="search")
+        return path, "", gr.Tabs(selected="search")
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric]
     draw_button.click(in_the_page(on_draw, draw_failed), inputs, [picture, described, points],
                       api_visibility="private", concurrency_limit=1, concurrency_id="map")
     picture.select(in_the_page(on_pick, pick_failed), [source, points], [chosen, chosen_text, chosen_path],
                    api_visibility="private")
-    use.click(on_use, chosen_path, [query_image, tabs], api_visibility="private")
+    # The Search tab opens with the image as its query, and searches with it.
+    search.then_search(use.click(on_use, chosen_path, [search.image, search.text, tabs], api_visibility="private"))

@@ -74,11 +74,9 @@ def placeholder() -> Image.Image:
 
 
 def caption(result: SearchResult, note: str = "") -> str:
-    """``#rank label · score · file name`` (and why the image is missing, if it is)."""
-    parts = [f"#{result.rank} {printable(result.label) or '(top folder)'}", f"{result.score:.3f}"]
-    if result.path is not None:
-        parts.append(printable(os.path.basename(result.path)))
-    if note:
-        parts.append(note)
-    return " · ".join(parts)
-
+    """Two lines: ``#rank · score`` (and why the image is missing, if it is), then
+    ``label/file name``; the page's CSS lets a caption wrap instead of cutting it."""
+    head = " · ".join([f"#{result.rank}", f"{result.score:.3f}", *([note] if note else [])])
+    name = printable(os.path.basename(result.path)) if result.path is not None else f"#{result.position}"
+    label = printable(result.label)
+    return f"{head}\n{label}/{name}" if label else f"{head}\n{name}"

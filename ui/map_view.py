@@ -11,20 +11,42 @@ import colorsys
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from engines import SearchResult
 from engines.results import GalleryMap
+
+from .messages import count
 
 SIZE = (1200, 900)
 MARGIN = 36
 CELLS = (24, 18)
 THUMB = 40
 #: A legend is drawn up to this many classes; beyond it, clicking a point names its class.
-LEGEND_CLASSES = 24
+LEGEND_CLASSES = 36
+#: The legend's column, right of the map (never over points or thumbnails), and its text size.
+LEGEND_WIDTH = 260
+LEGEND_FONT = 16
 
 #: What the page keeps of a map: (x, y) in pixels of the drawn image, and each point's result.
 Points = list[tuple[float, float, SearchResult]]
+
+
+def legend(pen: ImageDraw.ImageDraw, colours: dict[str, tuple[int, int, int]], left: int) -> None:
+    """The classes and their colours in a column from ``left``, in text people can read."""
+    font = ImageFont.load_default(size=LEGEND_FONT)
+    pen.rectangle((left, 0, left + LEGEND_WIDTH, SIZE[1]), fill=(255, 255, 255))
+    if len(colours) > LEGEND_CLASSES:
+        pen.multiline_text((left + 12, 16), f"{count(len(colours), 'class', 'classes')}:\nclick a point\nto see its class",
+                           fill=(40, 40, 40), font=font, spacing=6)
+        return
+    row = (SIZE[1] - 32) / max(len(colours), 1)
+    step = min(24.0, row)
+    for number, (label, colour) in enumerate(colours.items()):
+        y = 16 + number * step
+        pen.rectangle((left + 12, y + 2, left + 26, y + 16), fill=colour)
+        name = label or "(top folder)"
+        pen.text((left + 34, y), name if len(name) <= 24 else name[:23] + "…", fill=(40, 40, 40), font=font)
 
 
 def class_colours(labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -42,7 +64,7 @@ def draw(
     """The map as an image, and where each point landed on it; ``picture_of(member, size)``
     gives a member's small picture (from the thumbnails), or ``None``."""
     width, height = SIZE
-    canvas = Image.new("RGB", SIZE, (250, 250, 250))
+    canvas = Image.new("RGB", (width + LEGEND_WIDTH, height), (250, 250, 250))
     pen = ImageDraw.Draw(canvas)
     inner = np.array([width - 2 * MARGIN, height - 2 * MARGIN], dtype=np.float64)
     xy = MARGIN + gallery_map.points * inner
@@ -68,10 +90,7 @@ def draw(
         pen.rectangle((box[0] - 2, box[1] - 2, box[0] + picture.width + 1, box[1] + picture.height + 1),
                       fill=colours[member.label])
         canvas.paste(picture, box)
-    if len(colours) <= LEGEND_CLASSES:
-        for number, (label, colour) in enumerate(colours.items()):
-            pen.rectangle((8, 8 + number * 14, 18, 18 + number * 14), fill=colour)
-            pen.text((22, 6 + number * 14), label or "(top folder)", fill=(40, 40, 40))
+    legend(pen, colours, width)
     points = [(float(x), float(y), member) for (x, y), member in zip(xy, gallery_map.members, strict=True)]
     return canvas, points
 
@@ -87,7 +106,8 @@ def nearest(points: Points, x: float, y: float) -> SearchResult | None:
 def describe_map(gallery_map: GalleryMap, title: str, seconds: float) -> str:
     classes = len({m.label for m in gallery_map.members})
     text = (
-        f"{len(gallery_map.members)} images of {title}'s index, {classes} colours (one per class or folder), "
+        f"{count(len(gallery_map.members), 'image')} of {title}'s index, {count(classes, 'colour')} "
+        "(one per class or folder), "
         f"laid out by {gallery_map.method} in {seconds:.1f} s: images the engine finds similar lie close together."
     )
     if gallery_map.sampled:

@@ -108,6 +108,11 @@ def in_the_page(handler: Callable[..., T], failed: Callable[[str], T]) -> Callab
     return shown
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 result``, ``3 results``, ``1,204 images``, ``1 class``/``2 classes`` (``plural``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 #: What a handler catches and shows in words; anything else is a bug and keeps its traceback.
 USER_ERRORS = (EngineError, ValueError)
 

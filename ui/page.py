@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 #: grew by ~90 MB a minute under load. 500 tabs with their marks are kept at once.
 SESSIONS_KEPT = 500
 
+#: Result captions wrap onto their two lines (rank and score, then the file) instead of being cut.
+CSS = """
+#results .caption-label, #duplicates-gallery .caption-label { white-space: pre-line; max-width: calc(100% - 8px);
+  line-height: 1.25; opacity: .92; }
+"""
+
 
 def build_demo(config: AppConfig | None = None) -> gr.Blocks:
     """The whole app for ``config``; ``demo.service`` is its :class:`SearchService`."""
@@ -45,10 +51,10 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         )
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
-                query_image = search_tab.build(service, controls, source, labels)
+                search = search_tab.build(service, controls, source, labels)
             with gr.Tab("Gallery", id="gallery"):
                 counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
-                gallery_tab.build_map(service, controls, source, query_image, tabs)
+                gallery_tab.build_map(service, controls, source, search, tabs)
             with gr.Tab("Duplicates", id="duplicates"):
                 duplicates_tab.build(service, controls, source)
             with gr.Tab("Evaluate", id="evaluate"):
@@ -79,7 +85,7 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
         allowed_paths=[*(str(root) for root in config.roots), str(service.thumbnails.folder)],
         max_file_size=config.max_file_size,
         app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]},
-        state_session_capacity=SESSIONS_KEPT, mcp_server=config.mcp, **extra,
+        state_session_capacity=SESSIONS_KEPT, mcp_server=config.mcp, css=CSS, **extra,
     )
 
 

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from engines import engine_info
+from engines.results import printable
 
 from .config import AppConfig
 from .controls import EngineControls, progress_bar, stop_button
 from .feedback import (
+    MAX_K,
+    Shown,
     apply_threshold,
     mark,
     marks_text,
     new_session,
     query_of,
     refine,
+    results_csv,
     run,
     start_over,
+    summary,
     threshold_slider,
+    tiles_of,
 )
 from .messages import USER_ERRORS, explain_bad_input, in_the_page
 from .service import SearchService
@@ -34,7 +40,7 @@ TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
     labels: list[str] | None, image: str | None, text: str | None, progress: Any = None,
-) -> tuple[list[tuple[Any, str]], str, SearchSession]:
+) -> Shown:
     """Rank ``source``'s gallery against the uploaded image and/or the sentence.
 
     ``image`` is the path Gradio saved the upload under; ``text`` is always words, never
@@ -55,11 +61,51 @@ def text_box_for(name: str) -> Any:
     return gr.update(label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts)
 
 
-def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> gr.Image:
-    """The tab's components and their events (inside a ``gr.Tab``); returns the query image,
-    which the gallery map fills when a point is used as a query."""
+class SearchHooks:
+    """What other tabs use of the Search tab: its query image, and a way to run its search
+    after one of their events (the map's "Search with this image")."""
+
+    def __init__(self, image: gr.Image, text: gr.Textbox, then_search: Any) -> None:
+        self.image = image
+        self.text = text
+        self.then_search = then_search
+
+
+def selection(service: SearchService, session: SearchSession | None, rank: int | None) -> tuple[Any, ...]:
+    """The selected result's line, its file (to copy) and the buttons that need a selection."""
+    chosen = session.results[rank - 1] if session and rank and 0 < rank <= len(session.results) else None
+    if chosen is None:
+        text = "Click a result to select it." if session and session.results else ""
+        where = ""
+    else:
+        where = service.shown(chosen.path) if chosen.path else f"{chosen.label} #{chosen.position}"
+        text = f"Selected **#{chosen.rank}** · {chosen.score:.4g} · {printable(where)}"
+    on = chosen is not None
+    marked = bool(session and (session.relevant or session.irrelevant))
+    return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),
+            gr.update(interactive=on and chosen.path is not None if chosen else False),
+            gr.update(interactive=marked), gr.update(interactive=bool(session and (marked or session.rounds))))
+
+
+def view(service: SearchService, session: SearchSession | None, shown: Shown | None = None,
+         rank: int | None = None) -> tuple[Any, ...]:
+    """Everything the Search tab shows for ``session``: tiles (marked, the selection kept),
+    summary, threshold, marks, the selection and its buttons, more and the CSV."""
+    if shown is None and session is not None and session.results:
+        shown = (tiles_of(service, session), summary(session, len(session.results)), session)
+    tiles, line = (shown[0], shown[1]) if shown else ([], "")
+    more = bool(session and session.results and len(session.results) >= session.k and session.k < MAX_K)
+    download = results_csv(service, session) if session and session.results else None
+    return (gr.update(value=tiles, selected_index=rank - 1 if rank else None), line, session,
+            threshold_slider(session), marks_text(session), *selection(service, session, rank),
+            gr.update(interactive=more), gr.update(value=download, interactive=download is not None))
+
+
+def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> SearchHooks:
+    """The tab's components and their events (inside a ``gr.Tab``)."""
     accepts = engine_info(str(controls.engine.value)).accepts_text
     session = gr.State(None)
+    selected = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
             image = explain_bad_input(gr.Image(
@@ -87,34 +133,41 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
             if examples:
                 gr.Examples(examples, inputs=[image], label="Example queries (test split)")
         with gr.Column(scale=2):
-            summary = gr.Markdown(elem_id="summary")
+            summary_line = gr.Markdown(elem_id="summary")
             results = gr.Gallery(label="Results", columns=5, height=520, elem_id="results", object_fit="contain")
             threshold = explain_bad_input(
                 gr.Slider(0, 1, value=0, label="Score threshold", visible=False, elem_id="threshold"),
                 "the threshold to be a number",
             )
+            chosen = gr.Markdown(elem_id="selected")
             with gr.Row():
-                selected = explain_bad_input(
-                    gr.Number(label="Selected result (#)", precision=0, minimum=1, elem_id="selected", scale=1),
-                    "the selected result to be a result's number",
-                )
-                relevant = gr.Button("Relevant", elem_id="mark-relevant", scale=1)
-                irrelevant = gr.Button("Not relevant", elem_id="mark-irrelevant", scale=1)
-                again = gr.Button("Refine", variant="primary", elem_id="refine-button", scale=1)
-                reset = gr.Button("Start over", elem_id="start-over", scale=1)
+                relevant = gr.Button("Relevant", elem_id="mark-relevant", interactive=False, size="sm")
+                irrelevant = gr.Button("Not relevant", elem_id="mark-irrelevant", interactive=False, size="sm")
+                similar = gr.Button("Find similar", elem_id="find-similar", interactive=False, size="sm")
+                again = gr.Button("Refine", variant="primary", elem_id="refine-button", interactive=False, size="sm")
+                reset = gr.Button("Start over", elem_id="start-over", interactive=False, size="sm")
             marks = gr.Markdown(elem_id="marks")
+            with gr.Row():
+                path = gr.Textbox(label="Selected result's file", interactive=False, buttons=["copy"],
+                                  elem_id="selected-path", scale=3)
+                more = gr.Button("More results", elem_id="more-results", interactive=False, scale=1)
+                download = gr.DownloadButton("Results as CSV", elem_id="results-csv", interactive=False, scale=1)
 
     n = len(controls.options)
+    outputs = [results, summary_line, session, threshold, marks, selected, chosen, path, relevant, irrelevant,
+               similar, again, reset, more, download]
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[list[tuple[Any, str]], str, SearchSession]:
+    ) -> tuple[Any, ...]:
         choices, (metric, k_value, chosen_labels, image_value, text_value) = controls.choices(values[:n]), values[n:]
-        return search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value, text_value, progress)
+        shown = search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value,
+                       text_value, progress)
+        return view(service, shown[2], shown)
 
     def on_update(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[list[tuple[Any, str]], str, SearchSession | None]:
+    ) -> tuple[Any, ...]:
         """Read the folder again, update the chosen engine's index, then search as asked."""
         try:
             engine, gallery = service.update(name, source_value, controls.choices(values[:n]),
@@ -123,48 +176,71 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
             raise service.user_error(exc) from exc
         image_value, text_value = values[n + 3 : n + 5]
         if not image_value and not (text_value or "").strip():
-            return [], f"Index updated: **{len(engine)}** images of {service.shown(gallery.source)}.", None
+            line = f"Index updated: **{len(engine):,}** images of {service.shown(gallery.source)}."
+            return view(service, None, ([], line, None))  # type: ignore[arg-type]
         return on_search(source_value, name, *values, progress=progress)
 
     def on_refine(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
-        return refine(service, state, progress)
+        shown = refine(service, state, progress)  # a refusal is a message; the results stay
+        return view(service, shown[2], shown)
 
-    def shown(handler: Any) -> Any:
-        """The page's version: words instead of errors, plus the threshold slider and the marks."""
-        def failed(message: str) -> tuple[Any, ...]:
-            return [], f"**Could not search.** {message}", None, gr.update(visible=False), ""
+    def on_more(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
+        """The same search (and refining) with twice as many results."""
+        if not state or not state.results:
+            raise gr.Error("Search first.")
+        wider = replace(state, k=min(MAX_K, state.k * 2))
+        if state.rounds:
+            shown = refine(service, replace(wider, rounds=state.rounds - 1), progress)
+        else:
+            shown = run(service, replace(wider, original=()), query_of(state.image, state.text), progress)
+        return view(service, shown[2], shown)
 
-        def with_extras(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
-            tiles, line, state = handler(*args, **kwargs)
-            return tiles, line, state, threshold_slider(state), marks_text(state)
-
-        return in_the_page(functools.wraps(handler)(with_extras), failed)
+    def failed(message: str) -> tuple[Any, ...]:
+        return view(service, None, ([], f"**Could not search.** {message}", None))  # type: ignore[arg-type]
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text]
-    page_outputs = [results, summary, session, threshold, marks]
     for event in (go.click, text.submit):
-        event(shown(on_search), inputs, page_outputs, api_visibility="private", concurrency_limit=4,
+        event(in_the_page(on_search, failed), inputs, outputs, api_visibility="private", concurrency_limit=4,
               concurrency_id="search")
-    again.click(shown(on_refine), session, page_outputs, api_visibility="private", concurrency_id="search")
-    update.click(shown(on_update), inputs, page_outputs, api_visibility="private", concurrency_id="search")
+    again.click(on_refine, session, outputs, api_visibility="private", concurrency_id="search")
+    more.click(on_more, session, outputs, api_visibility="private", concurrency_id="search")
+    update.click(in_the_page(on_update, failed), inputs, outputs, api_visibility="private", concurrency_id="search")
 
-    def on_select(evt: gr.SelectData) -> int:
-        return int(evt.index) + 1 if isinstance(evt.index, int) else 1
+    def on_select(state: SearchSession | None, evt: gr.SelectData) -> tuple[Any, ...]:
+        rank = int(evt.index) + 1 if isinstance(evt.index, int) else None
+        return selection(service, state, rank)
 
-    results.select(on_select, None, selected, api_visibility="private")
+    results.select(on_select, session, outputs[5:13], api_visibility="private")
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
-        def on_mark(state: SearchSession, rank: float | None, verdict: str = verdict) -> tuple[SearchSession | None, str]:
-            return mark(state, rank, verdict)
+        def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> tuple[Any, ...]:
+            marked, _ = mark(state, rank, verdict)
+            return view(service, marked, rank=rank)
 
-        button.click(on_mark, [session, selected], [session, marks], api_visibility="private")
-    reset.click(start_over, session, [session, marks], api_visibility="private")
+        button.click(on_mark, [session, selected], outputs, api_visibility="private")
+
+    def on_start_over(state: SearchSession | None) -> tuple[Any, ...]:
+        return view(service, start_over(state))
+
+    reset.click(on_start_over, session, outputs, api_visibility="private")
+
+    def on_similar(state: SearchSession, rank: int | None) -> tuple[Any, Any]:
+        """Put the selected result in the query box (then the search runs with it alone)."""
+        if not state or not rank or not state.results[rank - 1].path:
+            raise gr.Error("Select a result with a file first.")
+        return state.results[rank - 1].path, ""
+
+    def then_search(dependency: Any) -> None:
+        dependency.then(in_the_page(on_search, failed), inputs, outputs, api_visibility="private",
+                        concurrency_id="search")
+
+    then_search(similar.click(on_similar, [session, selected], [image, text], api_visibility="private"))
 
     def on_threshold(state: SearchSession, value: float) -> tuple[list[tuple[Any, str]], str]:
         return apply_threshold(service, state, value)
 
-    threshold.release(on_threshold, [session, threshold], [results, summary], api_visibility="private")
+    threshold.release(on_threshold, [session, threshold], [results, summary_line], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
-    return image
+    return SearchHooks(image, text, then_search)
 
 
 def example_queries(config: AppConfig) -> list[list[str]]:

@@ -22,6 +22,8 @@ class SearchSession:
     image: str | None = None
     text: str = ""
     results: tuple[SearchResult, ...] = ()
+    #: The first round's results, which "Start over" brings back.
+    original: tuple[SearchResult, ...] = ()
     relevant: tuple[SearchResult, ...] = ()
     irrelevant: tuple[SearchResult, ...] = ()
     rounds: int = 0
@@ -35,6 +37,14 @@ class SearchSession:
     def higher_is_better(self) -> bool:
         """Which way the session's metric is better (a similarity: higher; a distance: lower)."""
         return self.metric is not None and higher_is_better(self.metric)
+
+
+def asked(session: SearchSession) -> str:
+    """What was searched, in a few words: ``image + 'at night'``, ``'a red bus'``, ``image``."""
+    words = f"'{session.text}'" if len(session.text) <= 60 else f"'{session.text[:57]}…'"
+    if session.image and session.text:
+        return f"image + {words}"
+    return "image" if session.image else words
 
 
 def described(result: SearchResult) -> str:
