@@ -288,3 +288,22 @@ def test_library_errors_are_worded_with_the_apps_flags() -> None:
     assert "does not exist" in missing and "hf download" not in missing and "--model" in missing
     busy = describe(BackendUnavailableError("busy", location="embedded Chroma at /x", server=False, in_use_by="process 7"))
     assert "--chroma-host" in busy and "process 7" in busy
+
+
+def test_the_map_legend_sits_beside_the_map_in_readable_text() -> None:
+    import numpy as np
+
+    from engines import GalleryMap, SearchResult
+    from ui import map_view
+
+    labels = [f"class {n}" for n in range(8)]
+    members = tuple(SearchResult(rank=n + 1, label=labels[n % 8], score=0.0, path=None, position=n) for n in range(40))
+    points = np.random.default_rng(0).random((40, 2))
+    found = GalleryMap(points=points, members=members, total=40, method="t-SNE")
+    picture, placed = map_view.draw(found, lambda member, size: None)
+    width, height = map_view.SIZE
+    assert picture.size == (width + map_view.LEGEND_WIDTH, height)
+    assert all(x < width for x, _, _ in placed)  # no point under the legend
+    column = np.asarray(picture.crop((width, 0, width + map_view.LEGEND_WIDTH, 220)).convert("L"))
+    ink_rows = np.flatnonzero((column < 128).any(axis=1))
+    assert ink_rows.size and ink_rows.max() - ink_rows.min() > 8 * 16  # 8 entries, text of 16 px lines
