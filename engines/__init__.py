@@ -12,7 +12,8 @@ Where a search goes: ``registry.create_engine`` builds an engine (``pixel.py``, 
 ``chroma.py``) that implements the contract in ``base.py``; queries are typed in
 ``query.py``; ``pipeline.py`` indexes for every engine; ``embedder.py`` makes the CLIP
 vectors both CLIP engines use (``ray_embed.py`` on Ray, for ``python -m engines.index``);
-``duplicates.py`` and ``gallery_map.py`` work on any engine's vectors; ``transfer.py``
+``duplicates.py`` and ``gallery_map.py`` work on any engine's vectors, ``explanations.py``
+on any engine's scores; ``transfer.py``
 exports an index as a dataset.
 
 Importing this package is cheap: models and databases load when an engine first needs them.
@@ -34,6 +35,7 @@ from .errors import (
     UnknownMetricError,
     UnreadableImageError,
 )
+from .explanations import Explanation, explain
 from .gallery import Gallery, as_gallery_items, load_gallery
 from .gallery_map import map_gallery
 from .items import GalleryItem
@@ -57,6 +59,7 @@ __all__ = [
     "BackendUnavailableError",
     "DatasetTooLargeError",
     "Deployment",
+    "Explanation",
     "DuplicateGroup",
     "EmptyIndexError",
     "EngineError",
@@ -73,6 +76,7 @@ __all__ = [
     "Source",
     "TooManyCandidatesError",
     "VectorIdentity",
+    "explain",
     "export_index",
     "find_duplicates",
     "map_gallery",

@@ -29,6 +29,7 @@ from .query import Query, SearchQuery, Text, load_query_image
 from .results import Progress, SearchResult, SkippedFile, passing_threshold, summarise_skipped
 
 if TYPE_CHECKING:
+    from .explanations import Explanation
     from .results import DuplicateGroup, GalleryMap, GalleryVectors, VectorIdentity
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,15 @@ class SearchEngine(abc.ABC):
         from .transfer import export_index  # noqa: PLC0415 - datasets loads on first use
 
         return export_index(self, target, overwrite=overwrite)
+
+    def explain(
+        self, query: SearchQuery | Query, result: SearchResult | Image.Image | Path | str, metric: str | None = None,
+        grid: tuple[int, int] | None = None, *, query_heatmap: bool = True,
+    ) -> Explanation:
+        """``engines.explain(self, query, result, metric, grid, query_heatmap=...)``: why it matched."""
+        from .explanations import explain  # noqa: PLC0415 - a feature, loaded where used
+
+        return explain(self, query, result, metric, grid, query_heatmap=query_heatmap)
 
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""
