@@ -422,3 +422,16 @@ def test_every_setting_is_in_the_readme_with_its_variable_and_default() -> None:
         assert setting.env is None or setting.env in row, f"{setting.env} is not in the row of {setting.flag}"
         if isinstance(setting.default, (str, int)) and not isinstance(setting.default, bool):
             assert str(setting.default) in row, f"{setting.flag}'s default {setting.default} is not in its row"
+
+
+def test_why_a_result_matched_through_the_api(served: tuple[Client, str, Path]) -> None:
+    client, _, gallery = served
+    found = client.predict(image=handle_file(query_file(gallery)), rank=2, engine="pixel", api_name="/explain")
+    assert found["result"]["rank"] == 2 and found["method"] == "exact" and "Red" in found["meaning"]
+    heat = found["heatmap"]
+    assert len(heat) == 32 and len(heat[0]) == 32 and all(0 <= v <= 1 for row in heat for v in row)
+    assert found["query_heatmap"] is not None
+    told = client.predict(text="a red square", rank=1, engine="clip", api_name="/explain")
+    assert told["method"] == "occlusion" and len(told["heatmap"]) == 4 and told["query_heatmap"] is None
+    with pytest.raises(AppError, match="Select a result"):
+        client.predict(image=handle_file(query_file(gallery)), rank=0, engine="pixel", api_name="/explain")

@@ -142,6 +142,9 @@ def test_mark_two_tiles_refine_start_over_and_find_similar_in_the_browser(tmp_pa
         page.locator('#results button[aria-label="Thumbnail 3 of 10"]').first.click()
         page.wait_for_function("document.querySelector('#selected').innerText.includes('#3')", timeout=10_000)
         chosen = page.locator("#selected-path input, #selected-path textarea").first.input_value()
+        page.click("#why-button")  # the heat over the result, and over the query image
+        page.locator("#why-result img").first.wait_for(timeout=30_000)
+        assert page.locator("#why-query img").count() == 1 and "Red:" in page.locator("#why-text").inner_text()
         page.click("#find-similar")  # a new search with that result's image
         page.wait_for_function(
             "document.querySelector('#summary').innerText.includes('10 results') && "

@@ -14,6 +14,7 @@ handlers, on the same queues.
     client.predict(text="a red bus", engine="clip", api_name="/search")
     client.predict(text="a red bus", engine="clip", relevant=[2], not_relevant=[5], api_name="/refine")
     client.predict(engine="pixel", options={"features": "phash"}, api_name="/duplicates")
+    client.predict(image=handle_file("cat.jpg"), rank=2, engine="clip", api_name="/explain")
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from gradio import FileData
 
 from engines import SearchResult, engine_info
 from engines.results import printable
 
 from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, search_tab
-from .feedback import mark, passing, refine
+from .feedback import mark, passing, refine, why
 from .messages import USER_ERRORS
 from .service import SearchService
 from .session import SearchSession
@@ -111,6 +113,29 @@ def build(service: SearchService) -> None:
         _, _, refined = refine(service, session)
         return answer(refined, threshold)
 
+    def explain(
+        image: FileData | None = None, text: str = "", rank: int = 1, engine: str = "pixel", metric: str | None = None,
+        k: int = 10, classes: list[str] | None = None, options: dict[str, str] | None = None,
+        gallery: str | None = None,
+    ) -> dict[str, Any]:
+        """Why a result matched: search as /search does, then explain the result ranked ``rank``.
+
+        Args:
+            rank: the result to explain (1 = first).
+        Returns:
+            {"result": {"rank", "score", "label", "file", "position"}, "method" (exact, colours or occlusion),
+             "meaning", "metric", "heatmap": rows of numbers in [0, 1] over the result image (higher = adds more
+             to the match), "query_heatmap": the same over an image query, or null}
+        """
+        session = searched(image, text, engine, metric, max(k, int(rank)), classes, options, gallery)
+        explanation, result = why(service, session, int(rank))
+        query_heat = explanation.query_heatmap
+        return {
+            "result": _results(service, [result])[0], "method": explanation.method, "meaning": explanation.meaning,
+            "metric": explanation.metric, "heatmap": np.round(explanation.heatmap, 3).tolist(),
+            "query_heatmap": None if query_heat is None else np.round(query_heat, 3).tolist(),
+        }
+
     def duplicates(
         engine: str = "pixel", metric: str | None = None, threshold: float | None = None,
         options: dict[str, str] | None = None, gallery: str | None = None,
@@ -174,7 +199,7 @@ def build(service: SearchService) -> None:
 
     # The same queues as the page's events: searches 4 at a time, the heavy ones one at a time.
     for fn, name, group, limit in (
-        (search, "search", "search", 4), (refine_endpoint, "refine", "search", 4),
+        (search, "search", "search", 4), (refine_endpoint, "refine", "search", 4), (explain, "explain", "search", 4),
         (duplicates, "duplicates", "duplicates", 1), (load_gallery, "load_gallery", None, None),
         (build_index, "build_index", "build_index", 1), (gallery_map, "gallery_map", "map", 1),
         (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),

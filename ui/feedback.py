@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,7 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from engines import Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
+from engines import Explanation, Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
 from engines.gallery import Gallery
 from engines.results import passing_threshold, printable
 
@@ -110,14 +111,40 @@ def refine(service: SearchService, session: SearchSession | None, progress: Any 
     if not session.relevant and not session.irrelevant:
         raise gr.Error("Mark at least one result as relevant or not relevant (select it, then press a button).")
     try:
-        asked = query_of(session.image, session.text)
+        query = marked_query(session)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
-    positive, negative = (list(asked.positive), list(asked.negative)) if isinstance(asked, Query) else ([asked], [])
-    query = Query(positive=[*positive, *session.relevant], negative=[*negative, *session.irrelevant])
     tiles, _, after = run(service, session, query, progress)
     after = replace(after, rounds=session.rounds + 1)
     return tiles, summary(after, len(after.results)), after
+
+
+def marked_query(session: SearchSession) -> Query:
+    """The query asked for, more like the relevant results and less like the others."""
+    asked = query_of(session.image, session.text)
+    positive, negative = (list(asked.positive), list(asked.negative)) if isinstance(asked, Query) else ([asked], [])
+    return Query(positive=[*positive, *session.relevant], negative=[*negative, *session.irrelevant])
+
+
+def why(service: SearchService, session: SearchSession | None, rank: int | None) -> tuple[Explanation, SearchResult]:
+    """Why result ``rank`` of the session matched the query it was found with (refined
+    results: with the marks of that round)."""
+    if not session or not rank or not 0 < rank <= len(session.results):
+        raise gr.Error("Select a result first (click a tile).")
+    result = session.results[rank - 1]
+    try:
+        gallery = service.gallery(session.source)
+        engine = service.engine(session.name, gallery, session.choices)
+        query = marked_query(session) if session.rounds else query_of(session.image, session.text)
+        if result.path is None:  # a dataset's image: its bytes, by its place in the gallery
+            picture: Any = gallery.splits["train"][result.position].open()
+        elif service.is_gallery_file(result.path) or not os.path.exists(result.path):
+            picture = result  # a deleted file gets its message from the engine
+        else:
+            raise gr.Error("That result is not an image of the loaded gallery.")
+        return engine.explain(query, picture, session.metric), result
+    except USER_ERRORS as exc:
+        raise service.user_error(exc) from exc
 
 
 def mark(session: SearchSession | None, rank: float | None, verdict: str) -> tuple[SearchSession, str]:

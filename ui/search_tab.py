@@ -28,10 +28,11 @@ from .feedback import (
     summary,
     threshold_slider,
     tiles_of,
+    why,
 )
 from .messages import USER_ERRORS, explain_bad_input, in_the_page
 from .service import SearchService
-from .session import SearchSession
+from .session import SearchSession, asked
 
 TEXT_LABEL = "…or describe what you are looking for"
 TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
@@ -83,7 +84,7 @@ def selection(service: SearchService, session: SearchSession | None, rank: int |
     on = chosen is not None
     marked = bool(session and (session.relevant or session.irrelevant))
     return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),
-            gr.update(interactive=on and chosen.path is not None if chosen else False),
+            gr.update(interactive=on and chosen.path is not None if chosen else False), gr.update(interactive=on),
             gr.update(interactive=marked), gr.update(interactive=bool(session and (marked or session.rounds))))
 
 
@@ -98,7 +99,8 @@ def view(service: SearchService, session: SearchSession | None, shown: Shown | N
     download = results_csv(service, session) if session and session.results else None
     return (gr.update(value=tiles, selected_index=rank - 1 if rank else None), line, session,
             threshold_slider(session), marks_text(session), *selection(service, session, rank),
-            gr.update(interactive=more), gr.update(value=download, interactive=download is not None))
+            gr.update(interactive=more), gr.update(value=download, interactive=download is not None),
+            gr.update(visible=False), "")  # an explanation of earlier results is gone with them
 
 
 def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> SearchHooks:
@@ -144,9 +146,14 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 relevant = gr.Button("Relevant", elem_id="mark-relevant", interactive=False, size="sm")
                 irrelevant = gr.Button("Not relevant", elem_id="mark-irrelevant", interactive=False, size="sm")
                 similar = gr.Button("Find similar", elem_id="find-similar", interactive=False, size="sm")
+                why_button = gr.Button("Why?", elem_id="why-button", interactive=False, size="sm")
                 again = gr.Button("Refine", variant="primary", elem_id="refine-button", interactive=False, size="sm")
                 reset = gr.Button("Start over", elem_id="start-over", interactive=False, size="sm")
             marks = gr.Markdown(elem_id="marks")
+            with gr.Row(visible=False) as why_row:
+                why_query = gr.Image(label="Query", interactive=False, height=260, elem_id="why-query")
+                why_result = gr.Image(label="Result", interactive=False, height=260, elem_id="why-result")
+            why_text = gr.Markdown(elem_id="why-text")
             with gr.Row():
                 path = gr.Textbox(label="Selected result's file", interactive=False, buttons=["copy"],
                                   elem_id="selected-path", scale=3)
@@ -155,7 +162,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     n = len(controls.options)
     outputs = [results, summary_line, session, threshold, marks, selected, chosen, path, relevant, irrelevant,
-               similar, again, reset, more, download]
+               similar, why_button, again, reset, more, download, why_row, why_text]
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
@@ -210,7 +217,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         rank = int(evt.index) + 1 if isinstance(evt.index, int) else None
         return selection(service, state, rank)
 
-    results.select(on_select, session, outputs[5:13], api_visibility="private")
+    results.select(on_select, session, outputs[5:14], api_visibility="private")
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
         def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> tuple[Any, ...]:
             marked, _ = mark(state, rank, verdict)
@@ -234,6 +241,18 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                         concurrency_id="search")
 
     then_search(similar.click(on_similar, [session, selected], [image, text], api_visibility="private"))
+
+    def on_why(state: SearchSession, rank: int | None) -> tuple[Any, ...]:
+        explanation, result = why(service, state, rank)
+        line = (f"**Why #{result.rank}** ({state.metric} {result.score:.4g}; {explanation.method}): "
+                f"{explanation.meaning}")
+        if explanation.query_overlay is None:
+            line += f" The query was {asked(state)}." if not state.rounds else " The query was refined with your marks."
+        return (gr.update(visible=True), gr.update(value=explanation.query_overlay,
+                visible=explanation.query_overlay is not None), explanation.overlay, line)
+
+    why_button.click(on_why, [session, selected], [why_row, why_query, why_result, why_text],
+                     api_visibility="private", concurrency_id="search")
 
     def on_threshold(state: SearchSession, value: float) -> tuple[list[tuple[Any, str]], str]:
         return apply_threshold(service, state, value)
