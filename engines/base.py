@@ -156,15 +156,24 @@ class SearchEngine(abc.ABC):
         """The default near-duplicate threshold for ``metric``."""
         return self.duplicate_thresholds[self.check_metric(metric)]
 
+    def candidate_threshold(self, metric: str | None = None) -> float:
+        """The loose threshold that finds candidates for verified duplicates: twice as far
+        from a perfect match as ``duplicate_threshold`` (benchmarks/duplicates.py measures
+        the candidates' recall of edited copies there)."""
+        strict = self.duplicate_threshold(metric)
+        return 1.0 - 2.0 * (1.0 - strict) if self.check_metric(metric) in SIMILARITIES else 2.0 * strict
+
     def export_details(self) -> dict[str, str]:
         """How the vectors were made, for an export's dataset card (model, backend, precision)."""
         return {}
 
-    def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
-        """``engines.find_duplicates(self, threshold, metric)``."""
+    def duplicates(
+        self, threshold: float | None = None, metric: str | None = None, *, verify: bool | None = None
+    ) -> list[DuplicateGroup]:
+        """``engines.find_duplicates(self, threshold, metric, verify=verify)``."""
         from .duplicates import find_duplicates  # noqa: PLC0415 - a feature, loaded where used
 
-        return find_duplicates(self, threshold, metric)
+        return find_duplicates(self, threshold, metric, verify=verify)
 
     def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
         """``engines.map_gallery(self, metric, limit=limit, seed=seed)``."""

@@ -6,7 +6,10 @@ only for candidate pairs of the same image size (read from the header), so few f
 decoded.
 
 **Near** groups come from the engine's vectors at a threshold in its metric: every pair
-within it (``pairs.candidate_pairs``, exact, without an N x N matrix). Groups are complete-linkage: two groups merge only if *every* pair across them is within
+within it (``pairs.candidate_pairs``, exact, without an N x N matrix). Verified (the
+default where OpenCV is installed), the threshold is a loose one that finds candidates,
+and each candidate pair must be the same photo by local features and one geometry
+(``verify.py``): an edited copy, not merely a similar picture. Groups are complete-linkage: two groups merge only if *every* pair across them is within
 the threshold, so a line of neighbours (A~B~C, A far from C) never chains into one group.
 """
 
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -22,32 +27,50 @@ from PIL import Image
 from .base import SearchEngine, check_threshold
 from .errors import EmptyIndexError
 from .items import GalleryItem
-from .pairs import candidate_pairs, pair_scores
+from .pairs import candidate_pairs, neighbour_pairs, pair_scores
 from .results import DuplicateGroup, GalleryVectors, SearchResult
+from .verify import MIN_INLIERS, LocalFeatures, opencv_available, verify_pairs
 
 KINDS = ("exact", "near")
+#: With verification, each image's nearest few are candidates too, however far (benchmarks/duplicates.py).
+NEIGHBOURS = 5
 #: Pairs this close in the engine's metric are always checked for pixel equality (exact
 #: group), however strict the near threshold.
 EXACT_TOLERANCE = 1e-4
 
 
-def find_duplicates(engine: SearchEngine, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
+def find_duplicates(
+    engine: SearchEngine, threshold: float | None = None, metric: str | None = None, *, verify: bool | None = None,
+) -> list[DuplicateGroup]:
     """Groups of copies in ``engine``'s index, largest first: exact ones, then near ones.
 
-    Exact: the same file content, or the same decoded pixels in another encoding. Near:
-    every two members within ``threshold`` in ``metric`` (default: the engine's
-    ``duplicate_threshold`` for it). Reads files only to hash them (remembered) or to
-    compare the pixels of candidate pairs of one size.
+    Exact: the same file content, or the same decoded pixels in another encoding. Near, with
+    ``verify`` (the default where OpenCV is installed): pairs within a loose ``threshold``
+    (default: the engine's ``candidate_threshold``) confirmed as the same photo by local
+    features and one geometry (``engines.verify``); without: every two members within
+    ``threshold`` (default: the engine's ``duplicate_threshold``). Reads files only to hash
+    them (remembered), to compare the pixels of candidate pairs of one size, and for the
+    keypoints of candidates (kept in the cache folder).
     """
     metric = engine.check_metric(metric)
+    if verify is None:
+        verify = opencv_available()
     if threshold is None:
-        threshold = engine.duplicate_threshold(metric)
+        threshold = engine.candidate_threshold(metric) if verify else engine.duplicate_threshold(metric)
     else:
         check_threshold(threshold)
     if len(engine) == 0:
         raise EmptyIndexError(engine.name)
     vectors = engine.vectors(content_hashes=True)
-    return group_duplicates(vectors, metric, float(threshold), higher_is_better=metric in engine.higher_is_better)
+    verifier = None
+    if verify:
+        features = LocalFeatures(getattr(engine, "cache_dir", None) if getattr(engine, "cache_enabled", True) else None)
+
+        def verifier(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+            return verify_pairs(vectors.items, pairs, features, vectors.hashes)
+
+    return group_duplicates(vectors, metric, float(threshold), higher_is_better=metric in engine.higher_is_better,
+                            verifier=verifier)
 
 
 def group_duplicates(
@@ -56,8 +79,10 @@ def group_duplicates(
     threshold: float,
     *,
     higher_is_better: bool,
+    verifier: Callable[[list[tuple[int, int]]], dict[tuple[int, int], int]] | None = None,
 ) -> list[DuplicateGroup]:
-    """Exact then near groups of ``vectors`` (largest first, each kind by its best score)."""
+    """Exact then near groups of ``vectors`` (largest first, each kind by its best score);
+    ``verifier`` gives each candidate pair's inliers, and only pairs with enough are near."""
     n = len(vectors.items)
     if n < 2:
         return []
@@ -88,16 +113,37 @@ def group_duplicates(
 
     # Near: complete linkage over one representative per exact set, best pairs first.
     passing = scores >= threshold if higher_is_better else scores <= threshold
+    verified: dict[tuple[int, int], int] = {}
+    if verifier is not None:
+        # Candidates: the pairs within the loose threshold, and each image's nearest few
+        # whatever their distance (a crop or a rotation moves raw pixels far).
+        extra = neighbour_pairs(matrix, metric, NEIGHBOURS)
+        known = {(int(a), int(b)) for a, b in pairs.tolist()}
+        extra = np.array([pair for pair in extra.tolist() if tuple(pair) not in known], dtype=np.int64).reshape(-1, 2)
+        if len(extra):
+            pairs = np.concatenate([pairs, extra])
+            scores = np.concatenate([scores, pair_scores(matrix, extra, metric)])
+            passing = np.concatenate([passing, np.ones(len(extra), dtype=bool)])
+        # Pairs inside one exact set are copies already; the others are checked by geometry.
+        asked = [(int(a), int(b)) for a, b in pairs[passing].tolist() if exact.find(a) != exact.find(b)]
+        verified = verifier(asked)
+        confirmed = np.array([verified.get((int(a), int(b)), MIN_INLIERS) >= MIN_INLIERS
+                              for a, b in pairs.tolist()], dtype=bool)
+        passing &= confirmed
     representative = {row: members[0] for members in exact_sets for row in members}
     rep_pairs: dict[tuple[int, int], float] = {}
-    for (a, b), score in zip(pairs[passing], scores[passing], strict=True):
+    # Verified pairs link by their inliers (most first: the surest copies group first).
+    linked_by = ([float(verified.get((int(a), int(b)), 0)) for a, b in pairs[passing].tolist()] if verifier is not None
+                 else scores[passing])
+    higher = higher_is_better or verifier is not None
+    for (a, b), score in zip(pairs[passing], linked_by, strict=True):
         ra, rb = representative[int(a)], representative[int(b)]
         if ra == rb:
             continue
         key = (min(ra, rb), max(ra, rb))
         previous = rep_pairs.get(key)
         # The worst pair between two exact sets decides (complete linkage).
-        if previous is None or (score < previous if higher_is_better else score > previous):
+        if previous is None or (score < previous if higher else score > previous):
             rep_pairs[key] = float(score)
     # Every member pair of two exact sets must pass, not only the first ones found.
     members_of = {members[0]: members for members in exact_sets}
@@ -107,9 +153,13 @@ def group_duplicates(
         if all((min(a, b), max(a, b)) in passed for a in members_of[key[0]] for b in members_of[key[1]])
         or len(members_of[key[0]]) == len(members_of[key[1]]) == 1
     }
-    for members in _complete_linkage(rep_pairs, complete, higher_is_better):
+    for members in _complete_linkage(rep_pairs, complete, higher):
         rows = [row for rep in members for row in members_of[rep]]
-        groups.append(_group("near", rows, vectors, metric, higher_is_better, matrix))
+        group = _group("near", rows, vectors, metric, higher_is_better, matrix)
+        if verifier is not None:
+            counts = [verified[(a, b)] for a, b in itertools.combinations(sorted(rows), 2) if (a, b) in verified]
+            group = replace(group, inliers=min(counts) if counts else None)
+        groups.append(group)
     groups.sort(key=lambda g: (KINDS.index(g.kind), -len(g.members), -g.score if higher_is_better else g.score))
     return groups
 

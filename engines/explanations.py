@@ -215,11 +215,13 @@ def _occlusion(
     if not (1 <= columns <= 16 and 1 <= rows <= 16):
         raise InvalidQueryError(f"Expected a grid of 1 to 16 cells a side, got {columns} x {rows}")
     embed = _batch_embedder(engine)
+    picture = _at_model_size(engine, picture)
     vectors = embed([picture, *occluded(picture, grid)])
     whole = score_of(vector, vectors[0], metric)
     heat = _drops(vector, vectors, metric).reshape(rows, columns)
     query_heat = query_picture = None
     if query_image is not None:
+        query_image = _at_model_size(engine, query_image)
         query_vectors = embed([query_image, *occluded(query_image, grid)])
         query_heat = _drops(vectors[0], query_vectors, metric).reshape(rows, columns)
         query_picture = overlay(query_image, query_heat)
@@ -233,6 +235,19 @@ def _drops(vector: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
     drops = np.clip(drops, 0.0, None)
     top = float(drops.max())
     return drops / top if top > 0 else drops
+
+
+def _at_model_size(engine: SearchEngine, image: Image.Image) -> Image.Image:
+    """``image`` shrunk to the side the model reads (so 17 copies are not each resized again)."""
+    embedder = getattr(engine, "embedder", None)
+    if embedder is None:
+        return image
+    side = max(1, int(embedder.decode_size[0]) // 2)  # decode_size is twice the model's input side
+    scale = side / min(image.size)
+    if scale >= 1:
+        return image
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.BICUBIC, reducing_gap=2.0)
 
 
 def _batch_embedder(engine: SearchEngine) -> Callable[[list[Image.Image]], np.ndarray]:

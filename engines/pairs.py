@@ -43,6 +43,28 @@ def candidate_pairs(matrix: np.ndarray, metric: str, threshold: float) -> tuple[
     return found[keep], scores[keep]
 
 
+def neighbour_pairs(matrix: np.ndarray, metric: str, k: int) -> np.ndarray:
+    """Each row's ``k`` nearest rows (approximately: in the PCA projection of the metric's
+    Euclidean space) as pairs (i < j), without duplicates: candidates whatever their distance."""
+    n = matrix.shape[0]
+    if n < 2 or k < 1:
+        return np.empty((0, 2), dtype=np.int64)
+    space, _ = _euclidean_space(matrix, metric, 0.0 if metric in {"l1", "l2"} else 1.0)
+    projected = _project(space)
+    sq = np.einsum("ij,ij->i", projected, projected)
+    k = min(k, n - 1)
+    found = []
+    for start in range(0, n, BLOCK_ROWS):
+        block = projected[start : start + BLOCK_ROWS]
+        distances = sq[start : start + len(block), None] - 2 * block @ projected.T + sq[None, :]
+        distances[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf  # not itself
+        nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        rows = np.repeat(np.arange(start, start + len(block)), k)
+        found.append(np.stack([rows, nearest.reshape(-1)], axis=1))
+    pairs = np.sort(np.concatenate(found), axis=1)
+    return np.unique(pairs, axis=0).astype(np.int64)
+
+
 def _near_rows(projected: np.ndarray, radius: float, threshold: float, metric: str) -> np.ndarray:
     """Pairs within ``radius`` (l2) of each other: one float32 product per block of rows."""
     n = projected.shape[0]

@@ -85,9 +85,11 @@ class PixelEngine(VectorEngine):
     def duplicate_threshold(self, metric: str | None = None) -> float:
         return DUPLICATE_THRESHOLDS[self.features][self.check_metric(metric)]
 
-    def duplicates(self, threshold: float | None = None, metric: str | None = None) -> list[DuplicateGroup]:
+    def duplicates(
+        self, threshold: float | None = None, metric: str | None = None, *, verify: bool | None = None
+    ) -> list[DuplicateGroup]:
         try:
-            return super().duplicates(threshold, metric)
+            return super().duplicates(threshold, metric, verify=verify)
         except TooManyCandidatesError as exc:
             if self.features == "phash":
                 raise

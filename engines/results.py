@@ -103,6 +103,18 @@ class DuplicateGroup:
     kind: str
     members: tuple[SearchResult, ...]
     score: float
+    #: For a near group confirmed by local features: the fewest matching points one geometry
+    #: explained over its pairs (``engines.verify``); ``None`` when the vectors alone decided.
+    inliers: int | None = None
+
+    @property
+    def decided(self) -> str:
+        """How the group was decided, in words."""
+        if self.kind == "exact":
+            return "the same content"
+        if self.inliers is None:
+            return "close vectors"
+        return f"the same photo: at least {self.inliers} matching points agree on one geometry"
 
 
 @dataclass(frozen=True)
