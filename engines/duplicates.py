@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -272,3 +273,22 @@ def _group(
         values = pair_scores(matrix, all_pairs, metric)
         worst = float(values.min() if higher_is_better else values.max())
     return DuplicateGroup(kind, members, worst)
+
+
+def keeper(group: DuplicateGroup) -> int:
+    """Which member of ``group`` to keep, as people usually choose: the most pixels (the
+    original, not a resized copy), then the oldest file (the first one made), then the
+    first by path. Reads image headers and file times only."""
+
+    def preference(member: SearchResult) -> tuple[int, float, str]:
+        pixels, made = 0, float("inf")
+        if member.path is not None:
+            try:
+                with Image.open(member.path) as image:
+                    pixels = image.width * image.height
+                made = os.stat(member.path).st_mtime
+            except (OSError, ValueError, Image.DecompressionBombError):
+                pass
+        return -pixels, made, member.path or ""
+
+    return min(range(len(group.members)), key=lambda at: preference(group.members[at]))

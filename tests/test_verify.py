@@ -81,3 +81,30 @@ def test_duplicates_are_verified_by_default_and_say_how_they_were_decided(tmp_pa
     assert all(g.inliers is None and g.decided == "close vectors" for g in unverified if g.kind == "near")
     assert paths  # the files stay: nothing is deleted or moved
     assert all(path.exists() for path in paths.values())
+
+
+def test_keep_one_proposes_the_largest_then_oldest_and_writes_a_script_that_moves_the_others(tmp_path: Path) -> None:
+    import csv
+    import subprocess
+
+    from ui import duplicates_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    paths = edited_set(tmp_path / "photos")
+    big = Image.open(paths["original.jpg"]).resize((1280, 960))
+    big.save(tmp_path / "photos" / "large.jpg", quality=90)  # the most pixels: kept, though newest
+    service = SearchService(AppConfig(data=str(tmp_path / "photos"), cache_dir=str(tmp_path / "cache")))
+    *_, groups = duplicates_tab.find(service, str(tmp_path / "photos"), "pixel", {"features": "pixels"}, "l1", None)
+    near = [g for g in groups if g.kind == "near"]
+    assert near and near[0].decided.startswith("the same photo")
+    table, script, line = duplicates_tab.keep_one(service, groups, str(tmp_path / "review"))
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {Path(row["keep"]).name for row in rows} == {"large.jpg"}
+    moved = {Path(row["move"]).name for row in rows}
+    assert "large.jpg" not in moved and not moved & {"other.jpg", "another.jpg", "mirrored.jpg"}
+    assert "file" in line and all((tmp_path / "photos" / name).exists() for name in moved)  # nothing moved yet
+    subprocess.run(["sh", script], check=True, cwd=tmp_path)
+    assert {p.name for p in (tmp_path / "review").iterdir()} == moved
+    assert (tmp_path / "photos" / "large.jpg").exists()

@@ -28,6 +28,7 @@ from gradio import FileData
 
 from engines import SearchResult, engine_info
 from engines.results import printable
+from engines.verify import opencv_available
 
 from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, search_tab
 from .feedback import mark, passing, refine, why
@@ -138,22 +139,25 @@ def build(service: SearchService) -> None:
 
     def duplicates(
         engine: str = "pixel", metric: str | None = None, threshold: float | None = None,
-        options: dict[str, str] | None = None, gallery: str | None = None,
+        options: dict[str, str] | None = None, gallery: str | None = None, verify: bool = True,
     ) -> dict[str, Any]:
         """Groups of copies in a gallery: exact (same content or pixels) and near (every two
         members within the threshold). Lists only: nothing is deleted or moved.
 
         Args:
             engine: pixel (options {"features": "phash"} is made for copies), clip or chroma.
-            threshold: the near threshold in the metric (default: the engine's).
+            threshold: the near threshold in the metric (default: the engine's; with verify, a loose one for candidates).
+            verify: confirm each near pair as the same photo by local features and one geometry (OpenCV).
         Returns:
-            {"groups": [{"kind", "score", "members": [{"rank", "score", "label", "file", "position"}]}], "threshold"}
+            {"groups": [{"kind", "score", "decided", "inliers", "members": [{"rank", "score", "label", "file",
+             "position"}]}], "threshold"}
         """
         chosen = metric or engine_info(engine).default_metric
         groups, _, _, used, _ = duplicates_tab.groups_of(service, gallery or data, engine, dict(options or {}), chosen,
-                                                         threshold)
+                                                         threshold, verify=bool(verify) and opencv_available())
         return {"threshold": used, "groups": [
-            {"kind": g.kind, "score": g.score, "members": _results(service, g.members)}
+            {"kind": g.kind, "score": g.score, "decided": g.decided, "inliers": g.inliers,
+             "members": _results(service, g.members)}
             for g in groups
         ]}
 

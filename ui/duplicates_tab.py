@@ -7,14 +7,18 @@ for the metric and follows the slider once the user moves it.
 from __future__ import annotations
 
 import csv
+import os
+import shlex
 from typing import Any
 
 import gradio as gr
 
 from engines import SearchEngine, available_engines
+from engines.duplicates import keeper
 from engines.gallery import Gallery
 from engines.metrics import higher_is_better
 from engines.results import DuplicateGroup, printable
+from engines.verify import opencv_available
 
 from .controls import EngineControls, progress_bar
 from .images import caption
@@ -29,14 +33,16 @@ SHOWN_MEMBERS = 8
 
 def groups_of(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
-    threshold: float | None, progress: Any = None,
+    threshold: float | None, progress: Any = None, verify: bool = True,
 ) -> tuple[list[DuplicateGroup], Gallery, SearchEngine, float, str]:
     """(groups, gallery, engine, threshold used, a note on folder changes) of the duplicates in
-    ``source``; ``threshold`` ``None`` uses the engine's default for ``metric``."""
+    ``source``; ``threshold`` ``None`` uses the engine's default for ``metric`` (a loose one
+    for candidates when ``verify``: each near pair is then confirmed by local features)."""
     try:
         engine, gallery, note = service.current(name, source, choices, progress=progress_bar(progress))
-        used = engine.duplicate_threshold(metric) if threshold is None else number_from(threshold, "the threshold")
-        groups = service.in_background(lambda: engine.duplicates(threshold=used, metric=metric))
+        default = engine.candidate_threshold(metric) if verify else engine.duplicate_threshold(metric)
+        used = default if threshold is None else number_from(threshold, "the threshold")
+        groups = service.in_background(lambda: engine.duplicates(threshold=used, metric=metric, verify=verify))
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     return groups, gallery, engine, used, note
@@ -44,10 +50,11 @@ def groups_of(
 
 def find(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
-    threshold: float | None, progress: Any = None,
-) -> tuple[list[tuple[Any, str]], str, list[list[Any]], str, float]:
-    """(thumbnails, summary, table rows, CSV path, threshold used) of the duplicates in ``source``."""
-    groups, gallery, engine, used, note = groups_of(service, source, name, choices, metric, threshold, progress)
+    threshold: float | None, progress: Any = None, verify: bool = True,
+) -> tuple[list[tuple[Any, str]], str, list[list[Any]], str, float, list[DuplicateGroup]]:
+    """(thumbnails, summary, table rows, CSV path, threshold used, groups) of the duplicates in ``source``."""
+    groups, gallery, engine, used, note = groups_of(service, source, name, choices, metric, threshold, progress,
+                                                    verify)
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
         for member in group.members[:SHOWN_MEMBERS]:
@@ -55,13 +62,46 @@ def find(
             text = caption(member, why)  # place, label, score to the first, file
             tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text}"))
     rows = [
-        [number, group.kind, len(group.members), round(group.score, 4),
+        [number, group.kind, len(group.members), round(group.score, 4), group.decided,
          "\n".join(_where(service, m.path, m.position) for m in group.members)]
         for number, group in enumerate(groups, start=1)
     ]
     direction = "similarity at least" if higher_is_better(metric) else "distance at most"
     line = summary_line(groups, len(engine), available_engines()[name], metric, direction, used)
-    return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, write_csv(service, groups), used
+    return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, write_csv(service, groups), used, groups
+
+
+def keep_one(service: SearchService, groups: list[DuplicateGroup] | None, folder: str) -> tuple[str, str, str]:
+    """Per group, the file to keep (most pixels, then oldest) and the others: a CSV, and a
+    shell script that moves the others into ``folder`` (the user runs it; the app moves nothing)."""
+    if not groups:
+        raise gr.Error("Find duplicates first.")
+    target = (folder or "").strip() or "duplicates-to-review"
+    table = service.scratch_file("keep-one-", ".csv")
+    script = service.scratch_file("move-the-others-", ".sh")
+    moves = 0
+    with open(table, "w", newline="", encoding="utf-8") as out, open(script, "w", encoding="utf-8") as sh:
+        writer = csv.writer(out)
+        writer.writerow(["group", "kind", "keep", "move"])
+        sh.write("#!/bin/sh\n# Made by image search: keeps one file per duplicate group and moves the others\n"
+                 f"# into {shlex.quote(target)} (nothing is deleted; mv -n never overwrites).\n")
+        if service.config.public:
+            sh.write("# Paths are relative to the gallery folder: run this script from there.\n")
+        sh.write(f"set -e\nmkdir -p -- {shlex.quote(target)}\n")
+        for number, group in enumerate(groups, start=1):
+            kept = keeper(group)
+            where = [_where(service, m.path, m.position) for m in group.members]
+            for at, member in enumerate(group.members):
+                if at == kept:
+                    continue
+                writer.writerow([number, group.kind, where[kept], where[at]])
+                if member.path is not None:
+                    sh.write(f"mv -n -- {shlex.quote(where[at])} {shlex.quote(target)}/\n")
+                    moves += 1
+    os.chmod(script, 0o755)
+    line = (f"Keep one per group: **{count(len(groups), 'group')}**, {count(moves, 'file')} to move into "
+            f"`{printable(target)}` by the script (review the CSV first; the app itself moves nothing).")
+    return table, script, line
 
 
 def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric: str, direction: str, used: float) -> str:
@@ -113,11 +153,16 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     """The tab's components and events (inside a ``gr.Tab``)."""
     gr.Markdown(
         "Copies in the gallery: **exact** (the same file, or the same pixels in another format) and **near** "
-        "(resized, re-encoded, cropped, brighter). Every two images of a near group are within the threshold. "
+        "(resized, re-encoded, cropped, brighter). Confirmed, every two images of a near group are the same photo "
+        "by their keypoints and one geometry (candidates from a loose threshold); unconfirmed, every two are "
+        "within the threshold. "
         "The app only lists them; it deletes nothing. The Pixels engine's *phash* features are made for this."
     )
     with gr.Row():
         go = gr.Button("Find duplicates", variant="primary", elem_id="duplicates-button", scale=1)
+        verify = gr.Checkbox(value=opencv_available(), label="Confirm near copies by their features (same photo, "
+                             "edited; not just alike)", interactive=opencv_available(), elem_id="duplicates-verify",
+                             scale=2)
         threshold = explain_bad_input(
             gr.Slider(0, 1, value=0, label="Threshold", visible=False, elem_id="duplicates-threshold", scale=3),
             "the threshold to be a number",
@@ -126,27 +171,43 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     fitted = gr.State(None)
     summary = gr.Markdown(elem_id="duplicates-summary")
     thumbs = gr.Gallery(label="Groups", columns=8, height=420, elem_id="duplicates-gallery", object_fit="contain")
-    table = gr.Dataframe(headers=["group", "kind", "files", "worst pair", "paths"], label="All groups",
-                         column_widths=["8%", "8%", "8%", "10%", "66%"],
+    table = gr.Dataframe(headers=["group", "kind", "files", "worst pair", "decided by", "paths"], label="All groups",
+                         column_widths=["7%", "7%", "6%", "9%", "21%", "50%"],
                          interactive=False, wrap=True)
     download = gr.File(label="Groups as CSV (full paths)")
+    gr.Markdown("**Keep one per group**: the file with the most pixels (then the oldest) is kept; the others "
+                "can be moved to a folder you name by a script you download and run yourself.")
+    with gr.Row():
+        folder = gr.Textbox(label="Move the others into this folder", value="duplicates-to-review", scale=3,
+                            elem_id="keep-one-folder")
+        plan = gr.Button("Keep one: CSV and script", elem_id="keep-one-button", scale=1)
+    plan_line = gr.Markdown(elem_id="keep-one-summary")
+    with gr.Row():
+        plan_csv = gr.File(label="Keep and move, as CSV", elem_id="keep-one-csv")
+        plan_script = gr.File(label="The script that moves the others", elem_id="keep-one-script")
+    found = gr.State(None)
     n = len(controls.options)
 
     def on_find(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
     ) -> tuple[Any, ...]:
-        choices, (metric, value, was) = controls.choices(values[:n]), values[n:]
-        setting = [name, sorted(choices.items()), metric]
+        choices, (metric, value, was, checked) = controls.choices(values[:n]), values[n:]
+        setting = [name, sorted(choices.items()), metric, bool(checked)]
         chosen = float(value) if was == setting and value is not None else None
-        tiles, line, rows, path, used = find(service, source_value, name, choices, metric, chosen, progress)
+        tiles, line, rows, path, used, groups = find(service, source_value, name, choices, metric, chosen, progress,
+                                                     bool(checked))
         higher = higher_is_better(metric)
-        return tiles, line, rows, path, threshold_slider(metric, higher, used), setting
+        return tiles, line, rows, path, threshold_slider(metric, higher, used), setting, groups
 
     def failed(message: str) -> tuple[Any, ...]:
-        return [], f"**Could not find duplicates.** {message}", [], None, gr.update(), None
+        return [], f"**Could not find duplicates.** {message}", [], None, gr.update(), None, None
 
-    inputs = [source, controls.engine, *controls.inputs, controls.metric, threshold, fitted]
-    outputs = [thumbs, summary, table, download, threshold, fitted]
+    def on_plan(groups: list[DuplicateGroup] | None, target: str) -> tuple[str, str, str]:
+        return keep_one(service, groups, target)
+
+    plan.click(on_plan, [found, folder], [plan_csv, plan_script, plan_line], api_visibility="private")
+    inputs = [source, controls.engine, *controls.inputs, controls.metric, threshold, fitted, verify]
+    outputs = [thumbs, summary, table, download, threshold, fitted, found]
     go.click(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",
              concurrency_limit=1, concurrency_id="duplicates")
     threshold.release(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",
