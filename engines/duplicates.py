@@ -28,13 +28,15 @@ from PIL import Image
 from .base import SearchEngine, check_threshold
 from .errors import EmptyIndexError
 from .items import GalleryItem
-from .pairs import candidate_pairs, neighbour_pairs, pair_scores
+from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
 from .results import DuplicateGroup, GalleryVectors, SearchResult
 from .verify import MIN_INLIERS, LocalFeatures, opencv_available, verify_pairs
 
 KINDS = ("exact", "near")
 #: With verification, each image's nearest few are candidates too, however far (benchmarks/duplicates.py).
 NEIGHBOURS = 5
+#: ... and each image is verified against its closest this many candidates at most.
+MAX_VERIFIED = 10
 #: Pairs this close in the engine's metric are always checked for pixel equality (exact
 #: group), however strict the near threshold.
 EXACT_TOLERANCE = 1e-4
@@ -94,7 +96,7 @@ def group_duplicates(
 
     # Exact: the same bytes, or the same decoded pixels (checked for candidate pairs only).
     hashes = vectors.hashes or (None,) * n  # unknown: only pixel equality makes exact groups
-    exact = _UnionFind(n)
+    exact = UnionFind(n)
     by_hash: dict[str, int] = {}
     for row, digest in enumerate(hashes):
         if digest is not None:
@@ -125,10 +127,20 @@ def group_duplicates(
             pairs = np.concatenate([pairs, extra])
             scores = np.concatenate([scores, pair_scores(matrix, extra, metric)])
             passing = np.concatenate([passing, np.ones(len(extra), dtype=bool)])
-        # Pairs inside one exact set are copies already; the others are checked by geometry.
-        asked = [(int(a), int(b)) for a, b in pairs[passing].tolist() if exact.find(a) != exact.find(b)]
+        # Pairs inside one exact set are copies already; the others are checked by geometry,
+        # each image's closest MAX_VERIFIED partners at most (a threshold that admits most of
+        # a gallery would otherwise cost N x N checks).
+        candidates = np.flatnonzero(passing)
+        order = candidates[np.argsort(-scores[candidates] if higher_is_better else scores[candidates], kind="stable")]
+        taken: dict[int, int] = {}
+        asked = []
+        for a, b in pairs[order].tolist():
+            if exact.find(a) == exact.find(b) or taken.get(a, 0) >= MAX_VERIFIED or taken.get(b, 0) >= MAX_VERIFIED:
+                continue
+            asked.append((int(a), int(b)))
+            taken[a], taken[b] = taken.get(a, 0) + 1, taken.get(b, 0) + 1
         verified = verifier(asked)
-        confirmed = np.array([verified.get((int(a), int(b)), MIN_INLIERS) >= MIN_INLIERS
+        confirmed = np.array([exact.find(a) == exact.find(b) or verified.get((int(a), int(b)), 0) >= MIN_INLIERS
                               for a, b in pairs.tolist()], dtype=bool)
         passing &= confirmed
     representative = {row: members[0] for members in exact_sets for row in members}
@@ -191,28 +203,6 @@ def _complete_linkage(
             seen.add(id(members))
             result.append(sorted(members))
     return result
-
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, a: int) -> int:
-        while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]
-            a = self.parent[a]
-        return a
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> list[list[int]]:
-        found: dict[int, list[int]] = {}
-        for row in range(len(self.parent)):
-            found.setdefault(self.find(row), []).append(row)
-        return list(found.values())
 
 
 class _PixelHashes:

@@ -185,3 +185,27 @@ def _project(space: np.ndarray) -> np.ndarray:
     pca = PCA(n_components=components, svd_solver="randomized", random_state=0).fit(sample)
     # Project without centring: a translation changes no distance, and the components are orthonormal.
     return np.ascontiguousarray(space @ pca.components_.T.astype(np.float32), dtype=np.float32)
+
+
+class UnionFind:
+    """Disjoint sets of rows (exact-copy sets), merged pair by pair."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def groups(self) -> list[list[int]]:
+        found: dict[int, list[int]] = {}
+        for row in range(len(self.parent)):
+            found.setdefault(self.find(row), []).append(row)
+        return list(found.values())

@@ -2,8 +2,8 @@
 
 Global vectors (pixels, histograms, pHash, CLIP) cannot tell "the same photo, edited" from
 "a similar photo": a burst of one scene is as close as a crop. So a candidate pair from the
-vectors is checked here: ORB keypoints (up to ``KEYPOINTS`` per image, found at no more than
-``SIDE`` pixels a side) are matched with Lowe's ratio test, and a similarity transform
+vectors is checked here: ORB keypoints (up to ``KEYPOINTS`` per image, found with the image at
+``SIDE`` pixels on its longest side) are matched with Lowe's ratio test, and a similarity transform
 (rotation up to ``MAX_ROTATION``, uniform scale, translation: ``cv2.estimateAffinePartial2D``
 with RANSAC) must explain at least ``MIN_INLIERS`` of the matches. A crop, a resize, a rotation, new brightness
 or JPEG artefacts keep one geometry; two different shots of a scene do not. A mirror image
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .errors import EngineError
 from .items import GalleryItem
@@ -43,10 +44,16 @@ MIN_INLIERS = 40
 #: a copy turned by 90 or 180 is another orientation (EXIF is applied when decoding), and a
 #: symmetric scene matches itself turned upside down.
 MAX_ROTATION = 30.0
+#: ... and be at least this share of the ratio-test matches: in an edited copy most matches
+#: agree; two pictures that share only some content (one drawing's background) match elsewhere too.
+MIN_AGREEING = 0.5
+#: The agreeing points must span this share of each picture (of its keypoints' bounding box):
+#: a 70% crop keeps about half of its original's area; a shared strip of background much less.
+MIN_COVERAGE = 0.3
 #: RANSAC's reprojection tolerance, in pixels at ``SIDE``.
 REPROJECTION_PX = 4.0
 #: Version of what is stored per image; bump when the features change.
-FORMAT = 1
+FORMAT = 2
 
 Features = tuple[np.ndarray, np.ndarray]  # (keypoint x, y as float32 (n, 2); ORB descriptors uint8 (n, 32))
 
@@ -119,13 +126,19 @@ class LocalFeatures:
 
 
 def compute_features(item: GalleryItem) -> Features | None:
-    """ORB keypoints of ``item`` at no more than ``SIDE`` pixels a side."""
+    """ORB keypoints of ``item`` brought to ``SIDE`` pixels on its longest side."""
     cv2 = _cv2()
     try:
         image = item.open(draft=(SIDE, SIDE)).convert("L")
     except (EngineError, OSError):
         return None
-    image.thumbnail((SIDE, SIDE))
+    # Every image at SIDE: a copy resized to a quarter is brought back up, so ORB's patches
+    # (31 pixels) and pyramid see it at the scale of its original.
+    scale_to = SIDE / max(image.size)
+    if scale_to != 1:
+        image = image.resize((max(1, round(image.width * scale_to)), max(1, round(image.height * scale_to))),
+                             Image.Resampling.BICUBIC if scale_to > 1 else Image.Resampling.BILINEAR,
+                             reducing_gap=None if scale_to > 1 else 2.0)
     orb = cv2.ORB_create(nfeatures=KEYPOINTS)
     keypoints, descriptors = orb.detectAndCompute(np.asarray(image), None)
     if descriptors is None or not keypoints:
@@ -156,13 +169,29 @@ def inliers(a: Features | None, b: Features | None) -> int:
         if transform is None or mask is None:
             return 0
         angle = math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
-        return int(mask.sum()) if abs(angle) <= MAX_ROTATION else 0
+        kept = mask.ravel().astype(bool)
+        # The agreeing points must spread over much of both pictures: two drawings of one
+        # series that share a strip of identical background are not one photo.
+        if abs(angle) > MAX_ROTATION or kept.sum() < MIN_AGREEING * len(good) or min(
+                _coverage(a[0], source[kept] / SIDE), _coverage(b[0], target[kept] / SIDE)) < MIN_COVERAGE:
+            return 0
+        return int(kept.sum())
 
     direct = agreeing(target)
     # Symmetric shapes match their mirror images; if the pair fits a mirror better than a
     # similarity, it is a flipped copy (or a symmetric scene), never a near copy.
     mirrored = agreeing(target * np.array([-1.0, 1.0], dtype=np.float32)) if direct >= MIN_INLIERS else 0
     return direct if direct > mirrored else 0
+
+
+def _coverage(everything: np.ndarray, chosen: np.ndarray) -> float:
+    """The area of ``chosen`` points' bounding box, as a share of all the keypoints' box."""
+    def area(points: np.ndarray) -> float:
+        spans = points.max(axis=0) - points.min(axis=0)
+        return float(spans[0] * spans[1])
+
+    whole = area(everything)
+    return area(chosen) / whole if whole > 0 and len(chosen) else 0.0
 
 
 def verify_pairs(

@@ -74,10 +74,11 @@ def test_duplicates_are_verified_by_default_and_say_how_they_were_decided(tmp_pa
     assert not names & {"mirrored.jpg", "other.jpg", "another.jpg"}
     assert near[0].inliers is not None and near[0].inliers >= MIN_INLIERS
     assert near[0].decided.startswith("the same photo")
-    # At the same loose threshold without verification, look-alikes come in too.
-    unverified = engine.duplicates(loose, verify=False)
+    assert {"cropped.jpg", "turned.jpg"} <= names  # edits that move pixels far are found by their features
+    # The vectors alone, at their default threshold, miss those edits.
+    unverified = engine.duplicates(verify=False)
     members = {Path(m.path or "").name for g in unverified for m in g.members}
-    assert members - names, "the loose threshold alone should group more than the verified copies"
+    assert not members & {"cropped.jpg", "turned.jpg"}
     assert all(g.inliers is None and g.decided == "close vectors" for g in unverified if g.kind == "near")
     assert paths  # the files stay: nothing is deleted or moved
     assert all(path.exists() for path in paths.values())
