@@ -38,7 +38,7 @@ from engines.duplicates import NEIGHBOURS
 from engines.items import GalleryItem
 from engines.pairs import neighbour_pairs
 from engines.testing import build_tiny_clip, make_photo
-from engines.verify import LocalFeatures, compute_features, inliers
+from engines.verify import compute_features, inliers
 
 EDITS = ("crop", "rotate+brightness", "resize-25", "jpeg", "caption", "screenshot")
 SIMILAR = ("same-class", "burst")

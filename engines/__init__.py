@@ -36,10 +36,12 @@ from .errors import (
     UnreadableImageError,
 )
 from .explanations import Explanation, explain
+from .filters import Filter
 from .gallery import Gallery, as_gallery_items, load_gallery
 from .gallery_map import map_gallery
 from .items import GalleryItem
 from .listing import list_image_files
+from .photo_info import PhotoInfo
 from .query import NEGATIVE_WEIGHT, ImageQuery, Query, SearchQuery, Text, parse_text_query
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
 from .results import (
@@ -60,6 +62,7 @@ __all__ = [
     "DatasetTooLargeError",
     "Deployment",
     "Explanation",
+    "Filter",
     "DuplicateGroup",
     "EmptyIndexError",
     "EngineError",
@@ -68,6 +71,7 @@ __all__ = [
     "Gallery",
     "GalleryError",
     "GalleryItem",
+    "PhotoInfo",
     "GalleryMap",
     "GalleryVectors",
     "FolderSource",

@@ -22,6 +22,7 @@ from PIL import Image
 
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
+from .filters import Filter, with_labels
 from .gallery import Items, as_gallery_items
 from .items import GalleryItem
 from .metrics import SIMILARITIES
@@ -113,6 +114,7 @@ class SearchEngine(abc.ABC):
         metric: str | None = None,
         labels: str | Sequence[str] | None = None,
         threshold: float | None = None,
+        filter: Filter | None = None,  # noqa: A002 - the word users know (Chroma's where, immich's filters)
     ) -> list[SearchResult]:
         """Rank the gallery against ``query``; best first, at most ``k`` results.
 
@@ -121,7 +123,9 @@ class SearchEngine(abc.ABC):
         :mod:`engines.query`. ``labels`` keeps only gallery images of those classes.
         ``threshold`` drops results worse than it in the metric's own direction: a distance
         above it (``l1``, ``l2``), a similarity below it (``cosine``, ``correlation``,
-        ``ip``). ``k`` larger than the gallery returns the whole (filtered) gallery.
+        ``ip``). ``filter`` (:class:`~engines.Filter`) keeps only images of some classes, taken
+        between two dates, by some cameras, with or without a location; ``labels`` is its
+        shorthand. ``k`` larger than the gallery returns the whole (filtered) gallery.
         """
         if threshold is not None:
             check_threshold(threshold)
@@ -132,12 +136,12 @@ class SearchEngine(abc.ABC):
             raise InvalidQueryError(f"Expected k to be at least 1, got {k}")
         if len(self) == 0:
             raise EmptyIndexError(self.name)
-        label_set = _label_set(labels)
-        if label_set is not None and not label_set & set(self.labels):
+        filter = with_labels(filter, labels)
+        if filter is not None and filter.labels is not None and not set(filter.labels) & set(self.labels):
             raise InvalidQueryError(
-                f"Expected labels among the indexed classes ({', '.join(self.labels)}), got {sorted(label_set)}"
+                f"Expected labels among the indexed classes ({', '.join(self.labels)}), got {sorted(filter.labels)}"
             )
-        results = self._rank(self.query_vector(query), k, metric, label_set)
+        results = self._rank(self.query_vector(query), k, metric, filter)
         if threshold is None:
             return results
         return passing_threshold(results, threshold, metric in self.higher_is_better)
@@ -275,24 +279,14 @@ class SearchEngine(abc.ABC):
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int: ...
 
     @abc.abstractmethod
-    def _rank(
-        self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None
-    ) -> list[SearchResult]: ...
+    def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
+        """The ``k`` best rows that ``chosen`` keeps (all, for ``None``), best first."""
 
     @abc.abstractmethod
     def _image_vector(self, image: Image.Image) -> FeatureVector: ...
 
     def _text_vector(self, text: str) -> FeatureVector:
         raise NotImplementedError  # only reached where accepts_text is true
-
-
-def _label_set(labels: str | Sequence[str] | None) -> frozenset[str] | None:
-    if labels is None:
-        return None
-    if isinstance(labels, str):
-        labels = [labels]
-    chosen = frozenset(str(label) for label in labels if str(label).strip())
-    return chosen or None
 
 
 def check_threshold(threshold: object) -> None:

@@ -35,7 +35,9 @@ from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
 from .deployment import Deployment
 from .embedder import ClipEmbedder, EmbedderConfig
 from .errors import EmptyIndexError
+from .filters import Filter
 from .items import GalleryItem
+from .photo_info import PhotoInfoCache
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress
 
@@ -56,11 +58,16 @@ class _State:
     items: dict[str, GalleryItem] = field(default_factory=dict)
 
 
+#: A filter that keeps this many records or fewer is ranked exactly (their vectors fetched):
+#: Chroma's HNSW search with a selective ``where`` misses some of the best rows.
+EXACT_BELOW = 2_000
+
+
 class _CollectionStore:
     """The pipeline's store for Chroma: the primary collection, written with upserts."""
 
-    def __init__(self, engine: ChromaEngine, collection: Any, existing: set[str]) -> None:
-        self.engine, self.collection, self.existing = engine, collection, existing
+    def __init__(self, engine: ChromaEngine, collection: Any, existing: set[str], photos: PhotoInfoCache) -> None:
+        self.engine, self.collection, self.existing, self.photos = engine, collection, existing, photos
 
     def stored_keys(self) -> Container[str]:
         return self.existing
@@ -72,7 +79,8 @@ class _CollectionStore:
         # Carried vectors (checked by the pipeline) go in too: the collection is this gallery's own.
         with self.engine.db.guard("store vectors"):
             self.collection.upsert(
-                ids=[key for key, _ in records], embeddings=vectors, metadatas=[record_metadata(item) for _, item in records]
+                ids=[key for key, _ in records], embeddings=vectors,
+                metadatas=[record_metadata(item, self.photos.of(item)) for _, item in records],
             )
 
 
@@ -171,15 +179,17 @@ class ChromaEngine(UsesEmbedder):
         limit = self.db.max_write_batch()
         existing = existing_by_space["cosine"]
         hashes = ContentHashes(self.cache_dir / "content-hashes.json")
+        photos = PhotoInfoCache(self.cache_dir / "photo-info.json")
         shared = ThroughClipCache(self.embedder, self.cache_dir, hashes)
         try:
             run = run_pipeline(
                 self, gallery, key=lambda item: record_id(item, hashes.of(item)), compute=shared.compute,
-                store=_CollectionStore(self, primary, existing), skipped=skipped, progress=progress, write_limit=limit,
-                identity=self.vector_identity(), dim=self.embedder.dim, normalised=True,
+                store=_CollectionStore(self, primary, existing, photos), skipped=skipped, progress=progress,
+                write_limit=limit, identity=self.vector_identity(), dim=self.embedder.dim, normalised=True,
             )
         finally:
             hashes.save()
+            photos.save()
         stored = {key for key, _ in run.records}
         self._collections().delete(primary, sorted(existing - stored), limit)
         for space, collection in collections.items():
@@ -226,17 +236,21 @@ class ChromaEngine(UsesEmbedder):
         hashes = tuple(record.split("-", 1)[0] for record in ids)
         return GalleryVectors(np.concatenate(chunks), items, tuple(ids), hashes, self.vector_identity())
 
-    def _rank(self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
+    def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
         state = self._state
         if state is None:  # pragma: no cover - len() == 0 is refused before this
             return []
-        label_filter = {"label": {"$in": sorted(labels)}} if labels is not None else None
+        where = chosen.where() if chosen is not None else None
         try:
             with self.db.guard("query the collection"):
-                found = state.collections[metric].query(
-                    query_embeddings=[vector], n_results=min(k, state.count), where=label_filter,
-                    include=["metadatas", "distances"],
-                )
+                collection = state.collections[metric]
+                kept = collection.get(where=where, include=[])["ids"] if where is not None else None
+                if kept is not None and len(kept) <= EXACT_BELOW:
+                    # Few rows kept: HNSW's recall falls on selective filters; rank them exactly.
+                    found = _exact_query(collection, kept, np.asarray(vector, dtype=np.float32), k, metric)
+                else:
+                    found = collection.query(query_embeddings=[vector], n_results=min(k, state.count), where=where,
+                                             include=["metadatas", "distances"])
         except CollectionMissingError as exc:
             # The collection went away under us (a server restarted empty): forget the
             # index, so that len() is 0 and the next build makes it again.
@@ -261,6 +275,24 @@ class ChromaEngine(UsesEmbedder):
                 )
             )
         return results
+
+
+def _exact_query(collection: Any, ids: list[str], vector: np.ndarray, k: int, space: str) -> dict[str, Any]:
+    """``collection.query``'s answer for the records ``ids``, ranked exactly (Chroma's distances)."""
+    if not ids:
+        return {"ids": [[]], "metadatas": [[]], "distances": [[]]}
+    found = collection.get(ids=ids, include=["embeddings", "metadatas"])
+    matrix = np.asarray(found["embeddings"], dtype=np.float32)
+    if space == "l2":
+        distances = ((matrix - vector) ** 2).sum(axis=1)
+    elif space == "cosine":
+        norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
+        distances = 1.0 - matrix @ vector / np.maximum(norms, 1e-12)
+    else:  # ip
+        distances = 1.0 - matrix @ vector
+    order = np.lexsort((np.arange(len(distances)), distances))[:k]
+    return {"ids": [[found["ids"][i] for i in order]], "metadatas": [[found["metadatas"][i] for i in order]],
+            "distances": [[float(distances[i]) for i in order]]}
 
 
 def _score(space: str, distance: float) -> float:

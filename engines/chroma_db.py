@@ -20,12 +20,13 @@ from typing import Any
 
 from .errors import BackendUnavailableError, EngineError
 from .items import GalleryItem
+from .photo_info import PhotoInfo
 from .results import printable
 
 log = logging.getLogger(__name__)
 
 #: Bump when what a stored record means changes; older collections are then rebuilt.
-COLLECTION_FORMAT = 2  # 2: images decoded at the size the model needs
+COLLECTION_FORMAT = 3  # 2: images decoded at the size the model needs; 3: photo details in the metadata
 
 #: HNSW graph settings of every collection (benchmarks/chroma.py measures the trade-off).
 #: Chroma's defaults (16 neighbours, ef 100) lose too many true neighbours on hard data:
@@ -267,11 +268,20 @@ def record_id(item: GalleryItem, content_hash: str) -> str:
     return f"{content_hash[:40]}-{place}"
 
 
-def record_metadata(item: GalleryItem) -> dict[str, Any]:
+def record_metadata(item: GalleryItem, info: PhotoInfo | None = None) -> dict[str, Any]:
+    """What a record carries besides its vector: class, file, place, and the photo's details
+    (date taken, camera, location) for ``Filter``'s ``where`` clauses."""
     metadata: dict[str, Any] = {"label": printable(item.label), "path": printable(item.path or ""), "position": item.position}
     if item.path is not None and metadata["path"] != item.path:
         # A file name that is not UTF-8 (Chroma stores text): its bytes, to find the file again.
         metadata["path_bytes"] = os.fsencode(item.path).hex()
+    if info is not None:
+        if info.taken is not None:
+            metadata.update(taken=float(info.taken), taken_from=info.taken_from)
+        metadata.update(camera=printable(info.camera), camera_key=info.camera.casefold(),
+                        has_location=info.location is not None)
+        if info.location is not None:
+            metadata.update(latitude=info.location[0], longitude=info.location[1])
     return metadata
 
 

@@ -20,7 +20,9 @@ from .base import FeatureVector, SearchEngine, SearchResult, SkippedFile
 from .cache import ContentHashes, VectorCache, default_cache_dir
 from .deployment import Deployment
 from .errors import EmptyIndexError
+from .filters import Filter
 from .items import GalleryItem, hash_or_none
+from .photo_info import PhotoTable, table_of
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress, VectorIdentity
 from .vector_index import Blocks, VectorIndex
@@ -38,6 +40,8 @@ class _Snapshot:
     #: Content hashes of ``items``, once a duplicates run computed them: kept on the snapshot
     #: itself, so they can never be read for another gallery's rows.
     hashes: list[tuple[str | None, ...]] = field(default_factory=list, compare=False)
+    #: The photos' details (dates, cameras, locations), once a filter asked for them.
+    photos: list[PhotoTable] = field(default_factory=list, compare=False)
 
     @functools.cached_property
     def rows_by_key(self) -> dict[str, int]:
@@ -188,12 +192,15 @@ class VectorEngine(SearchEngine):
         (``vector_index.Blocks``), letting a search skip rows exactly; ``None``: scan them all."""
         return None
 
-    def _rank(self, vector: FeatureVector, k: int, metric: str, labels: frozenset[str] | None) -> list[SearchResult]:
+    def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
         snapshot = self._snapshot
         if snapshot is None:  # pragma: no cover - len() == 0 is refused before this
             return []
-        # The contract already refused a filter that matches no indexed class.
-        rows = None if labels is None else np.flatnonzero(np.isin(snapshot.labels, list(labels)))
+        rows = None
+        if chosen is not None:
+            rows = np.flatnonzero(chosen.keeps(snapshot.labels, self.photo_table() if chosen.reads_photos else None))
+            if not len(rows):
+                return []
         order, scores = snapshot.vectors.nearest(vector, k, metric, rows)
         results = []
         for rank, (found, score) in enumerate(zip(order, scores, strict=True), start=1):
@@ -201,6 +208,16 @@ class VectorEngine(SearchEngine):
             item = snapshot.items[row]
             results.append(SearchResult(rank, item.label, float(score), item.path, item.position, snapshot.keys[row]))
         return results
+
+    def photo_table(self) -> PhotoTable:
+        """The indexed photos' dates, cameras and locations (headers read on first use, then
+        remembered in the cache folder), one per row."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            raise EmptyIndexError(self.name)
+        if not snapshot.photos:
+            snapshot.photos[:] = [table_of(snapshot.items, self.cache_dir if self.cache_enabled else None)]
+        return snapshot.photos[0]
 
     def _stored_vector(self, result: SearchResult) -> FeatureVector:
         snapshot = self._snapshot

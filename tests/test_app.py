@@ -435,3 +435,17 @@ def test_why_a_result_matched_through_the_api(served: tuple[Client, str, Path]) 
     assert told["method"] == "occlusion" and len(told["heatmap"]) == 4 and told["query_heatmap"] is None
     with pytest.raises(AppError, match="Select a result"):
         client.predict(image=handle_file(query_file(gallery)), rank=0, engine="pixel", api_name="/explain")
+
+
+def test_search_through_the_api_keeps_only_the_photos_asked_for(served: tuple[Client, str, Path]) -> None:
+    client, _, gallery = served
+    everything = client.predict(image=handle_file(query_file(gallery)), engine="pixel", api_name="/search")
+    assert everything["results"]
+    recent = client.predict(image=handle_file(query_file(gallery)), engine="pixel",
+                            photos={"taken_from": "2000-01-01"}, api_name="/search")
+    assert recent["results"] == everything["results"]  # every file was made today
+    none = client.predict(image=handle_file(query_file(gallery)), engine="pixel",
+                          photos={"taken_to": "2000-01-01", "has_location": True}, api_name="/search")
+    assert none["results"] == []
+    with pytest.raises(AppError, match="taken_from, taken_to"):
+        client.predict(image=handle_file(query_file(gallery)), photos={"when": "now"}, api_name="/search")

@@ -30,7 +30,7 @@ from engines import SearchResult, engine_info
 from engines.results import printable
 from engines.verify import opencv_available
 
-from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, search_tab
+from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, photo_filters, search_tab
 from .feedback import mark, passing, refine, why
 from .messages import USER_ERRORS
 from .service import SearchService
@@ -59,10 +59,17 @@ def build(service: SearchService) -> None:
 
     def searched(
         image: FileData | None, text: str, engine: str, metric: str | None, k: int, classes: list[str] | None,
-        options: dict[str, str] | None, gallery: str | None,
+        options: dict[str, str] | None, gallery: str | None, photos: dict[str, Any] | None = None,
     ) -> SearchSession:
+        picked = photos or {}
+        unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location"}
+        if unknown:
+            raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location; got {sorted(unknown)}")
+        where = picked.get("has_location")
+        located = "any" if where is None else "with a location" if where else "without"
+        chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"), located)
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
-                                          classes or [], _path(image), text)
+                                          classes or [], _path(image), text, chosen=chosen)
         return session
 
     def answer(session: SearchSession, threshold: float | None) -> dict[str, Any]:
@@ -73,7 +80,7 @@ def build(service: SearchService) -> None:
     def search(
         image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,
         threshold: float | None = None, classes: list[str] | None = None, options: dict[str, str] | None = None,
-        gallery: str | None = None,
+        gallery: str | None = None, photos: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Rank a gallery's images against a query image, a sentence, or both combined.
 
@@ -87,10 +94,13 @@ def build(service: SearchService) -> None:
             classes: keep only images of these classes (folders).
             options: the engine's own choices, e.g. {"features": "histogram"} for the pixel engine.
             gallery: a gallery folder (under the app's gallery roots) or an allowed Hub dataset id; default: the app's.
+            photos: only photos taken between dates, by cameras, with or without a location:
+                {"taken_from": "2023-01-01", "taken_to": "2023-12-31", "cameras": ["Apple iPhone 13"],
+                 "has_location": true}, any of them.
         Returns:
             {"results": [{"rank", "score", "label", "file", "position"}], "metric", "searched", "milliseconds"}
         """
-        return answer(searched(image, text, engine, metric, k, classes, options, gallery), threshold)
+        return answer(searched(image, text, engine, metric, k, classes, options, gallery, photos), threshold)
 
     def refine_endpoint(
         image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,

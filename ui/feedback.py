@@ -20,7 +20,16 @@ from typing import Any
 
 import gradio as gr
 
-from engines import Explanation, Query, SearchQuery, SearchResult, Text, engine_info, parse_text_query
+from engines import (
+    Explanation,
+    Filter,
+    Query,
+    SearchQuery,
+    SearchResult,
+    Text,
+    engine_info,
+    parse_text_query,
+)
 from engines.gallery import Gallery
 from engines.results import passing_threshold, printable
 
@@ -37,11 +46,11 @@ Shown = tuple[list[tuple[Any, str]], str, SearchSession]
 
 def new_session(
     source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float, labels: list[str] | None,
-    image: str | None, text: str | None,
+    image: str | None, text: str | None, chosen: Filter | None = None,
 ) -> SearchSession:
     return SearchSession(
         source, name, dict(choices), metric, int(number_from(k, "k (results)", minimum=1, maximum=MAX_K, whole=True)),
-        tuple(labels or []), image, (text or "").strip(),
+        tuple(labels or []), image, (text or "").strip(), filter=chosen,
     )
 
 
@@ -69,7 +78,8 @@ def run(service: SearchService, session: SearchSession, query: SearchQuery | Que
                                                 progress=progress_bar(progress))
         session = replace(session, metric=engine.check_metric(session.metric), note=note)
         started = time.perf_counter()
-        results = engine.search(query, k=session.k, metric=session.metric, labels=list(session.labels) or None)
+        results = engine.search(query, k=session.k, metric=session.metric, labels=list(session.labels) or None,
+                                filter=session.filter)
         elapsed = (time.perf_counter() - started) * 1000
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc

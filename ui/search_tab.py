@@ -8,9 +8,10 @@ from typing import Any
 
 import gradio as gr
 
-from engines import engine_info
+from engines import Filter, engine_info
 from engines.results import printable
 
+from . import photo_filters
 from .config import AppConfig
 from .controls import EngineControls, progress_bar, stop_button
 from .feedback import (
@@ -40,7 +41,7 @@ TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh
 
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
-    labels: list[str] | None, image: str | None, text: str | None, progress: Any = None,
+    labels: list[str] | None, image: str | None, text: str | None, progress: Any = None, chosen: Filter | None = None,
 ) -> Shown:
     """Rank ``source``'s gallery against the uploaded image and/or the sentence.
 
@@ -48,7 +49,7 @@ def search(
     opened as a file, whatever it says. Returns the tiles, a summary line and the session
     that relevance feedback and the threshold work on.
     """
-    session = new_session(source, name, choices, metric, k, labels, image, text)
+    session = new_session(source, name, choices, metric, k, labels, image, text, chosen)
     try:
         query = query_of(image, text)
     except USER_ERRORS as exc:
@@ -125,6 +126,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 k = explain_bad_input(gr.Slider(1, 50, value=10, step=1, label="Results (k)"),
                                       "k (results) to be a whole number from 1 to 50")
                 labels.render()
+            pickers = photo_filters.build(service, source)
             go = gr.Button("Search", variant="primary", elem_id="search-button")
             with gr.Row():
                 # The folder read again and the index brought up to date (only changes computed).
@@ -167,9 +169,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
     ) -> tuple[Any, ...]:
-        choices, (metric, k_value, chosen_labels, image_value, text_value) = controls.choices(values[:n]), values[n:]
+        choices = controls.choices(values[:n])
+        metric, k_value, chosen_labels, image_value, text_value, *picked = values[n:]
         shown = search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value,
-                       text_value, progress)
+                       text_value, progress, photo_filters.filter_of(*picked))
         return view(service, shown[2], shown)
 
     def on_update(
@@ -205,7 +208,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     def failed(message: str) -> tuple[Any, ...]:
         return view(service, None, ([], f"**Could not search.** {message}", None))  # type: ignore[arg-type]
 
-    inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text]
+    inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text, *pickers.inputs]
     for event in (go.click, text.submit):
         event(in_the_page(on_search, failed), inputs, outputs, api_visibility="private", concurrency_limit=4,
               concurrency_id="search")

@@ -3,10 +3,11 @@ the results, the user's marks. Frozen: every step makes a new one (``dataclasses
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines import SearchResult
+from engines import Filter, SearchResult
 from engines.metrics import higher_is_better
 
 
@@ -32,6 +33,8 @@ class SearchSession:
     total: int = 0
     #: What the page should say beside the results (a folder that changed).
     note: str = field(default="", compare=False)
+    #: Dates, cameras, location asked for (``labels`` stay apart: the page's own picker).
+    filter: Filter | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -40,11 +43,25 @@ class SearchSession:
 
 
 def asked(session: SearchSession) -> str:
-    """What was searched, in a few words: ``image + 'at night'``, ``'a red bus'``, ``image``."""
+    """What was searched, in a few words: ``image + 'at night'``, ``'a red bus'``, ``image``,
+    and the photos it was limited to (``taken 2023-01-01 to 2023-12-31``)."""
     words = f"'{session.text}'" if len(session.text) <= 60 else f"'{session.text[:57]}…'"
-    if session.image and session.text:
-        return f"image + {words}"
-    return "image" if session.image else words
+    what = f"image + {words}" if session.image and session.text else "image" if session.image else words
+    return what + filter_words(session.filter)
+
+
+def filter_words(chosen: Filter | None) -> str:
+    if chosen is None:
+        return ""
+    parts = []
+    if chosen.taken is not None:
+        start, end = (time.strftime("%Y-%m-%d", time.gmtime(t)) if t is not None else "…" for t in chosen.taken)
+        parts.append(f"taken {start} to {end}")
+    if chosen.camera is not None:
+        parts.append("by " + ", ".join(chosen.camera))
+    if chosen.has_location is not None:
+        parts.append("with a location" if chosen.has_location else "without a location")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def described(result: SearchResult) -> str:

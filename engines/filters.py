@@ -1,0 +1,139 @@
+"""Which gallery images a search may return: classes, the date taken, the camera, a location.
+
+``search(query, filter=Filter(taken=("2023-01-01", "2023-12-31"), camera="Apple iPhone 13"))``.
+The pixel and CLIP engines apply it to their rows before ranking, exactly; the Chroma engine
+as a ``where`` clause, and searches the rows it keeps exactly when they are few (Chroma's
+approximate index loses recall on very selective filters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidQueryError
+from .photo_info import PhotoTable
+
+When = date | datetime | str | float | None
+
+
+def _moment(value: When, end: bool) -> float | None:
+    """``value`` as seconds (the photos' clock, read as UTC); a day's end includes all of it."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip()) if "T" in value or " " in value.strip() \
+                else date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidQueryError(f"Expected a date such as 2023-06-30, got {value!r}") from None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.timestamp()
+    if isinstance(value, date):
+        return datetime.combine(value, time.max if end else time.min, tzinfo=UTC).timestamp()
+    raise InvalidQueryError(f"Expected a date, a datetime or an ISO date text, got {value!r}")
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+    names = tuple(name for name in names if name.strip())
+    return names or None
+
+
+@dataclass(frozen=True, init=False)
+class Filter:
+    """Keep gallery images of these ``labels``, ``taken`` between two dates (either may be
+    ``None``; a date includes its whole day), by one of these ``camera`` names ("Make Model"
+    as ``PhotoInfo.camera`` says, any case), and with or without a GPS position."""
+
+    labels: tuple[str, ...] | None
+    taken: tuple[float | None, float | None] | None
+    camera: tuple[str, ...] | None
+    has_location: bool | None
+
+    def __init__(self, labels: str | Sequence[str] | None = None, taken: tuple[When, When] | None = None,
+                 camera: str | Sequence[str] | None = None, has_location: bool | None = None) -> None:
+        span = None
+        if taken is not None:
+            if not isinstance(taken, (tuple, list)) or len(taken) != 2:
+                raise InvalidQueryError(f"Expected taken=(start, end), got {taken!r}")
+            span = (_moment(taken[0], end=False), _moment(taken[1], end=True))
+            if span[0] is not None and span[1] is not None and span[0] > span[1]:
+                raise InvalidQueryError(f"Expected the start of taken to come before its end, got {taken!r}")
+            if span == (None, None):
+                span = None
+        if has_location is not None and not isinstance(has_location, bool):
+            raise InvalidQueryError(f"Expected has_location to be True, False or None, got {has_location!r}")
+        object.__setattr__(self, "labels", _names(labels))
+        object.__setattr__(self, "taken", span)
+        object.__setattr__(self, "camera", _names(camera))
+        object.__setattr__(self, "has_location", has_location)
+
+    @property
+    def reads_photos(self) -> bool:
+        """Whether it needs the photos' details (dates, cameras, locations), not only classes."""
+        return self.taken is not None or self.camera is not None or self.has_location is not None
+
+    def keeps(self, labels: np.ndarray, photos: PhotoTable | None) -> np.ndarray:
+        """The rows (a bool per row) this filter keeps."""
+        kept = np.ones(len(labels), dtype=bool)
+        if self.labels is not None:
+            kept &= np.isin(labels, list(self.labels))
+        if photos is None:
+            return kept
+        if self.taken is not None:
+            start, end = self.taken
+            with np.errstate(invalid="ignore"):  # NaN (no date) passes no bound
+                if start is not None:
+                    kept &= photos.taken >= start
+                if end is not None:
+                    kept &= photos.taken <= end
+        if self.camera is not None:
+            wanted = {name.casefold() for name in self.camera}
+            kept &= np.array([str(name).casefold() in wanted for name in photos.camera], dtype=bool)
+        if self.has_location is not None:
+            kept &= photos.has_location == self.has_location
+        return kept
+
+    def where(self) -> dict[str, Any] | None:
+        """The filter as a Chroma ``where`` clause over the metadata the Chroma engine stores."""
+        clauses: list[dict[str, Any]] = []
+        if self.labels is not None:
+            clauses.append({"label": {"$in": sorted(self.labels)}})
+        if self.taken is not None:
+            if self.taken[0] is not None:
+                clauses.append({"taken": {"$gte": self.taken[0]}})
+            if self.taken[1] is not None:
+                clauses.append({"taken": {"$lte": self.taken[1]}})
+        if self.camera is not None:
+            clauses.append({"camera_key": {"$in": sorted({name.casefold() for name in self.camera})}})
+        if self.has_location is not None:
+            clauses.append({"has_location": self.has_location})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def with_labels(chosen: Filter | None, labels: str | Sequence[str] | None) -> Filter | None:
+    """``chosen`` with the ``labels=`` shorthand folded in (given both ways: refused)."""
+    if chosen is not None and not isinstance(chosen, Filter):
+        raise InvalidQueryError(f"Expected filter to be an engines.Filter, got {type(chosen).__name__}")
+    names = _names(labels)
+    if names is None:
+        return chosen
+    if chosen is None:
+        return Filter(labels=names)
+    if chosen.labels is not None:
+        raise InvalidQueryError("Expected labels in the filter or as labels=, got both")
+    merged = Filter(labels=names, camera=chosen.camera, has_location=chosen.has_location)
+    object.__setattr__(merged, "taken", chosen.taken)
+    return merged

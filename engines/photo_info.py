@@ -1,0 +1,165 @@
+"""What a photo's header says: when it was taken, by which camera, and where.
+
+Read from the header only (``Image.open`` reads no pixels; ``getexif`` reads the EXIF block),
+for JPEG, HEIC (pillow-heif), PNG and WebP: EXIF ``DateTimeOriginal`` (else ``DateTime``),
+else the file's modification time, marked as such; ``Make`` and ``Model``; the GPS position
+when there is one. Remembered by the file's path, size and time in the cache folder
+(``photo-info.json``), so a library is read once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .cache import atomic_write_bytes
+from .images import open_regular, register_heif
+from .items import GalleryItem
+
+log = logging.getLogger(__name__)
+
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATE_TAKEN, _DATE_CHANGED, _MAKE, _MODEL = 0x9003, 0x0132, 0x010F, 0x0110
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    """``taken``: seconds since 1970 of the date taken as the camera wrote it (its local
+    time, read as UTC), or ``None``; ``taken_from``: ``"exif"``, ``"file"`` (the modification
+    time) or ``""``; ``camera``: "Make Model" or ``""``; ``location``: (latitude, longitude)."""
+
+    taken: float | None = None
+    taken_from: str = ""
+    camera: str = ""
+    location: tuple[float, float] | None = None
+
+
+def _exif_date(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text.strip()[:19], "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _degrees(values: object, ref: object) -> float | None:
+    try:
+        d, m, s = (float(v) for v in values)  # type: ignore[attr-defined]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = d + m / 60 + s / 3600
+    return -value if str(ref).upper() in {"S", "W"} else value
+
+
+def camera_name(make: object, model: object) -> str:
+    """``Apple iPhone 13``; a model that already starts with its make is not doubled."""
+    make_text = str(make or "").strip().strip("\x00")
+    model_text = str(model or "").strip().strip("\x00")
+    if make_text and model_text.lower().startswith(make_text.split()[0].lower()):
+        return model_text
+    return " ".join(part for part in (make_text, model_text) if part)
+
+
+def read_info(item: GalleryItem) -> PhotoInfo:
+    """The item's :class:`PhotoInfo`; an unreadable header gives what the file system says."""
+    register_heif()
+    modified = None
+    try:
+        if item.path is not None:
+            path = item.checked_path()
+            modified = os.stat(path).st_mtime
+            with open_regular(path) as handle, Image.open(handle) as image:
+                exif = image.getexif()
+        else:
+            with Image.open(io.BytesIO(item.data or b"")) as image:
+                exif = image.getexif()
+    except Exception:  # noqa: BLE001 - any header Pillow cannot read: no EXIF, not an error
+        return PhotoInfo(modified, "file" if modified is not None else "")
+    details = exif.get_ifd(_EXIF_IFD)
+    taken = _exif_date(details.get(_DATE_TAKEN)) or _exif_date(exif.get(_DATE_CHANGED))
+    gps = exif.get_ifd(_GPS_IFD)
+    latitude, longitude = _degrees(gps.get(2), gps.get(1)), _degrees(gps.get(4), gps.get(3))
+    location = (latitude, longitude) if latitude is not None and longitude is not None else None
+    if taken is not None:
+        source = "exif"
+    else:
+        taken, source = modified, "file" if modified is not None else ""
+    return PhotoInfo(taken, source, camera_name(exif.get(_MAKE), exif.get(_MODEL)), location)
+
+
+class PhotoInfoCache:
+    """:class:`PhotoInfo` remembered by the file's path, size and time (one JSON file)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._known: dict[str, dict[str, Any]] = {}
+        if path is not None:
+            try:
+                self._known = json.loads(path.read_text())
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError) as exc:  # damaged: read the headers again
+                log.warning("ignoring unreadable %s: %s", path, exc)
+        self._added = 0
+
+    def of(self, item: GalleryItem) -> PhotoInfo:
+        try:
+            stamp = item.stat_key() if item.path is not None else None
+        except OSError:
+            return PhotoInfo()
+        if stamp is not None and stamp in self._known:
+            found = dict(self._known[stamp])
+            location = found.pop("location", None)
+            return PhotoInfo(**found, location=tuple(location) if location else None)
+        info = read_info(item)
+        if stamp is not None:
+            self._known[stamp] = asdict(info)
+            self._added += 1
+        return info
+
+    def save(self) -> None:
+        if self._added and self.path is not None:
+            try:
+                atomic_write_bytes(self.path, json.dumps(self._known).encode())
+            except OSError as exc:
+                log.warning("cannot keep photo dates in %s: %s", self.path, exc)
+            self._added = 0
+
+
+@dataclass(frozen=True)
+class PhotoTable:
+    """The photo details of an index's rows, as arrays a filter reads in one pass."""
+
+    taken: np.ndarray  # float64 seconds, NaN where unknown
+    from_exif: np.ndarray  # bool
+    camera: np.ndarray  # str (object)
+    has_location: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, infos: Sequence[PhotoInfo]) -> PhotoTable:
+        return cls(
+            np.array([np.nan if i.taken is None else i.taken for i in infos], dtype=np.float64),
+            np.array([i.taken_from == "exif" for i in infos], dtype=bool),
+            np.array([i.camera for i in infos], dtype=object),
+            np.array([i.location is not None for i in infos], dtype=bool),
+        )
+
+
+def table_of(items: Sequence[GalleryItem], cache_dir: Path | None) -> PhotoTable:
+    """The details of ``items`` (headers read once, then remembered in ``cache_dir``)."""
+    cache = PhotoInfoCache(cache_dir / "photo-info.json" if cache_dir is not None else None)
+    try:
+        return PhotoTable.of([cache.of(item) for item in items])
+    finally:
+        cache.save()

@@ -1,0 +1,87 @@
+"""The Search tab's date, camera and location pickers, and what the gallery's photos hold."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from engines import Filter, InvalidQueryError
+from engines.cache import default_cache_dir
+from engines.photo_info import table_of
+
+from .messages import USER_ERRORS, count
+from .service import SearchService
+
+LOCATED = ("any", "with a location", "without")
+
+
+@dataclass
+class FilterControls:
+    taken_from: gr.Textbox
+    taken_to: gr.Textbox
+    cameras: gr.Dropdown
+    located: gr.Radio
+
+    @property
+    def inputs(self) -> list[Any]:
+        return [self.taken_from, self.taken_to, self.cameras, self.located]
+
+
+def build(service: SearchService, source: gr.State) -> FilterControls:
+    """The pickers (inside the Search tab's query column), in a closed accordion."""
+    with gr.Accordion("Only photos taken… (dates, cameras, location)", open=False, elem_id="photo-filters"):
+        with gr.Row():
+            taken_from = gr.Textbox(label="Taken from", placeholder="2023-01-01", elem_id="taken-from")
+            taken_to = gr.Textbox(label="Taken until", placeholder="2023-12-31", elem_id="taken-to")
+        cameras = gr.Dropdown([], multiselect=True, label="Cameras", elem_id="cameras")
+        located = gr.Radio(list(LOCATED), value="any", label="Location", elem_id="located")
+        read = gr.Button("Read the photos' dates and cameras", size="sm", elem_id="read-photo-details")
+        said = gr.Markdown(elem_id="photo-details")
+
+    def on_read(source_value: str) -> tuple[Any, str]:
+        return photo_details(service, source_value)
+
+    read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_id="search")
+    return FilterControls(taken_from, taken_to, cameras, located)
+
+
+def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None
+              ) -> Filter | None:
+    """The pickers as a ``Filter`` (``None``: nothing chosen)."""
+    has_location = {"with a location": True, "without": False}.get(located or "any")
+    if not (taken_from or "").strip() and not (taken_to or "").strip() and not cameras and has_location is None:
+        return None
+    try:
+        return Filter(taken=((taken_from or "").strip() or None, (taken_to or "").strip() or None),
+                      camera=cameras or None, has_location=has_location)
+    except InvalidQueryError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def photo_details(service: SearchService, source: str) -> tuple[Any, str]:
+    """The camera choices with their counts, and a line on the dates: read from the headers
+    of the gallery's photos once (then remembered in the cache folder)."""
+    try:
+        gallery = service.gallery(source)
+        cache = service.deployment.cache_dir or default_cache_dir()
+        table = service.in_background(lambda: table_of(gallery["train"], cache))
+    except USER_ERRORS as exc:
+        raise service.user_error(exc) from exc
+    cameras = Counter(str(name) for name in table.camera if name)
+    choices = [(f"{name} ({number:,})", name) for name, number in cameras.most_common()]
+    dated = table.taken[~np.isnan(table.taken)]
+    total = len(table.taken)
+    if not len(dated):
+        return gr.update(choices=choices, value=[]), f"{count(total, 'photo')}: no dates."
+    years = Counter(time.gmtime(t).tm_year for t in dated)
+    first, last = (time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (dated.min(), dated.max()))
+    per_year = ", ".join(f"{number:,} from {year}" for year, number in sorted(years.items()))
+    line = (f"{count(total, 'photo')} taken {first} to {last} ({per_year}); {int(table.from_exif.sum()):,} dated by "
+            f"their camera, the others by their file's time; {int(table.has_location.sum()):,} with a location; "
+            f"{count(len(cameras), 'camera')}.")
+    return gr.update(choices=choices, value=[]), line
