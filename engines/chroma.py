@@ -279,17 +279,13 @@ class ChromaEngine(UsesEmbedder):
 
 def _exact_query(collection: Any, ids: list[str], vector: np.ndarray, k: int, space: str) -> dict[str, Any]:
     """``collection.query``'s answer for the records ``ids``, ranked exactly (Chroma's distances)."""
-    if not ids:
-        return {"ids": [[]], "metadatas": [[]], "distances": [[]]}
-    found = collection.get(ids=ids, include=["embeddings", "metadatas"])
-    matrix = np.asarray(found["embeddings"], dtype=np.float32)
+    found = collection.get(ids=ids, include=["embeddings", "metadatas"]) if ids else {"ids": [], "metadatas": []}
+    matrix = np.asarray(found.get("embeddings", []), dtype=np.float32).reshape(len(found["ids"]), len(vector))
     if space == "l2":
         distances = ((matrix - vector) ** 2).sum(axis=1)
-    elif space == "cosine":
-        norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
-        distances = 1.0 - matrix @ vector / np.maximum(norms, 1e-12)
-    else:  # ip
-        distances = 1.0 - matrix @ vector
+    else:  # cosine and ip: 1 - similarity
+        scale = np.linalg.norm(matrix, axis=1) * np.linalg.norm(vector) if space == "cosine" else 1.0
+        distances = 1.0 - matrix @ vector / np.maximum(scale, 1e-12)
     order = np.lexsort((np.arange(len(distances)), distances))[:k]
     return {"ids": [[found["ids"][i] for i in order]], "metadatas": [[found["metadatas"][i] for i in order]],
             "distances": [[float(distances[i]) for i in order]]}

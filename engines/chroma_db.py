@@ -1,8 +1,7 @@
 """Talking to a Chroma database: embedded (one folder, one process) or a server, with typed errors.
 
-The Chroma engine and anything else that writes the engine's collections (an index
-builder, say) open the database through :class:`ChromaDatabase`, so they fail with the
-same messages and create collections with the same graph settings.
+Everything that writes the engine's collections opens the database through
+:class:`ChromaDatabase`: the same messages, the same graph settings.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ COLLECTION_FORMAT = 3  # 2: images decoded at the size the model needs; 3: photo
 #: HNSW graph settings of every collection (benchmarks/chroma.py measures the trade-off).
 #: Chroma's defaults (16 neighbours, ef 100) lose too many true neighbours on hard data:
 #: recall@10 0.71 at 10k random vectors, against 0.98 with these at about 2 ms a query.
-#: The slower inserts cost little beside computing the CLIP embeddings themselves.
 HNSW_SETTINGS = {"max_neighbors": 32, "ef_construction": 200, "ef_search": 400}
 
 
