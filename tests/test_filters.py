@@ -139,3 +139,19 @@ def test_the_search_tab_filters_and_tells_what_the_photos_hold(library: Path, tm
     with pytest.raises(gr.Error, match="a date such as"):
         photo_filters.filter_of("yesterday", "", [], "any")
     assert session.filter == chosen
+
+
+def test_results_can_be_ordered_by_the_date_taken(library: Path, tmp_path: Path) -> None:
+    from ui import photo_filters, search_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))
+    _, _, session = search_tab.search(service, str(library), "pixel", {}, "l1", 10, [],
+                                      str(library / "2023" / "b.jpg"), "")
+    newest = photo_filters.ordered(service, session.results, "newest first")
+    assert [Path(r.path or "").name for r in newest] == ["c.jpg", "e.webp", "d.png", "b.jpg", "a.jpg", "f.jpg"]
+    oldest = photo_filters.ordered(service, session.results, "oldest first")
+    assert [r.path for r in oldest] == [r.path for r in reversed(newest)]
+    back = photo_filters.ordered(service, newest, "best match first")
+    assert back == session.results and back[0].rank == 1  # ranks stay the places by score

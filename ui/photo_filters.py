@@ -10,9 +10,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from engines import Filter, InvalidQueryError
+from engines import Filter, GalleryItem, InvalidQueryError, SearchResult
 from engines.cache import default_cache_dir
-from engines.photo_info import table_of
+from engines.photo_info import PhotoInfoCache, table_of
 
 from .messages import USER_ERRORS, count
 from .service import SearchService
@@ -85,3 +85,21 @@ def photo_details(service: SearchService, source: str) -> tuple[Any, str]:
             f"their camera, the others by their file's time; {int(table.has_location.sum()):,} with a location; "
             f"{count(len(cameras), 'camera')}.")
     return gr.update(choices=choices, value=[]), line
+
+
+ORDERS = ("best match first", "newest first", "oldest first")
+
+
+def ordered(service: SearchService, results: tuple[SearchResult, ...], order: str) -> tuple[SearchResult, ...]:
+    """``results`` by score (as ranked), or by the date each photo was taken (undated last).
+    Each result keeps its rank: the place it had by score."""
+    if order not in ORDERS[1:]:
+        return tuple(sorted(results, key=lambda r: r.rank))
+    cache = PhotoInfoCache((service.deployment.cache_dir or default_cache_dir()) / "photo-info.json")
+    try:
+        taken = {r.rank: cache.of(GalleryItem(r.label, r.path)).taken if r.path else None for r in results}
+    finally:
+        cache.save()
+    newest = order == ORDERS[1]
+    return tuple(sorted(results, key=lambda r: (taken[r.rank] is None,
+                                                -(taken[r.rank] or 0) if newest else taken[r.rank] or 0, r.rank)))

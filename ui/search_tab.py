@@ -90,9 +90,10 @@ def selection(service: SearchService, session: SearchSession | None, rank: int |
 
 
 def view(service: SearchService, session: SearchSession | None, shown: Shown | None = None,
-         rank: int | None = None) -> tuple[Any, ...]:
+         rank: int | None = None, keep_order: bool = False) -> tuple[Any, ...]:
     """Everything the Search tab shows for ``session``: tiles (marked, the selection kept),
-    summary, threshold, marks, the selection and its buttons, more and the CSV."""
+    summary, threshold, marks, the selection and its buttons, more and the CSV; new results
+    come best match first (``keep_order``: as the session holds them)."""
     if shown is None and session is not None and session.results:
         shown = (tiles_of(service, session), summary(session, len(session.results)), session)
     tiles, line = (shown[0], shown[1]) if shown else ([], "")
@@ -101,7 +102,8 @@ def view(service: SearchService, session: SearchSession | None, shown: Shown | N
     return (gr.update(value=tiles, selected_index=rank - 1 if rank else None), line, session,
             threshold_slider(session), marks_text(session), *selection(service, session, rank),
             gr.update(interactive=more), gr.update(value=download, interactive=download is not None),
-            gr.update(visible=False), "")  # an explanation of earlier results is gone with them
+            gr.update(visible=False), "",  # an explanation of earlier results is gone with them
+            gr.update() if keep_order else gr.update(value=photo_filters.ORDERS[0]))
 
 
 def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> SearchHooks:
@@ -137,7 +139,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
             if examples:
                 gr.Examples(examples, inputs=[image], label="Example queries (test split)")
         with gr.Column(scale=2):
-            summary_line = gr.Markdown(elem_id="summary")
+            with gr.Row():
+                summary_line = gr.Markdown(elem_id="summary")
+                order = gr.Radio(list(photo_filters.ORDERS), value=photo_filters.ORDERS[0], show_label=False,
+                                 elem_id="results-order", container=False)
             results = gr.Gallery(label="Results", columns=5, height=520, elem_id="results", object_fit="contain")
             threshold = explain_bad_input(
                 gr.Slider(0, 1, value=0, label="Score threshold", visible=False, elem_id="threshold"),
@@ -164,7 +169,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     n = len(controls.options)
     outputs = [results, summary_line, session, threshold, marks, selected, chosen, path, relevant, irrelevant,
-               similar, why_button, again, reset, more, download, why_row, why_text]
+               similar, why_button, again, reset, more, download, why_row, why_text, order]
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
@@ -224,9 +229,18 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
         def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> tuple[Any, ...]:
             marked, _ = mark(state, rank, verdict)
-            return view(service, marked, rank=rank)
+            return view(service, marked, rank=rank, keep_order=True)
 
         button.click(on_mark, [session, selected], outputs, api_visibility="private")
+
+    def on_order(state: SearchSession | None, chosen: str) -> tuple[Any, ...]:
+        """The same results in another order (by score, or by the date each photo was taken)."""
+        if not state or not state.results:
+            return view(service, state, keep_order=True)
+        return view(service, replace(state, results=photo_filters.ordered(service, state.results, chosen)),
+                    keep_order=True)
+
+    order.input(on_order, [session, order], outputs, api_visibility="private")
 
     def on_start_over(state: SearchSession | None) -> tuple[Any, ...]:
         return view(service, start_over(state))
