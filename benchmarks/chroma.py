@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from engines.chroma_db import HNSW_SETTINGS, hnsw_configuration
+from engines.storage.chroma_db import HNSW_SETTINGS, hnsw_configuration
 
 GOAL_MS, GOAL_RECALL, GOAL_SIZE = 2.0, 0.99, 100_000
 

@@ -30,7 +30,7 @@ from PIL import Image
 
 from _common import median_ms, require_aio
 from engines import as_gallery_items, list_image_files
-from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import build_full_size_clip
 
 #: Goals: indexing speed over the naive loop, and query latencies in ms.
@@ -67,7 +67,7 @@ def timed(fn: Callable[[], object], repeat: int = 10) -> tuple[object, float]:
 
 def query_split(embedder: ClipEmbedder, path: str, text: str) -> dict[str, float]:
     """Median ms of one image query's decode, preprocess and model, and of one sentence."""
-    from engines.images import load_image
+    from engines.galleries.images import load_image
 
     image, decode = timed(lambda: load_image(path))
     inputs, preprocess = timed(lambda: embedder._pixel_values([image]))  # type: ignore[list-item]

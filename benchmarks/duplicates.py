@@ -35,10 +35,10 @@ from PIL import Image, ImageEnhance
 
 from _common import AIO, ROOT
 from engines import InvalidQueryError, SearchEngine, create_engine, load_gallery
-from engines.duplicates import group_duplicates
-from engines.gallery_map import gallery_map
-from engines.images import load_image
-from engines.items import GalleryItem
+from engines.analysis.duplicates import group_duplicates
+from engines.analysis.gallery_map import gallery_map
+from engines.galleries.images import load_image
+from engines.galleries.items import GalleryItem
 from engines.results import GalleryVectors
 from engines.testing import build_tiny_clip
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from _common import median_ms
 from engines import create_engine
-from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import build_full_size_clip, make_photo
 
 GOALS_MS = {"pixel": 20.0, "pixel histogram": 20.0, "clip onnx int8": 1000.0, "clip onnx fp32": 2000.0}

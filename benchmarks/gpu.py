@@ -21,7 +21,7 @@ import torch
 
 from _common import median_ms
 from engines import as_gallery_items
-from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import build_full_size_clip, make_photo
 
 

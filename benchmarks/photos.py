@@ -31,8 +31,8 @@ import numpy as np
 
 from _common import AIO, require_aio
 from engines import as_gallery_items, create_engine, list_image_files
-from engines.embedder import ClipEmbedder, EmbedderConfig
-from engines.images import load_image, register_heif
+from engines.galleries.images import load_image, register_heif
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import build_full_size_clip, make_phone_photo
 
 GOALS = {"onnx int8": 30.0, "onnx fp32": 18.0}

@@ -21,7 +21,7 @@ import numpy as np
 
 from _common import AIO, ROOT
 from engines import create_engine, load_gallery
-from engines.embedder import EmbedderConfig
+from engines.model.embedder import EmbedderConfig
 from engines.testing import build_tiny_clip, free_port
 
 
@@ -35,12 +35,12 @@ def rate(model: str, files: list[str], cache: Path, ray_actors: int | None) -> t
     options: dict[str, object] = {}
     config = EmbedderConfig(model=model, export_dir=str(cache / "onnx"))
     if ray_actors is not None:
-        from engines.ray_embed import RayEmbedder
+        from engines.model.ray_embed import RayEmbedder
 
         options["embedder"] = RayEmbedder(config, actors=ray_actors)
         options["embedder"]._load()  # type: ignore[attr-defined]  # the model load is not the rate
     else:
-        from engines.embedder import ClipEmbedder
+        from engines.model.embedder import ClipEmbedder
 
         options["embedder"] = ClipEmbedder(config)
         options["embedder"]._load()  # type: ignore[attr-defined]

@@ -34,11 +34,11 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from _common import AIO
 from engines import create_engine, load_gallery
-from engines.duplicates import NEIGHBOURS
-from engines.items import GalleryItem
-from engines.pairs import neighbour_pairs
+from engines.analysis.duplicates import NEIGHBOURS
+from engines.analysis.pairs import neighbour_pairs
+from engines.analysis.verify import compute_features, inliers
+from engines.galleries.items import GalleryItem
 from engines.testing import build_tiny_clip, make_photo
-from engines.verify import compute_features, inliers
 
 EDITS = ("crop", "rotate+brightness", "resize-25", "jpeg", "caption", "screenshot")
 SIMILAR = ("same-class", "burst")

@@ -19,9 +19,11 @@ exports an index as a dataset.
 Importing this package is cheap: models and databases load when an engine first needs them.
 """
 
+from .analysis.duplicates import find_duplicates
+from .analysis.explanations import Explanation, explain
+from .analysis.gallery_map import map_gallery
 from .base import FeatureVector, Option, SearchEngine
 from .deployment import DEFAULT_MODEL, Deployment
-from .duplicates import find_duplicates
 from .errors import (
     BackendUnavailableError,
     DatasetTooLargeError,
@@ -35,13 +37,12 @@ from .errors import (
     UnknownMetricError,
     UnreadableImageError,
 )
-from .explanations import Explanation, explain
 from .filters import Filter
-from .gallery import Gallery, as_gallery_items, load_gallery
-from .gallery_map import map_gallery
-from .items import GalleryItem
-from .listing import list_image_files
-from .photo_info import PhotoInfo
+from .galleries.gallery import Gallery, as_gallery_items, load_gallery
+from .galleries.items import GalleryItem
+from .galleries.listing import list_image_files
+from .galleries.photo_info import PhotoInfo
+from .galleries.sources import FolderSource, HubSource, SavedDatasetSource, Source, parse_source
 from .query import NEGATIVE_WEIGHT, ImageQuery, Query, SearchQuery, Text, parse_text_query
 from .registry import EngineInfo, available_engines, create_engine, engine_info, engine_options
 from .results import (
@@ -53,8 +54,7 @@ from .results import (
     SkippedFile,
     VectorIdentity,
 )
-from .sources import FolderSource, HubSource, SavedDatasetSource, Source, parse_source
-from .transfer import export_index
+from .storage.transfer import export_index
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -23,14 +23,14 @@ from PIL import Image
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .filters import Filter, with_labels
-from .gallery import Items, as_gallery_items
-from .items import GalleryItem
+from .galleries.gallery import Items, as_gallery_items
+from .galleries.items import GalleryItem
 from .metrics import SIMILARITIES
 from .query import Query, SearchQuery, Text, load_query_image
 from .results import Progress, SearchResult, SkippedFile, passing_threshold, summarise_skipped
 
 if TYPE_CHECKING:
-    from .explanations import Explanation
+    from .analysis.explanations import Explanation
     from .results import DuplicateGroup, GalleryMap, GalleryVectors, VectorIdentity
 
 log = logging.getLogger(__name__)
@@ -175,19 +175,19 @@ class SearchEngine(abc.ABC):
         self, threshold: float | None = None, metric: str | None = None, *, verify: bool | None = None
     ) -> list[DuplicateGroup]:
         """``engines.find_duplicates(self, threshold, metric, verify=verify)``."""
-        from .duplicates import find_duplicates  # noqa: PLC0415 - a feature, loaded where used
+        from .analysis.duplicates import find_duplicates  # noqa: PLC0415 - a feature, loaded where used
 
         return find_duplicates(self, threshold, metric, verify=verify)
 
     def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
         """``engines.map_gallery(self, metric, limit=limit, seed=seed)``."""
-        from .gallery_map import map_gallery  # noqa: PLC0415 - a feature, loaded where used
+        from .analysis.gallery_map import map_gallery  # noqa: PLC0415 - a feature, loaded where used
 
         return map_gallery(self, metric, limit=limit, seed=seed)
 
     def export(self, target: str | Path, *, overwrite: bool = False) -> str:
         """``engines.export_index(self, target, overwrite=overwrite)``."""
-        from .transfer import export_index  # noqa: PLC0415 - datasets loads on first use
+        from .storage.transfer import export_index  # noqa: PLC0415 - datasets loads on first use
 
         return export_index(self, target, overwrite=overwrite)
 
@@ -196,7 +196,7 @@ class SearchEngine(abc.ABC):
         grid: tuple[int, int] | None = None, *, query_heatmap: bool = True,
     ) -> Explanation:
         """``engines.explain(self, query, result, metric, grid, query_heatmap=...)``: why it matched."""
-        from .explanations import explain  # noqa: PLC0415 - a feature, loaded where used
+        from .analysis.explanations import explain  # noqa: PLC0415 - a feature, loaded where used
 
         return explain(self, query, result, metric, grid, query_heatmap=query_heatmap)
 

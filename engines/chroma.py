@@ -21,8 +21,17 @@ from typing import Any
 import numpy as np
 
 from .base import FeatureVector, SearchResult, SkippedFile
-from .cache import ContentHashes, default_cache_dir
-from .chroma_db import (
+from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
+from .deployment import Deployment
+from .errors import EmptyIndexError
+from .filters import Filter
+from .galleries.items import GalleryItem
+from .galleries.photo_info import PhotoInfoCache
+from .model.embedder import ClipEmbedder, EmbedderConfig
+from .pipeline import run_pipeline
+from .results import GalleryVectors, Progress
+from .storage.cache import ContentHashes, default_cache_dir
+from .storage.chroma_db import (
     ChromaDatabase,
     CollectionMissingError,
     GalleryCollections,
@@ -31,15 +40,6 @@ from .chroma_db import (
     record_id,
     record_metadata,
 )
-from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
-from .deployment import Deployment
-from .embedder import ClipEmbedder, EmbedderConfig
-from .errors import EmptyIndexError
-from .filters import Filter
-from .items import GalleryItem
-from .photo_info import PhotoInfoCache
-from .pipeline import run_pipeline
-from .results import GalleryVectors, Progress
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 The CLIP engine ranks the gallery by CLIP image embeddings, for image or text queries.
 
-Vectors come from the shared :class:`~engines.embedder.ClipEmbedder` and are compared with
+Vectors come from the shared :class:`~engines.model.embedder.ClipEmbedder` and are compared with
 the same four metrics as the pixel engine. Embeddings are cached on disk per model and per
 file content, so re-indexing an unchanged gallery computes nothing.
 """
@@ -19,13 +19,13 @@ import numpy as np
 from PIL import Image
 
 from .base import FeatureVector, SearchEngine, SkippedFile
-from .cache import ContentHashes, VectorCache
 from .deployment import DEFAULT_MODEL, Deployment
-from .embedder import ClipEmbedder, EmbedderConfig
-from .items import GalleryItem
+from .galleries.items import GalleryItem
 from .metrics import METRICS
+from .model.embedder import ClipEmbedder, EmbedderConfig
 from .pipeline import FLUSH_EVERY
 from .results import Progress, VectorIdentity
+from .storage.cache import ContentHashes, VectorCache
 from .vector_engine import VectorEngine
 
 _SHARED: dict[EmbedderConfig, ClipEmbedder] = {}

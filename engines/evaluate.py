@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from .base import SearchEngine, SearchResult, SkippedFile
 from .errors import EngineError, GalleryError, ModelUnavailableError
-from .gallery import Gallery, Items, as_gallery_items, load_gallery
-from .items import GalleryItem
+from .galleries.gallery import Gallery, Items, as_gallery_items, load_gallery
+from .galleries.items import GalleryItem
 from .registry import available_engines, create_engine, engine_options
 from .settings import EVALUATE, add_arguments, from_environment
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidQueryError
-from .photo_info import PhotoTable
+from .galleries.photo_info import PhotoTable
 
 When = date | datetime | str | float | None
 

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from .errors import EngineError
-from .gallery import load_gallery
-from .hub import hide_library_progress
+from .galleries.gallery import load_gallery
+from .galleries.sources import gallery_name, parse_source
+from .model.hub import hide_library_progress
 from .registry import available_engines, create_engine, engine_class
 from .settings import INDEX, add_arguments, deployment_from, from_environment
-from .sources import gallery_name, parse_source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.features and args.engine == "pixel":
             options["features"] = args.features
         if args.ray is not None:
-            from .embedder import EmbedderConfig  # noqa: PLC0415
-            from .ray_embed import RayEmbedder, start_ray  # noqa: PLC0415 - Ray only when asked for
+            from .model.embedder import EmbedderConfig  # noqa: PLC0415
+            from .model.ray_embed import RayEmbedder, start_ray  # noqa: PLC0415 - Ray only when asked for
 
             logging.getLogger("ray").setLevel(logging.WARNING)  # not a log line per dataset run
             cpus = start_ray(args.ray or None)

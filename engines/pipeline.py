@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from .base import SearchEngine, SkippedFile
 from .errors import GalleryError
-from .images import os_reason
-from .items import GalleryItem
+from .galleries.images import os_reason
+from .galleries.items import GalleryItem
 from .results import IndexProgress, Progress, VectorIdentity
 
 #: How many new vectors are computed between two writes to the store: the most work a

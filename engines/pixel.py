@@ -16,7 +16,7 @@ from PIL import Image
 
 from .base import FeatureVector, Option
 from .errors import TooManyCandidatesError, UnreadableImageError
-from .items import GalleryItem
+from .galleries.items import GalleryItem
 from .metrics import METRICS
 from .results import DuplicateGroup
 from .vector_engine import VectorEngine

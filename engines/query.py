@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InvalidQueryError, UnreadableImageError
-from .images import load_image
+from .galleries.images import load_image
 from .results import SearchResult
 
 

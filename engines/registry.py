@@ -61,7 +61,7 @@ def engine_info(name: str) -> EngineInfo:
 
 def _embedder_fields(cls: type[SearchEngine]) -> list[str]:
     from .clip import UsesEmbedder
-    from .embedder import EmbedderConfig
+    from .model.embedder import EmbedderConfig
 
     return [f.name for f in fields(EmbedderConfig)] if issubclass(cls, UsesEmbedder) else []
 
@@ -83,7 +83,7 @@ def create_engine(name: str, *, deployment: Deployment | None = None, **options:
     cache and database locations); ``options`` given here win over it.
 
     Options are the engine's constructor keywords; engines whose vectors come from the
-    CLIP embedder also take the fields of :class:`~engines.embedder.EmbedderConfig`
+    CLIP embedder also take the fields of :class:`~engines.model.embedder.EmbedderConfig`
     (``model``, ``batch_size``, ...), which select the shared embedder they are handed.
     """
     cls = engine_class(name)
@@ -101,7 +101,7 @@ def create_engine(name: str, *, deployment: Deployment | None = None, **options:
         options = {**shared, **options}
     embedder_settings = {key: options.pop(key) for key in _embedder_fields(cls) if key in options}
     if embedder_settings:
-        from .embedder import EmbedderConfig
+        from .model.embedder import EmbedderConfig
 
         if options.get("embedder") is not None:
             raise ValueError(f"Expected an embedder or its settings ({', '.join(embedder_settings)}), not both")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .items import GalleryItem
+    from .galleries.items import GalleryItem
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class DuplicateGroup:
     members: tuple[SearchResult, ...]
     score: float
     #: For a near group confirmed by local features: the fewest matching points one geometry
-    #: explained over its pairs (``engines.verify``); ``None`` when the vectors alone decided.
+    #: explained over its pairs (``engines.analysis.verify``); ``None`` when the vectors alone decided.
     inliers: int | None = None
 
     @property

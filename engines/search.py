@@ -23,13 +23,13 @@ from typing import Any, TextIO
 
 from .base import check_threshold
 from .errors import EngineError
-from .gallery import load_gallery
-from .hub import hide_library_progress
+from .galleries.gallery import load_gallery
+from .galleries.sources import gallery_name, parse_source
+from .model.hub import hide_library_progress
 from .query import Query, SearchQuery, parse_text_query
 from .registry import available_engines, create_engine, engine_class
 from .results import SearchResult, printable
 from .settings import SEARCH, add_arguments, deployment_from, from_environment
-from .sources import gallery_name, parse_source
 
 #: The most results one command prints (k); a gallery's whole ranking is rarely what a pipe wants.
 MAX_K = 10_000

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .deployment import DEFAULT_MODEL, Deployment
-from .onnx_backend import BACKENDS, PRECISIONS
+from .model.onnx_backend import BACKENDS, PRECISIONS
 
 APP, INDEX, EVALUATE, SEARCH = "app", "index", "evaluate", "search"
 EVERYWHERE = frozenset({APP, INDEX, EVALUATE, SEARCH})

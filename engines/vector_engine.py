@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from .base import FeatureVector, SearchEngine, SearchResult, SkippedFile
-from .cache import ContentHashes, VectorCache, default_cache_dir
 from .deployment import Deployment
 from .errors import EmptyIndexError
 from .filters import Filter
-from .items import GalleryItem, hash_or_none
-from .photo_info import PhotoTable, table_of
+from .galleries.items import GalleryItem, hash_or_none
+from .galleries.photo_info import PhotoTable, table_of
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress, VectorIdentity
+from .storage.cache import ContentHashes, VectorCache, default_cache_dir
 from .vector_index import Blocks, VectorIndex
 
 

@@ -117,11 +117,11 @@ def test_a_damaged_chroma_segment_is_rebuilt_with_a_warning(
 ) -> None:
     from chromadb.api.client import SharedSystemClient
 
-    import engines.chroma_db
+    import engines.storage.chroma_db
 
     # Small graph batches, so a few dozen vectors already live in the HNSW files on disk.
-    monkeypatch.setitem(engines.chroma_db.HNSW_SETTINGS, "batch_size", 10)
-    monkeypatch.setitem(engines.chroma_db.HNSW_SETTINGS, "sync_threshold", 10)
+    monkeypatch.setitem(engines.storage.chroma_db.HNSW_SETTINGS, "batch_size", 10)
+    monkeypatch.setitem(engines.storage.chroma_db.HNSW_SETTINGS, "sync_threshold", 10)
     folder = make_gallery(tmp_path / "g", per_class=12) / "train"
     db = tmp_path / "db"
     assert create_engine("chroma", model=tiny_clip, path=str(db)).index(folder, progress=False) == 48
@@ -168,4 +168,5 @@ def test_a_file_deleted_after_indexing_shows_a_placeholder(tmp_path: Path) -> No
     os.remove(query)  # between two looks at the folder (they are 30 s apart at most)
     tiles, _, _ = search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")
     image, caption = tiles[0]
-    assert isinstance(image, Image.Image) and caption.endswith("red_0.jpg · file no longer exists")
+    assert isinstance(image, Image.Image) and caption.endswith("red/red_0.jpg")
+    assert caption.splitlines()[0].endswith("· file no longer exists")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from engines import InvalidQueryError, ModelUnavailableError, Text, as_gallery_items, create_engine, list_image_files
 from engines.clip import shared_embedder
-from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 
 
 def reference_vectors(model_dir: str, images: list[Image.Image]) -> np.ndarray:
@@ -121,7 +121,7 @@ def test_importing_engines_loads_no_model() -> None:
 
 OFFLINE_LOAD = """
 import sys, time
-from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines import ModelUnavailableError
 for model in sys.argv[1:]:
     started = time.monotonic()

@@ -27,8 +27,8 @@ from engines import (
     load_gallery,
     parse_text_query,
 )
-from engines.gallery import as_gallery_items
-from engines.items import OUTSIDE_DATASET
+from engines.galleries.gallery import as_gallery_items
+from engines.galleries.items import OUTSIDE_DATASET
 from engines.query import MAX_QUERY_TERMS
 from engines.testing import make_gallery, make_image
 from ui import duplicates_tab, search_tab
@@ -116,7 +116,7 @@ def test_a_dataset_cell_holding_only_a_path_is_read_only_inside_the_dataset(
 def test_a_hub_dataset_cell_is_read_only_inside_the_hub_caches(tmp_path: Path) -> None:
     import datasets
 
-    from engines.gallery import _items_from_dataset
+    from engines.galleries.gallery import _items_from_dataset
 
     cache = tmp_path / "hf-cache"
     (cache / "blobs").mkdir(parents=True)
@@ -183,7 +183,7 @@ def test_poisoned_vectors_are_skipped_and_kept_out_of_the_shared_cache(
 def test_a_cache_shard_of_the_wrong_shape_is_dropped_with_a_warning(
     gallery: Path, _isolated_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from engines.cache import _write_npz
+    from engines.storage.cache import _write_npz
 
     create_engine("pixel").index(gallery / "train", progress=False)
     (folder,) = list((_isolated_cache / "pixel").iterdir())

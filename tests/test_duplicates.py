@@ -13,10 +13,10 @@ from PIL import Image, ImageEnhance
 
 from conftest import ROOT
 from engines import EmptyIndexError, InvalidQueryError, create_engine, load_gallery
-from engines.duplicates import group_duplicates
-from engines.images import load_image
-from engines.items import GalleryItem
-from engines.pairs import candidate_pairs
+from engines.analysis.duplicates import group_duplicates
+from engines.analysis.pairs import candidate_pairs
+from engines.galleries.images import load_image
+from engines.galleries.items import GalleryItem
 from engines.results import GalleryVectors
 
 DEMO = ROOT / "data"
@@ -136,7 +136,8 @@ def test_empty_single_and_bad_threshold(tmp_path: Path) -> None:
 
 
 def test_a_threshold_admitting_everything_is_refused_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engines import TooManyCandidatesError, pairs
+    from engines import TooManyCandidatesError
+    from engines.analysis import pairs
 
     monkeypatch.setattr(pairs, "MAX_CANDIDATES", 100)
     matrix = np.zeros((50, 4), dtype=np.float32)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from engines import Query, Text, UnreadableImageError, create_engine
-from engines.explanations import OVERLAY_SIDE, heat_from_shares, shares
+from engines.analysis.explanations import OVERLAY_SIDE, heat_from_shares, shares
 from engines.testing import make_gallery, make_photo
 
 log = logging.getLogger(__name__)

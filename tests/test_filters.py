@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from engines import Filter, InvalidQueryError, create_engine
-from engines.items import GalleryItem
-from engines.photo_info import read_info
+from engines.galleries.items import GalleryItem
+from engines.galleries.photo_info import read_info
 from engines.testing import make_image
 
 

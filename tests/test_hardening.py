@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engines.cache
-import engines.chroma_db
+import engines.storage.cache
+import engines.storage.chroma_db
 from engines import Text, create_engine, list_image_files
 from engines.testing import make_image
 
@@ -138,7 +138,7 @@ def test_constant_colour_queries_score_finitely(name: str, tiny_clip: str, tmp_p
 
 KILLER = """
 import os, signal
-import engines.cache, engines.pipeline
+import engines.storage.cache, engines.pipeline
 from chromadb.api.models.Collection import Collection
 engines.pipeline.FLUSH_EVERY = 4
 writes = 0
@@ -155,7 +155,7 @@ def die_after_second_write(original):
 if {name!r} == "chroma":
     Collection.upsert = die_after_second_write(Collection.upsert)
 else:
-    engines.cache.VectorCache.append = die_after_second_write(engines.cache.VectorCache.append)
+    engines.storage.cache.VectorCache.append = die_after_second_write(engines.storage.cache.VectorCache.append)
 from engines import create_engine
 create_engine({name!r}, **{options!r}).index({folder!r}, progress=False)
 print("finished without being killed")
@@ -200,7 +200,7 @@ def test_half_written_and_damaged_cache_files_are_ignored(gallery: Path, _isolat
 
 def test_a_cache_from_an_older_format_is_not_read(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     create_engine("pixel").index(gallery / "train", progress=False)
-    monkeypatch.setattr(engines.cache, "CACHE_FORMAT", engines.cache.CACHE_FORMAT + 1)
+    monkeypatch.setattr(engines.storage.cache, "CACHE_FORMAT", engines.storage.cache.CACHE_FORMAT + 1)
     newer = create_engine("pixel")
     newer.index(gallery / "train", progress=False)
     assert newer.last_computed == 16
@@ -211,16 +211,16 @@ def test_a_collection_from_an_older_format_is_rebuilt(
 ) -> None:
     opts = options("chroma", tiny_clip, tmp_path)
     create_engine("chroma", **opts).index(gallery / "train", progress=False)
-    monkeypatch.setattr(engines.chroma_db, "COLLECTION_FORMAT", engines.chroma_db.COLLECTION_FORMAT + 1)
+    monkeypatch.setattr(engines.storage.chroma_db, "COLLECTION_FORMAT", engines.storage.chroma_db.COLLECTION_FORMAT + 1)
     newer = create_engine("chroma", **opts)
     assert len(newer) == 0  # not misread as current
     # rebuilt from the CLIP cache's vectors of this model: nothing embedded again
     assert newer.index(gallery / "train", progress=False) == 16 and newer.last_computed == 0
-    assert newer._collections().open("cosine", create=False).metadata["format"] == engines.chroma_db.COLLECTION_FORMAT
+    assert newer._collections().open("cosine", create=False).metadata["format"] == engines.storage.chroma_db.COLLECTION_FORMAT
 
 
 def test_a_cache_written_before_alignment_is_read_and_rewritten(gallery: Path, _isolated_cache: Path) -> None:
-    from engines.cache import _mapped
+    from engines.storage.cache import _mapped
 
     create_engine("pixel").index(gallery / "train", progress=False)
     (folder,) = list((_isolated_cache / "pixel").iterdir())

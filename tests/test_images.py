@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engines import InvalidQueryError, Text, UnreadableImageError
-from engines.images import load_image
+from engines.galleries.images import load_image
 from engines.query import load_query_image
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-import engines.onnx_backend
+import engines.model.onnx_backend
 from engines import Text, create_engine, list_image_files
-from engines.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import make_gallery
 from ui import search_tab
 from ui.config import AppConfig
@@ -56,7 +56,7 @@ def test_the_export_is_cached_and_reused(tiny_clip: str, tmp_path: Path, monkeyp
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(engines.onnx_backend, "_export", no_export)
+    monkeypatch.setattr(engines.model.onnx_backend, "_export", no_export)
     second = embedder(tiny_clip, tmp_path, backend="onnx")
     assert second.backend == "onnx" and np.allclose(second.embed_texts(["red"]), vector)
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from engines import create_engine, list_image_files, load_gallery
-from engines.images import load_image, register_heif
+from engines.galleries.images import load_image, register_heif
 from engines.testing import make_photo
 from ui import duplicates_tab, search_tab
 from ui.config import AppConfig

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from engines import list_image_files
-from engines.embedder import ClipEmbedder, EmbedderConfig
-from engines.preprocess import ClipPreprocess
+from engines.model.embedder import ClipEmbedder, EmbedderConfig
+from engines.model.preprocess import ClipPreprocess
 from engines.testing import make_photo
 
 

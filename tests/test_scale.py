@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from engines import Deployment, GalleryError, create_engine, load_gallery, pipeline
-from engines import embedder as embedder_module
-from engines.embedder import EmbedderConfig
+from engines.model import embedder as embedder_module
+from engines.galleries.items import GalleryItem
 from engines.index import main
-from engines.items import GalleryItem
+from engines.model.embedder import EmbedderConfig
 from engines.testing import make_gallery
 
 
@@ -73,7 +73,7 @@ def test_ray_into_a_chroma_server_gives_what_an_in_process_index_gives(
 def test_ray_and_in_process_make_the_same_vectors_and_ids_and_a_rerun_after_a_failure_adds_no_duplicates(
     local_ray: None, tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engines.ray_embed import RayEmbedder
+    from engines.model.ray_embed import RayEmbedder
 
     gallery = load_gallery(make_gallery(tmp_path / "gallery", per_class=6))["train"]
     in_process = create_engine("clip", model=tiny_clip, cache_dir=tmp_path / "a")
@@ -183,7 +183,7 @@ def _kill_an_embedding_actor() -> bool:
 
 
 def test_an_actor_killed_mid_run_loses_and_duplicates_nothing(local_ray: None, tiny_clip: str, tmp_path: Path) -> None:
-    from engines.ray_embed import RayEmbedder
+    from engines.model.ray_embed import RayEmbedder
 
     gallery = load_gallery(make_gallery(tmp_path / "gallery", per_class=10))["train"]
     killed: list[bool] = []

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from engines import create_engine
-from engines.items import GalleryItem
-from engines.verify import MIN_INLIERS, LocalFeatures, inliers
+from engines.analysis.verify import MIN_INLIERS, LocalFeatures, inliers
+from engines.galleries.items import GalleryItem
 
 pytest.importorskip("cv2", reason="verification needs opencv-python-headless (requirements.txt)")
 

@@ -27,8 +27,8 @@ import numpy as np
 from gradio import FileData
 
 from engines import SearchResult, engine_info
+from engines.analysis.verify import opencv_available
 from engines.results import printable
-from engines.verify import opencv_available
 
 from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, photo_filters, search_tab
 from .feedback import mark, passing, refine, why

@@ -75,8 +75,8 @@ def startup_problem(config: AppConfig) -> str | None:
     import socket
 
     from engines import FolderSource, GalleryError, parse_source
-    from engines.embedder import EmbedderConfig
-    from engines.listing import iter_image_files
+    from engines.galleries.listing import iter_image_files
+    from engines.model.embedder import EmbedderConfig
 
     if config.mcp and config.share and config.auth is None:
         # An MCP server on a public link without a login hands every tool to anyone who finds it.

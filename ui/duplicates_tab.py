@@ -14,11 +14,11 @@ from typing import Any
 import gradio as gr
 
 from engines import SearchEngine, available_engines
-from engines.duplicates import keeper
-from engines.gallery import Gallery
+from engines.analysis.duplicates import keeper
+from engines.analysis.verify import opencv_available
+from engines.galleries.gallery import Gallery
 from engines.metrics import higher_is_better
 from engines.results import DuplicateGroup, printable
-from engines.verify import opencv_available
 
 from .controls import EngineControls, progress_bar
 from .images import caption

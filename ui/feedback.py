@@ -30,7 +30,7 @@ from engines import (
     engine_info,
     parse_text_query,
 )
-from engines.gallery import Gallery
+from engines.galleries.gallery import Gallery
 from engines.results import passing_threshold, printable
 
 from .controls import progress_bar

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engines import GalleryError, load_gallery
-from engines.gallery import Gallery
-from engines.images import file_kind
-from engines.items import inside, within
-from engines.listing import FolderChanges, folder_changes
+from engines.galleries.gallery import Gallery
+from engines.galleries.images import file_kind
+from engines.galleries.items import inside, within
+from engines.galleries.listing import FolderChanges, folder_changes
+from engines.galleries.sources import HubSource, parse_source
 from engines.results import printable
 from engines.settings import parse_size
-from engines.sources import HubSource, parse_source
 
 from .config import AppConfig
 from .messages import HubNotAllowedError

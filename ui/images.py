@@ -18,9 +18,9 @@ from pathlib import Path
 from PIL import Image
 
 from engines import GalleryItem, SearchResult
-from engines.cache import atomic_write_bytes
-from engines.items import within
+from engines.galleries.items import within
 from engines.results import printable
+from engines.storage.cache import atomic_write_bytes
 
 THUMBNAIL = (320, 320)
 #: WebP quality of a thumbnail: a 320-pixel photo is 10-25 KB.

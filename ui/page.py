@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from engines.images import register_heif
+from engines.galleries.images import register_heif
 
 from . import api, duplicates_tab, evaluate_tab, gallery_tab, search_tab
 from .config import AppConfig, parse_args

@@ -11,8 +11,8 @@ import gradio as gr
 import numpy as np
 
 from engines import Filter, GalleryItem, InvalidQueryError, SearchResult
-from engines.cache import default_cache_dir
-from engines.photo_info import PhotoInfoCache, table_of
+from engines.galleries.photo_info import PhotoInfoCache, table_of
+from engines.storage.cache import default_cache_dir
 
 from .messages import USER_ERRORS, count
 from .service import SearchService

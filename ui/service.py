@@ -31,8 +31,8 @@ from engines import (
     create_engine,
     engine_info,
 )
-from engines.cache import default_cache_dir
-from engines.gallery import Gallery
+from engines.galleries.gallery import Gallery
+from engines.storage.cache import default_cache_dir
 
 from .background import BackgroundWorker
 from .config import AppConfig

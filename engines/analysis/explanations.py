@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .errors import InvalidQueryError, UnreadableImageError
-from .metrics import higher_is_better
-from .query import Query, SearchQuery, Text, load_query_image
-from .results import SearchResult
+from ..errors import InvalidQueryError, UnreadableImageError
+from ..metrics import higher_is_better
+from ..query import Query, SearchQuery, Text, load_query_image
+from ..results import SearchResult
 
 if TYPE_CHECKING:
-    from .base import SearchEngine
+    from ..base import SearchEngine
 
 #: Occlusion's grid (cells across, down) unless one is asked for: 16 cells, one batch.
 OCCLUSION_GRID = (4, 4)

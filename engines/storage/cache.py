@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .items import GalleryItem
+    from ..galleries.items import GalleryItem
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import EngineError
-from .items import GalleryItem
+from ..errors import EngineError
+from ..galleries.items import GalleryItem
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SearchEngine
-from .errors import EmptyIndexError
-from .metrics import unit_rows
-from .results import GalleryMap, GalleryVectors, SearchResult
+from ..base import SearchEngine
+from ..errors import EmptyIndexError
+from ..metrics import unit_rows
+from ..results import GalleryMap, GalleryVectors, SearchResult
 
 #: Images mapped at most; a larger gallery is sampled (the map says so). The map of 10,000
 #: points takes about 33 s on 2 cores (benchmarks/duplicates.py prints it).

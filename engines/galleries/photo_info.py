@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .cache import atomic_write_bytes
+from ..storage.cache import atomic_write_bytes
 from .images import open_regular, register_heif
 from .items import GalleryItem
 

@@ -25,11 +25,11 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from .base import SearchEngine, check_threshold
-from .errors import EmptyIndexError
-from .items import GalleryItem
+from ..base import SearchEngine, check_threshold
+from ..errors import EmptyIndexError
+from ..galleries.items import GalleryItem
+from ..results import DuplicateGroup, GalleryVectors, SearchResult
 from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
-from .results import DuplicateGroup, GalleryVectors, SearchResult
 from .verify import MIN_INLIERS, LocalFeatures, opencv_available, verify_pairs
 
 KINDS = ("exact", "near")
@@ -50,7 +50,7 @@ def find_duplicates(
     Exact: the same file content, or the same decoded pixels in another encoding. Near, with
     ``verify`` (the default where OpenCV is installed): pairs within a loose ``threshold``
     (default: the engine's ``candidate_threshold``) confirmed as the same photo by local
-    features and one geometry (``engines.verify``); without: every two members within
+    features and one geometry (``engines.analysis.verify``); without: every two members within
     ``threshold`` (default: the engine's ``duplicate_threshold``). Reads files only to hash
     them (remembered), to compare the pixels of candidate pairs of one size, and for the
     keypoints of candidates (kept in the cache folder).

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..results import printable
 from .images import IMAGE_EXTENSIONS, NotAFileError, file_kind
 from .items import GalleryItem
-from .results import printable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .gallery import Gallery

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import InvalidQueryError, TooManyCandidatesError
-from .metrics import SIMILARITIES, unit_rows
+from ..errors import InvalidQueryError, TooManyCandidatesError
+from ..metrics import SIMILARITIES, unit_rows
 
 #: Dimensions the candidate search runs in: enough to keep unrelated pairs apart, few
 #: enough that 100,000 vectors take seconds (benchmarks/duplicates.py).

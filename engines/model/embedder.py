@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .cache import default_cache_dir
-from .deployment import DEFAULT_MODEL
-from .errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
+from ..deployment import DEFAULT_MODEL
+from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
+from ..galleries.items import GalleryItem
+from ..storage.cache import default_cache_dir
 from .hub import first_line, load_clip, model_identity
-from .items import GalleryItem
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
 from .preprocess import ClipPreprocess
 
@@ -216,7 +216,7 @@ class ClipEmbedder:
 
     def _pixel_values(self, images: Sequence[Image.Image]) -> dict[str, Any]:
         fast = self._fast_preprocess(images) if self._fast_preprocess is not None else None
-        if fast is not None:  # the processor's exact numbers, ~40% sooner (engines/preprocess.py)
+        if fast is not None:  # the processor's exact numbers, ~40% sooner (engines/model/preprocess.py)
             if self._onnx is not None:
                 return {"pixel_values": fast}
             import torch

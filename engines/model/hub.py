@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelUnavailableError
-from .sources import FolderSource, parse_source
+from ..errors import ModelUnavailableError
+from ..galleries.sources import FolderSource, parse_source
 
 #: How long the one connection attempt may take.
 CONNECT_TIMEOUT_S = 3.0

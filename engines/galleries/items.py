@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnreadableImageError
+from ..errors import UnreadableImageError
 from .images import load_image, open_regular, os_reason
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

@@ -3,7 +3,7 @@ and a gallery back as a ``datasets`` image dataset.
 
 A folder may be laid out as ``train/<class>/*`` (+ ``test/<class>/*``), as class folders
 ``<class>/*``, or be any tree of photos; ``load_gallery`` says which (``Gallery.labelled``).
-Engines index a list of :class:`~engines.items.GalleryItem`; ``as_gallery_items`` turns
+Engines index a list of :class:`~engines.galleries.items.GalleryItem`; ``as_gallery_items`` turns
 whatever the user has (a ``datasets`` split, image paths, a folder) into that list.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .errors import DatasetTooLargeError, GalleryError
+from ..errors import DatasetTooLargeError, GalleryError
 from .images import NotAFileError, file_kind, os_reason
 from .items import OUTSIDE_DATASET, GalleryItem, within
 from .listing import folder_items
@@ -248,7 +248,7 @@ def _hub_gallery(source: str, max_bytes: int | None = None) -> Gallery:
     import datasets
     from huggingface_hub import constants
 
-    from .hub import hub_offline_reason
+    from ..model.hub import hub_offline_reason
 
     reason = None if constants.HF_HUB_OFFLINE else hub_offline_reason()
     if reason is not None:  # fail in seconds, not after the client's retries (about 25 s)

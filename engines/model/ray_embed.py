@@ -1,6 +1,6 @@
 """CLIP embedding spread over a Ray cluster with Ray Data: for galleries one process is too slow for.
 
-:class:`RayEmbedder` is a :class:`~engines.embedder.ClipEmbedder` whose ``embed_items``
+:class:`RayEmbedder` is a :class:`~engines.model.embedder.ClipEmbedder` whose ``embed_items``
 runs on an actor pool (one model load per actor) through ``map_batches``; everything else
 (queries, identity, the engines' pipeline with its keys, skipping what is stored and
 batched writes) is the ordinary one, so an index built this way is the one an in-process
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .cache import default_cache_dir
+from ..errors import UnreadableImageError
+from ..galleries.items import GalleryItem
+from ..storage.cache import default_cache_dir
 from .embedder import ClipEmbedder, EmbedderConfig
-from .errors import UnreadableImageError
-from .items import GalleryItem
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendUnavailableError, EngineError
-from .items import GalleryItem
-from .photo_info import PhotoInfo
-from .results import printable
+from ..errors import BackendUnavailableError, EngineError
+from ..galleries.items import GalleryItem
+from ..galleries.photo_info import PhotoInfo
+from ..results import printable
 
 log = logging.getLogger(__name__)
 

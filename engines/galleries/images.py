@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UnreadableImageError
+from ..errors import UnreadableImageError
 
 ImageSource = str | Path | bytes | Image.Image
 

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import SearchEngine
-from .errors import EmptyIndexError, GalleryError
-from .images import open_regular
-from .results import GalleryVectors, printable
-from .sources import HubSource, parse_source
+from ..base import SearchEngine
+from ..errors import EmptyIndexError, GalleryError
+from ..galleries.images import open_regular
+from ..galleries.sources import HubSource, parse_source
+from ..results import GalleryVectors, printable
 
 
 def export_index(engine: SearchEngine, target: str | Path, *, overwrite: bool = False) -> str:

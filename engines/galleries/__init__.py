@@ -1,0 +1,1 @@
+"""What a gallery is made of: items, folder listings, datasets, sources, decoding, photo headers."""

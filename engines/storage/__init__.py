@@ -1,0 +1,1 @@
+"""Where vectors are kept: the on-disk cache, Chroma collections, exported datasets."""
