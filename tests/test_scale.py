@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from engines import Deployment, GalleryError, create_engine, load_gallery, pipeline
-from engines.model import embedder as embedder_module
 from engines.galleries.items import GalleryItem
 from engines.index import main
+from engines.model import embedder as embedder_module
 from engines.model.embedder import EmbedderConfig
 from engines.testing import make_gallery
 
