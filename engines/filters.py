@@ -134,6 +134,4 @@ def with_labels(chosen: Filter | None, labels: str | Sequence[str] | None) -> Fi
         return Filter(labels=names)
     if chosen.labels is not None:
         raise InvalidQueryError("Expected labels in the filter or as labels=, got both")
-    merged = Filter(labels=names, camera=chosen.camera, has_location=chosen.has_location)
-    object.__setattr__(merged, "taken", chosen.taken)
-    return merged
+    return Filter(labels=names, taken=chosen.taken, camera=chosen.camera, has_location=chosen.has_location)

@@ -82,6 +82,8 @@ def test_every_engine_filters_by_date_camera_and_location(library: Path, name: s
     assert found(Filter(has_location=False, labels=["scans"])) == {"f.jpg"}
     assert found(Filter(camera="Nokia")) == set()
     assert {Path(r.path or "").name for r in engine.search(query, k=10, labels="2022")} == {"a.jpg"}
+    both = engine.search(query, k=10, labels="2023", filter=Filter(taken=("2023-12-31", None)))
+    assert {Path(r.path or "").name for r in both} == {"c.jpg"}  # labels= joins the filter's dates
 
 
 def test_bad_filters_are_refused_with_a_reason(library: Path) -> None:
