@@ -117,6 +117,10 @@ def test_mark_two_tiles_refine_start_over_and_find_similar_in_the_browser(tmp_pa
         for button in ("#mark-relevant", "#mark-irrelevant", "#find-similar", "#refine-button", "#start-over"):
             assert page.locator(button).is_disabled(), button  # nothing to act on before a search
         search_by_image(page, next((gallery / "test" / "fruit").glob("*.png")))
+        # The progress overlay of the index build sits over the summary until it fades: wait it out.
+        page.wait_for_function(
+            "document.querySelector('#summary').innerText.trim().startsWith('image, Pixels')", timeout=30_000
+        )
         first = page.locator("#summary").inner_text()
         assert first.startswith("image, Pixels, l1 (lower is better): 10 results")
         assert page.locator("#mark-relevant").is_disabled() and page.locator("#refine-button").is_disabled()
