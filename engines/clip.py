@@ -11,7 +11,8 @@ file content, so re-indexing an unchanged gallery computes nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ from PIL import Image
 
 from .base import FeatureVector, SearchEngine, SkippedFile
 from .deployment import DEFAULT_MODEL, Deployment
+from .filters import Filter
 from .galleries.items import GalleryItem
 from .metrics import METRICS
 from .model.embedder import ClipEmbedder, EmbedderConfig
 from .pipeline import FLUSH_EVERY
-from .results import Progress, VectorIdentity
+from .query import Query, SearchQuery, Text
+from .results import Progress, SearchResult, VectorIdentity
 from .storage.cache import ContentHashes, VectorCache
 from .vector_engine import VectorEngine
 
@@ -76,6 +79,18 @@ class UsesEmbedder(SearchEngine):
     @property
     def decode_draft(self) -> tuple[int, int]:  # type: ignore[override]
         return self.embedder.decode_size
+
+    def search(self, query: SearchQuery | Query, k: int = 10, metric: str | None = None,
+               labels: str | Sequence[str] | None = None, threshold: float | None = None,
+               filter: Filter | None = None) -> list[SearchResult]:  # noqa: A002 - as SearchEngine.search
+        results = super().search(query, k, metric, labels, threshold, filter)
+        if not isinstance(query, Text) or self.check_metric(metric) != "cosine" or not results:
+            return results
+        # A SigLIP model's probability for each (sentence, photo) pair, from the cosine it ranked by.
+        matches = self.embedder.family.match(np.array([r.score for r in results]))
+        if matches is None:
+            return results
+        return [replace(r, match=float(m)) for r, m in zip(results, matches, strict=True)]
 
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.embedder.embed_images([image])[0]

@@ -33,6 +33,9 @@ class SearchResult:
     #: The engine's own name for the image's stored vector, so that a later query can use
     #: this result as an example (``Query(positive=[result])``) without computing anything.
     record: str = ""
+    #: For a sentence on a sigmoid-trained model (SigLIP, SigLIP 2): the model's own
+    #: probability, 0 to 1, that the sentence describes the image; ``None`` otherwise.
+    match: float | None = None
 
 
 @dataclass(frozen=True)

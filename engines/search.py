@@ -86,7 +86,8 @@ def _line_path(result: SearchResult) -> str:
 def write_results(results: Sequence[SearchResult], out: TextIO, *, as_json: bool, paths_only: bool) -> None:
     """Results as lines (``score<TAB>path``), paths alone, or a JSON list."""
     if as_json:
-        rows = [{"rank": r.rank, "score": r.score, "path": None if r.path is None else printable(r.path),
+        rows = [{"rank": r.rank, "score": r.score, "match": r.match,
+                 "path": None if r.path is None else printable(r.path),
                  "label": r.label, "position": r.position} for r in results]
         out.write(json.dumps(rows, indent=1) + "\n")
         return

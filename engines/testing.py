@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -70,6 +71,64 @@ def build_full_size_clip(folder: Path) -> Path:
     CLIPModel(CLIPConfig()).eval().save_pretrained(folder)
     processor = CLIPProcessor.from_pretrained(folder)
     CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=processor.tokenizer).save_pretrained(folder)
+    return folder
+
+
+#: Sentences a tiny SigLIP tokenizer is trained on: words in three languages.
+_WORDS = (
+    "a photo of a dog on the beach", "snow on a mountain", "a receipt", "a screenshot", "red green blue fruit",
+    "ein hund am strand", "schnee auf einem berg", "un chien sur la plage", "de la neige sur une montagne",
+)
+
+
+def build_tiny_siglip(folder: Path, kind: str = "siglip2", seed: int = 0, *, full_size: bool = False) -> Path:
+    """Save a random SigLIP-family model and its processor, loadable like a Hub one.
+
+    ``kind``: ``siglip`` (SigLIP's sentencepiece tokenizer, trained here on a few sentences),
+    ``siglip2`` (SigLIP 2 at a fixed size: the same model class, a Gemma tokenizer that keeps
+    capitals) or ``naflex`` (SigLIP 2 at native aspect ratios: a varying number of patches).
+    ``full_size``: ViT-B/16 at 224 pixels with SigLIP 2's 256k-token vocabulary, for speed.
+    """
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "siglip":
+        import sentencepiece
+
+        corpus = folder / "corpus.txt"
+        corpus.write_text("\n".join(_WORDS * 20))
+        sentencepiece.SentencePieceTrainer.train(
+            input=str(corpus), model_prefix=str(folder / "spiece"), vocab_size=48, model_type="unigram",
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, minloglevel=2,
+        )
+        corpus.unlink()
+        tokenizer: Any = tf.SiglipTokenizer(vocab_file=str(folder / "spiece.model"))
+        (folder / "spiece.vocab").unlink()
+    else:
+        vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
+        for char in string.ascii_letters + string.digits + "▁äöüéèàç":
+            vocab.setdefault(char, len(vocab))
+        tokenizer = tf.GemmaTokenizer(vocab=vocab, merges=[])
+    small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    text = dict(small, vocab_size=len(tokenizer), max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    if full_size:
+        text = dict(vocab_size=256_000, max_position_embeddings=64, pad_token_id=0, eos_token_id=1, bos_token_id=1)
+    if kind == "naflex":
+        vision = dict(small, num_patches=256, patch_size=16)
+        model: Any = tf.Siglip2Model(tf.Siglip2Config(text_config=text, vision_config=vision))
+        images: Any = tf.Siglip2ImageProcessorPil(max_num_patches=256, patch_size=16)
+        processor: Any = tf.Siglip2Processor(image_processor=images, tokenizer=tokenizer)
+    else:
+        vision = {} if full_size else dict(small, image_size=32, patch_size=8)
+        side = 224 if full_size else 32
+        model = tf.SiglipModel(tf.SiglipConfig(text_config=text, vision_config=vision))
+        images = tf.SiglipImageProcessorPil(size={"height": side, "width": side})
+        processor = tf.SiglipProcessor(image_processor=images, tokenizer=tokenizer)
+    model.eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
     return folder
 
 

@@ -159,7 +159,7 @@ def test_mark_two_tiles_refine_start_over_and_find_similar_in_the_browser(tmp_pa
         page.wait_for_function("document.querySelectorAll('#results img').length >= 20", timeout=60_000)
         with page.expect_download() as download:
             page.click("#results-csv")
-        assert download.value.path().read_text().startswith("rank,score,label,file,mark")
+        assert download.value.path().read_text().startswith("rank,score,match,label,file,mark")
 
 
 def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path) -> None:

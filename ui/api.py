@@ -47,7 +47,7 @@ def _path(image: Any) -> str | None:
 def _results(service: SearchService, results: Sequence[SearchResult]) -> list[dict[str, Any]]:
     return [
         # "file", not "path": Gradio takes a dict with a "path" for a file to send along.
-        {"rank": r.rank, "score": r.score, "label": printable(r.label),
+        {"rank": r.rank, "score": r.score, "match": r.match, "label": printable(r.label),
          "file": service.shown(r.path) if r.path else None, "position": r.position}
         for r in results
     ]
@@ -98,7 +98,8 @@ def build(service: SearchService) -> None:
                 {"taken_from": "2023-01-01", "taken_to": "2023-12-31", "cameras": ["Apple iPhone 13"],
                  "has_location": true}, any of them.
         Returns:
-            {"results": [{"rank", "score", "label", "file", "position"}], "metric", "searched", "milliseconds"}
+            {"results": [{"rank", "score", "match" (SigLIP sentences), "label", "file", "position"}], "metric", "searched",
+            "milliseconds"}
         """
         return answer(searched(image, text, engine, metric, k, classes, options, gallery, photos), threshold)
 

@@ -245,10 +245,11 @@ def results_csv(service: SearchService, session: SearchSession) -> str:
     path = service.scratch_file("results-", ".csv")
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["rank", "score", "label", "file", "mark"])
+        writer.writerow(["rank", "score", "match", "label", "file", "mark"])
         for r in session.results:
             verdict = ("relevant" if any(same(r, m) for m in session.relevant)
                        else "not relevant" if any(same(r, m) for m in session.irrelevant) else "")
             where = service.shown(r.path) if r.path else f"{r.label} #{r.position}"
-            writer.writerow([r.rank, f"{r.score:.6g}", printable(r.label), printable(where), verdict])
+            match = "" if r.match is None else f"{r.match:.4f}"
+            writer.writerow([r.rank, f"{r.score:.6g}", match, printable(r.label), printable(where), verdict])
     return path

@@ -76,7 +76,9 @@ def placeholder() -> Image.Image:
 def caption(result: SearchResult, note: str = "") -> str:
     """Two lines: ``#rank · score`` (and why the image is missing, if it is), then
     ``label/file name``; the page's CSS lets a caption wrap instead of cutting it."""
-    head = " · ".join([f"#{result.rank}", f"{result.score:.3f}", *([note] if note else [])])
+    # A SigLIP model's own probability that the sentence describes the photo reads better than its cosine.
+    match = [f"{result.match:.0%} match"] if result.match is not None else []
+    head = " · ".join([f"#{result.rank}", f"{result.score:.3f}", *match, *([note] if note else [])])
     name = printable(os.path.basename(result.path)) if result.path is not None else f"#{result.position}"
     label = printable(result.label)
     return f"{head}\n{label}/{name}" if label else f"{head}\n{name}"

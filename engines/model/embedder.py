@@ -10,6 +10,7 @@ the model's work make indexing fast without changing a single vector.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections import deque
@@ -26,9 +27,10 @@ from ..deployment import DEFAULT_MODEL
 from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from ..galleries.items import GalleryItem
 from ..storage.cache import default_cache_dir
+from .family import ModelFamily
 from .hub import first_line, load_clip, model_identity
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
-from .preprocess import ClipPreprocess
+from .preprocess import ClipPreprocess, field
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class ClipEmbedder:
         #: The ONNX sessions, when the ONNX backend is in use (then ``_model`` is only kept for its config).
         self._onnx: OnnxTowers | None = None
         self._fast_preprocess: ClipPreprocess | None = None
+        self._family: ModelFamily | None = None
         self._error: ModelUnavailableError | None = None
 
     # -- loading ---------------------------------------------------------------------------
@@ -98,6 +101,11 @@ class ClipEmbedder:
             except ModelUnavailableError as exc:
                 self._error = exc  # a failed Hub look-up can take a while; not again on every query
                 raise
+            family = ModelFamily.of(model, processor)
+            tokenizer = getattr(processor, "tokenizer", None)
+            if family.pad_to_context and tokenizer is not None:
+                tokenizer.padding_side = "right"  # SigLIP pools the last position: pads go after the words
+            self._family = family
             self._onnx = self._onnx_towers(model, device)
             self._fast_preprocess = ClipPreprocess.for_processor(processor)
             self._processor, self._device, self._model = processor, device, model
@@ -114,12 +122,17 @@ class ClipEmbedder:
         if not onnxruntime_available():
             log.warning("onnxruntime is not installed; the CLIP model %s runs on PyTorch", self.model_name)
             return None
+        assert self._family is not None
+        if self._family.flexible_patches:
+            log.warning("the NaFlex model %s takes a varying number of patches, which the ONNX export does not; "
+                        "it runs on PyTorch in fp32", self.model_name)
+            return None
         root = Path(self.config.export_dir) if self.config.export_dir else default_cache_dir() / "onnx"
         vision = getattr(model.config, "vision_config", model.config)
         try:
             return load_towers(
                 model, model_identity(self.model_name, model, self.config.revision), root, self.config.precision,
-                self._text_inputs(model.config), int(vision.image_size),
+                self._family.text_inputs, int(vision.image_size),
             )
         except Exception as exc:  # export and session creation raise many types
             log.warning(
@@ -139,10 +152,12 @@ class ClipEmbedder:
         """The precision in use: ``int8`` only with the ONNX backend, else ``fp32``."""
         return self.config.precision if self.backend == "onnx" else "fp32"
 
-    @staticmethod
-    def _text_inputs(config: Any) -> tuple[str, ...]:
-        # SigLIP was trained on text padded to its full context, without a mask; CLIP with one.
-        return ("input_ids",) if "siglip" in getattr(config, "model_type", "") else ("input_ids", "attention_mask")
+    @property
+    def family(self) -> ModelFamily:
+        """CLIP, SigLIP or SigLIP 2: how the model takes text and scores a pair (engines/model/family.py)."""
+        self._load()
+        assert self._family is not None
+        return self._family
 
     @property
     def batch_size(self) -> int:
@@ -168,10 +183,10 @@ class ClipEmbedder:
         after it ~6 ms instead of ~66; vectors within cosine 0.9999 of the full decode)."""
         self._load()
         images = getattr(self._processor, "image_processor", self._processor)
-        size = getattr(images, "size", None) or {}
-        side = 0
-        if isinstance(size, dict):
-            side = int(size.get("shortest_edge") or max(size.get("height") or 0, size.get("width") or 0))
+        size = getattr(images, "size", None)
+        side = int(field(size, "shortest_edge") or max(field(size, "height") or 0, field(size, "width") or 0))
+        if not side and getattr(images, "max_num_patches", None):  # NaFlex: about a square of that many patches
+            side = int(math.sqrt(int(images.max_num_patches)) * int(getattr(images, "patch_size", 16)))
         if not side:
             vision = getattr(self._model.config, "vision_config", self._model.config)
             side = int(getattr(vision, "image_size", 224))
@@ -223,7 +238,8 @@ class ClipEmbedder:
 
             return {"pixel_values": torch.from_numpy(fast)}
         tensors = "np" if self._onnx is not None else "pt"
-        return {"pixel_values": self._processor(images=list(images), return_tensors=tensors)["pixel_values"]}
+        # All the processor gives: NaFlex's patch mask and grid shapes go with the pixels.
+        return dict(self._processor(images=list(images), return_tensors=tensors))
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Unit vectors of RGB ``images``, shape ``(len(images), dim)``."""
@@ -278,12 +294,12 @@ class ClipEmbedder:
         if not cleaned or not all(cleaned):
             raise InvalidQueryError("Expected non-empty text queries, got empty or whitespace text")
         self._load()
+        family = self.family
         config = self._model.config
         text_config = getattr(config, "text_config", config)
         max_length = int(getattr(text_config, "max_position_embeddings", 77))
-        wanted = self._text_inputs(config)
         inputs = self._processor(
-            text=cleaned, padding="max_length" if wanted == ("input_ids",) else True, truncation=True,
+            text=family.prepare(cleaned), padding="max_length" if family.pad_to_context else True, truncation=True,
             max_length=max_length, return_tensors="np" if self._onnx is not None else "pt",
         )
-        return self._features("get_text_features", {k: v for k, v in inputs.items() if k in wanted})
+        return self._features("get_text_features", {k: v for k, v in inputs.items() if k in family.text_inputs})

@@ -38,8 +38,8 @@ class ClipPreprocess:
         images = getattr(processor, "image_processor", processor)
         size, crop = getattr(images, "size", None), getattr(images, "crop_size", None)
         try:
-            shortest = _field(size, "shortest_edge")
-            crop_hw = (int(_field(crop, "height")), int(_field(crop, "width")))
+            shortest = field(size, "shortest_edge")
+            crop_hw = (int(field(crop, "height")), int(field(crop, "width")))
             plain = (
                 type(images).__name__ in {"CLIPImageProcessor", "CLIPImageProcessorPil"}
                 # torchvision's resize gives other numbers than Pillow's
@@ -47,7 +47,7 @@ class ClipPreprocess:
                 and getattr(images, "do_resize", False) and getattr(images, "do_center_crop", False)
                 and getattr(images, "do_rescale", False) and getattr(images, "do_normalize", False)
                 and getattr(images, "do_convert_rgb", True) and not getattr(images, "do_pad", False)
-                and shortest and not _field(size, "longest_edge") and not getattr(images, "default_to_square", False)
+                and shortest and not field(size, "longest_edge") and not getattr(images, "default_to_square", False)
                 and isinstance(getattr(images, "resample", None), int)
             )
         except (AttributeError, KeyError, TypeError, ValueError):
@@ -105,7 +105,7 @@ class ClipPreprocess:
         return out
 
 
-def _field(container: Any, name: str) -> Any:
+def field(container: Any, name: str) -> Any:
     """``name`` of a size record, whether a dict or transformers' ``SizeDict``."""
     if container is None:
         return None
