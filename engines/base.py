@@ -48,6 +48,9 @@ class Option:
     choices: tuple[str, ...]
     default: str
     help: str = ""
+    #: The choices are the application's to list (the models found on its machine): then
+    #: ``choices`` is empty, and an empty value means the application's own setting.
+    listed_by_app: bool = False
 
 
 class SearchEngine(abc.ABC):

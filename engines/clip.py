@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import FeatureVector, SearchEngine, SkippedFile
+from .base import FeatureVector, Option, SearchEngine, SkippedFile
 from .deployment import DEFAULT_MODEL, Deployment
 from .filters import Filter
 from .galleries.items import GalleryItem
@@ -60,6 +60,10 @@ class UsesEmbedder(SearchEngine):
 
     accepts_text = True
     normalised = True
+    options = (
+        Option("model", "Model", (), "", "CLIP, SigLIP or SigLIP 2; each model keeps its own index",
+               listed_by_app=True),
+    )
     embedder: ClipEmbedder
 
     @classmethod

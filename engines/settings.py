@@ -108,6 +108,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gallery_roots", "--gallery-root", "IMAGE_SEARCH_GALLERY_ROOTS", (),
             "folder galleries may be loaded from in the page (repeatable; the variable is :-separated); "
             "default: the --data folder", convert=_roots, used_by=frozenset({APP}), form="append"),
+    Setting("models_dir", "--models-dir", "IMAGE_SEARCH_MODELS_DIR", None,
+            "folder of saved CLIP-family models (save_pretrained folders) the page's model picker offers, "
+            "beside the Hugging Face cache's", used_by=frozenset({APP})),
     Setting("max_file_size", "--max-file-size", "IMAGE_SEARCH_MAX_FILE_SIZE", "25mb",
             "upload size limit (phone photos are 2-15 MB)", used_by=frozenset({APP})),
     Setting("allow_hub", "--allow-hub", "IMAGE_SEARCH_ALLOW_HUB", (),

@@ -115,7 +115,9 @@ def build_tiny_siglip(folder: Path, kind: str = "siglip2", seed: int = 0, *, ful
     text = dict(small, vocab_size=len(tokenizer), max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
     if full_size:
-        text = dict(vocab_size=256_000, max_position_embeddings=64, pad_token_id=0, eos_token_id=1, bos_token_id=1)
+        # SigLIP 2's Gemma vocabulary is 256k tokens (a 197M-parameter embedding table), SigLIP's 32k.
+        text = dict(vocab_size=32_000 if kind == "siglip" else 256_000, max_position_embeddings=64,
+                    pad_token_id=0, eos_token_id=1, bos_token_id=1)
     if kind == "naflex":
         vision = dict(small, num_patches=256, patch_size=16)
         model: Any = tf.Siglip2Model(tf.Siglip2Config(text_config=text, vision_config=vision))

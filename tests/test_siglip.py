@@ -4,6 +4,7 @@ model's own sigmoid probability beside a sentence's results, caches kept per mod
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -12,9 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from engines import Text, create_engine, list_image_files
+from engines import InvalidQueryError, Text, create_engine, list_image_files
 from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import build_tiny_siglip, make_gallery
+from ui.config import AppConfig
+from ui.controls import model_choices, models_table
+from ui.service import SearchService
 
 
 @pytest.fixture(scope="module", params=["siglip", "siglip2"])
@@ -119,3 +123,50 @@ def test_a_naflex_model_runs_on_pytorch_with_its_patch_mask(tmp_path: Path, capl
         reference = model.get_image_features(**processor(images=images, return_tensors="pt")).pooler_output
     reference = torch.nn.functional.normalize(reference, dim=-1).numpy()
     assert np.sum(mine.embed_images(images) * reference, axis=1).min() >= 0.99999
+
+
+def fake_hub_cache(root: Path, repo: str, model_type: str) -> None:
+    """A Hugging Face cache entry as the Hub client lays it out (a snapshot and its ref)."""
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "snapshots" / "abc123").mkdir(parents=True)
+    (folder / "snapshots" / "abc123" / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("abc123")
+
+
+def test_the_picker_offers_models_on_this_machine_and_nothing_else(
+    tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    fake_hub_cache(hub, "google/siglip2-base-patch16-224", "siglip")
+    fake_hub_cache(hub, "someone/a-text-model", "bert")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    models = tmp_path / "models"
+    saved = build_tiny_siglip(models / "my-siglip2", "siglip2")
+    (models / "notes").mkdir()
+    service = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g")), model=tiny_clip,
+                                      models_dir=str(models), cache_dir=str(tmp_path / "cache")))
+    found = {entry.model: entry for entry in service.models}
+    assert found[tiny_clip].where == "started with" and service.models[0].model == tiny_clip
+    assert (found["google/siglip2-base-patch16-224"].where, found["google/siglip2-base-patch16-224"].family) == (
+        "cache", "SigLIP 2")
+    assert found["google/siglip2-base-patch16-224"].published  # the publisher's figures beside it
+    assert (found[str(saved)].where, found[str(saved)].family) == ("folder", "SigLIP 2")
+    assert not found["google/siglip-base-patch16-224"].selectable  # recommended, not downloaded
+    assert "someone/a-text-model" not in found and str(models / "notes") not in found
+    assert [value for _, value in model_choices(service.models)] == [tiny_clip, "google/siglip2-base-patch16-224",
+                                                                      str(saved)]
+    assert "hf download google/siglip-base-patch16-224" in models_table(service.models)
+    # Choosing: the app's own model keys the default engine; another one on this machine is taken;
+    # anything else (a Hub id to download, a folder elsewhere) is refused before any loading.
+    assert service.choices_for("clip", {"model": tiny_clip}) == {}
+    assert service.choices_for("chroma", {"model": str(saved)}) == {"model": str(saved)}
+    for refused in ("google/siglip-base-patch16-224", "/etc", "someone/a-text-model"):
+        with pytest.raises(InvalidQueryError, match="Expected a model this app offers"):
+            service.choices_for("clip", {"model": refused})
+    engine, _, _ = service.current("clip", service.config.data, {"model": str(saved)})
+    default, _, _ = service.current("clip", service.config.data, {})
+    assert engine is not default and engine.vector_identity() != default.vector_identity()
+    assert engine.search(Text("ein roter Hund"), k=1)[0].match is not None

@@ -28,6 +28,8 @@ class AppConfig:
     #: Folders a gallery may be loaded from in the UI, and the only ones served. Defaults
     #: to the start-up gallery folder alone.
     gallery_roots: tuple[str, ...] = ()
+    #: Saved models (one folder each) the model picker offers beside the Hugging Face cache's.
+    models_dir: str | None = None
     #: Uploads larger than this are refused: phone photos are 2-15 MB, so 25 MB.
     max_file_size: str = "25mb"
     #: Hub dataset ids a visitor may load from the page: ``("*",)`` any, ``()`` none (the

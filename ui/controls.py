@@ -6,7 +6,7 @@ holds no engine's name, metric or option.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,8 @@ from engines import IndexProgress, available_engines, engine_info
 from .messages import USER_ERRORS
 
 if TYPE_CHECKING:
+    from engines.model.catalog import ModelEntry
+
     from .service import SearchService
 
 
@@ -25,7 +27,7 @@ class EngineControls:
     engine: gr.Dropdown
     metric: gr.Dropdown
     #: One control per option name offered by any engine, shown while the engine offers it.
-    options: dict[str, gr.Radio]
+    options: dict[str, gr.Radio | gr.Dropdown]
 
     @property
     def inputs(self) -> list[Any]:
@@ -53,8 +55,12 @@ def on_engine_change(name: str) -> list[Any]:
     ]
 
 
-def build_engine_controls() -> EngineControls:
-    """The engine row at the top of the page, wired so the metric and options follow the engine."""
+def build_engine_controls(listed: Mapping[str, list[tuple[str, str]]] | None = None) -> EngineControls:
+    """The engine row at the top of the page, wired so the metric and options follow the engine.
+
+    ``listed``: the (label, value) choices of options whose choices the app lists (the models
+    found on this machine), the app's own value first."""
+    listed = listed or {}
     infos = [engine_info(name) for name in available_engines()]
     first = infos[0]
     with gr.Row():
@@ -64,16 +70,42 @@ def build_engine_controls() -> EngineControls:
         metric = gr.Dropdown(
             list(first.metrics), value=first.default_metric, label="Metric", scale=1, allow_custom_value=True,
         )
-        options: dict[str, gr.Radio] = {}
+        options: dict[str, gr.Radio | gr.Dropdown] = {}
         for info in infos:
             for option in info.options:
-                if option.name not in options:
-                    options[option.name] = gr.Radio(
-                        list(option.choices), value=option.default, label=option.label, info=option.help or None,
-                        visible=option in first.options, scale=2,
+                if option.name in options:
+                    continue
+                if option.listed_by_app:
+                    found = listed.get(option.name, [])
+                    options[option.name] = gr.Dropdown(
+                        found, value=found[0][1] if found else option.default, label=option.label,
+                        info=option.help or None, visible=option in first.options, scale=2,
+                        elem_id=f"option-{option.name}",
                     )
+                    continue
+                options[option.name] = gr.Radio(
+                    list(option.choices), value=option.default, label=option.label, info=option.help or None,
+                    visible=option in first.options, scale=2,
+                )
     engine.change(on_engine_change, engine, [metric, *options.values()], api_visibility="private")
     return EngineControls(engine, metric, options)
+
+
+def model_choices(entries: Sequence[ModelEntry]) -> list[tuple[str, str]]:
+    """(label, model) of each model that can be picked: those on this machine."""
+    return [(f"{entry.model} ({entry.family}, {entry.where})", entry.model) for entry in entries if entry.selectable]
+
+
+def models_table(entries: Sequence[ModelEntry]) -> str:
+    """The picker's models as a Markdown table: what their publishers report, their size,
+    the speed measured here, and where each is (or the command that fetches it)."""
+    rows = ["| model | family | languages | published (zero-shot) | size | indexing here | on this machine |",
+            "|---|---|---|---|---|---|---|"]
+    for entry in entries:
+        where = entry.where if entry.selectable else f"not downloaded: `hf download {entry.model}`, then restart"
+        rows.append(f"| `{entry.model}` | {entry.family} | {entry.languages or '?'} | {entry.published or '—'} "
+                    f"| {entry.size or '—'} | {entry.speed or '—'} | {where} |")
+    return "\n".join(rows)
 
 
 def progress_bar(progress: Any) -> Callable[[IndexProgress], None] | None:

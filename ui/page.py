@@ -12,7 +12,7 @@ from engines.galleries.images import register_heif
 
 from . import api, duplicates_tab, evaluate_tab, gallery_tab, search_tab
 from .config import AppConfig, parse_args
-from .controls import build_engine_controls
+from .controls import build_engine_controls, model_choices, models_table
 from .service import SearchService
 from .serving import ServingGuard
 
@@ -44,7 +44,14 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             "# Image search\nFind the images of a gallery most similar to a query image, or to a "
             "sentence with the CLIP engines. Pixels compare raw colours; CLIP compares meaning."
         )
-        controls = build_engine_controls()
+        controls = build_engine_controls({"model": model_choices(service.models)})
+        with gr.Accordion("Models: which to pick", open=False):
+            gr.Markdown(
+                "Each model keeps its own index (a first search with another model indexes the gallery again). "
+                "SigLIP 2 understands sentences in many languages; CLIP and SigLIP in English. Published figures are "
+                "the publishers' (not measured here); speeds are measured on this project's 2-core CPU with int8 "
+                "(benchmarks/clip.py).\n\n" + models_table(service.models)
+            )
         # Filled by the Gallery tab, used by the Search tab.
         labels = gr.Dropdown(
             [], multiselect=True, allow_custom_value=True, label="Only these classes (optional)", render=False

@@ -26,12 +26,14 @@ from engines import (
     GalleryItem,
     IndexCancelledError,
     IndexProgress,
+    InvalidQueryError,
     SearchEngine,
     SearchResult,
     create_engine,
     engine_info,
 )
 from engines.galleries.gallery import Gallery
+from engines.model.catalog import ModelEntry, catalog
 from engines.storage.cache import default_cache_dir
 
 from .background import BackgroundWorker
@@ -68,6 +70,7 @@ class SearchService:
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
         #: Builds running now, by engine key: set to stop one.
         self._cancels: dict[tuple[Any, ...], threading.Event] = {}
+        self._models: list[ModelEntry] | None = None
         self.thumbnails = Thumbnails((self.deployment.cache_dir or default_cache_dir()) / "thumbnails")
         #: Files made for download (CSV): one folder per service, emptied as they age and removed
         #: with the service; Gradio serves its own copies of them.
@@ -171,10 +174,29 @@ class SearchService:
         picture.thumbnail(size)
         return picture
 
-    @staticmethod
-    def choices_for(name: str, choices: Mapping[str, str | None]) -> dict[str, str]:
-        """The user's choices that engine ``name`` offers, defaults filled in; others are dropped."""
-        return {o.name: choices.get(o.name) or o.default for o in engine_info(name).options}
+    @property
+    def models(self) -> list[ModelEntry]:
+        """The model picker's list (engines/model/catalog.py), read from disk on first use."""
+        if self._models is None:
+            self._models = catalog(self.deployment.model, self.config.models_dir)
+        return self._models
+
+    def choices_for(self, name: str, choices: Mapping[str, str | None]) -> dict[str, str]:
+        """The user's choices that engine ``name`` offers, defaults filled in; others are
+        dropped. A model must be one the picker offers (on this machine: picking one never
+        downloads anything); the app's own model is left out, so it keys one engine."""
+        chosen = {}
+        for option in engine_info(name).options:
+            value = choices.get(option.name) or option.default
+            if option.listed_by_app:
+                offered = [entry.model for entry in self.models if entry.selectable]
+                if value and value not in offered:
+                    raise InvalidQueryError(f"Expected a {option.label.lower()} this app offers "
+                                            f"({', '.join(offered)}), got {value!r}")
+                if not value or value == self.deployment.model:
+                    continue
+            chosen[option.name] = value
+        return chosen
 
     def engine(
         self, name: str, gallery: Gallery, choices: Mapping[str, str | None] | None = None, *, rebuild: bool = False,
