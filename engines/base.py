@@ -281,6 +281,10 @@ class SearchEngine(abc.ABC):
     @abc.abstractmethod
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int: ...
 
+    def _tag_mask(self, names: Sequence[str], records: Sequence[str]) -> np.ndarray:
+        """For each of ``records``, whether it carries every tag of ``names`` (``Filter(tags=...)``)."""
+        raise InvalidQueryError(f"Expected a CLIP-family engine for tags; the {self.name} engine has none")
+
     @abc.abstractmethod
     def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
         """The ``k`` best rows that ``chosen`` keeps (all, for ``None``), best first."""

@@ -245,7 +245,10 @@ class ChromaEngine(UsesEmbedder):
             with self.db.guard("query the collection"):
                 collection = state.collections[metric]
                 kept = collection.get(where=where, include=[])["ids"] if where is not None else None
-                if kept is not None and len(kept) <= EXACT_BELOW:
+                if chosen is not None and chosen.tags:  # tags are no metadata: the rows carrying them, exactly
+                    records = kept if kept is not None else list(self.tag_table().records)  # type: ignore[union-attr]
+                    kept = [r for r, on in zip(records, self._tag_mask(chosen.tags, records), strict=True) if on]
+                if kept is not None and (len(kept) <= EXACT_BELOW or chosen is not None and chosen.tags):
                     # Few rows kept: HNSW's recall falls on selective filters; rank them exactly.
                     found = _exact_query(collection, kept, np.asarray(vector, dtype=np.float32), k, metric)
                 else:

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import FeatureVector, Option, SearchEngine, SkippedFile
+from .analysis.tags import TagRule, TagStore, TagTable, build_table, tag_names
+from .base import FeatureVector, Items, Option, SearchEngine, SkippedFile
 from .deployment import DEFAULT_MODEL, Deployment
+from .errors import InvalidQueryError
 from .filters import Filter
 from .galleries.items import GalleryItem
 from .metrics import METRICS
@@ -60,11 +62,14 @@ class UsesEmbedder(SearchEngine):
 
     accepts_text = True
     normalised = True
+    #: The photos' tags for the rules kept for this model; ``None`` until asked for, and after an index build.
+    _tags: TagTable | None = None
     options = (
         Option("model", "Model", (), "", "CLIP, SigLIP or SigLIP 2; each model keeps its own index",
                listed_by_app=True),
     )
     embedder: ClipEmbedder
+    cache_dir: Path
 
     @classmethod
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
@@ -95,6 +100,61 @@ class UsesEmbedder(SearchEngine):
         if matches is None:
             return results
         return [replace(r, match=float(m)) for r, m in zip(results, matches, strict=True)]
+
+    # -- tags from the user's words (engines/analysis/tags.py) ---------------------------------
+    def index(self, items: Items | str, *, progress: Progress = True) -> int:
+        count = super().index(items, progress=progress)
+        self._tags = None  # the rules stay; which photos pass is computed again for the new index
+        return count
+
+    def _tag_store(self) -> TagStore:
+        return TagStore(self.cache_dir if getattr(self, "cache_enabled", True) else None)
+
+    def tag(self, names: str | Sequence[str] | None = None) -> TagTable:
+        """Tag the indexed photos with the user's words (``"beach, snow, dog"``), kept for this
+        model and used by ``Filter(tags=...)``; ``None``: the tags already kept. A tag named
+        again keeps what marks taught it."""
+        store, identity = self._tag_store(), self.vector_identity().to_json()
+        kept = {rule.name.casefold(): rule for rule in store.load(identity)}
+        if names is None:
+            rules = list(kept.values())
+        else:
+            rules = [kept.get(name.casefold(), TagRule(name)) for name in tag_names(names)]
+            store.save(identity, rules)
+        return self._tag_table_of(rules)
+
+    def _tag_table_of(self, rules: Sequence[TagRule]) -> TagTable:
+        gallery = self.vectors()
+        words = self.embedder.embed_texts([rule.name for rule in rules]) if rules else np.zeros((0, self.embedder.dim))
+        self._tags = build_table(rules, gallery.records, gallery.matrix, words)
+        return self._tags
+
+    def tag_table(self) -> TagTable | None:
+        """The photos' tags for the tags kept for this model (``None``: none kept yet)."""
+        table = self._tags
+        if table is None and len(self):
+            table = self.tag()
+        return table if table is not None and table.rules else None
+
+    def teach_tag(self, name: str, relevant: Sequence[SearchResult], irrelevant: Sequence[SearchResult]) -> TagTable:
+        """Move tag ``name``'s threshold to where the photos marked relevant and not relevant
+        (results of this engine) fall best; marks add up over calls."""
+        store, identity = self._tag_store(), self.vector_identity().to_json()
+        rules = store.load(identity)
+        found = [i for i, rule in enumerate(rules) if rule.name.casefold() == name.strip().casefold()]
+        if not found:
+            raise InvalidQueryError(f"Expected one of the tags ({', '.join(r.name for r in rules) or 'none yet'}), "
+                                    f"got {name!r}")
+        rules[found[0]] = rules[found[0]].learn([r.record for r in relevant if r.record],
+                                                [r.record for r in irrelevant if r.record])
+        store.save(identity, rules)
+        return self._tag_table_of(rules)
+
+    def _tag_mask(self, names: Sequence[str], records: Sequence[str]) -> np.ndarray:
+        table = self.tag_table()
+        if table is None:
+            raise InvalidQueryError("Expected tags to filter by: name some first (engine.tag('beach, snow'))")
+        return table.mask(names, records)
 
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.embedder.embed_images([image])[0]

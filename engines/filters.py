@@ -53,15 +53,18 @@ def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
 class Filter:
     """Keep gallery images of these ``labels``, ``taken`` between two dates (either may be
     ``None``; a date includes its whole day), by one of these ``camera`` names ("Make Model"
-    as ``PhotoInfo.camera`` says, any case), and with or without a GPS position."""
+    as ``PhotoInfo.camera`` says, any case), with or without a GPS position, and carrying every
+    one of these ``tags`` (the user's words, ``engine.tag``: CLIP-family engines)."""
 
     labels: tuple[str, ...] | None
     taken: tuple[float | None, float | None] | None
     camera: tuple[str, ...] | None
     has_location: bool | None
+    tags: tuple[str, ...] | None
 
     def __init__(self, labels: str | Sequence[str] | None = None, taken: tuple[When, When] | None = None,
-                 camera: str | Sequence[str] | None = None, has_location: bool | None = None) -> None:
+                 camera: str | Sequence[str] | None = None, has_location: bool | None = None,
+                 tags: str | Sequence[str] | None = None) -> None:
         span = None
         if taken is not None:
             if not isinstance(taken, (tuple, list)) or len(taken) != 2:
@@ -77,15 +80,18 @@ class Filter:
         object.__setattr__(self, "taken", span)
         object.__setattr__(self, "camera", _names(camera))
         object.__setattr__(self, "has_location", has_location)
+        object.__setattr__(self, "tags", _names(tags))
 
     @property
     def reads_photos(self) -> bool:
         """Whether it needs the photos' details (dates, cameras, locations), not only classes."""
         return self.taken is not None or self.camera is not None or self.has_location is not None
 
-    def keeps(self, labels: np.ndarray, photos: PhotoTable | None) -> np.ndarray:
-        """The rows (a bool per row) this filter keeps."""
+    def keeps(self, labels: np.ndarray, photos: PhotoTable | None, tagged: np.ndarray | None = None) -> np.ndarray:
+        """The rows (a bool per row) this filter keeps; ``tagged``: the rows carrying its tags."""
         kept = np.ones(len(labels), dtype=bool)
+        if tagged is not None:
+            kept &= tagged
         if self.labels is not None:
             kept &= np.isin(labels, list(self.labels))
         if photos is None:
@@ -105,7 +111,8 @@ class Filter:
         return kept
 
     def where(self) -> dict[str, Any] | None:
-        """The filter as a Chroma ``where`` clause over the metadata the Chroma engine stores."""
+        """The filter as a Chroma ``where`` clause over the metadata the Chroma engine stores
+        (tags are not metadata: the engine applies them to the rows it keeps)."""
         clauses: list[dict[str, Any]] = []
         if self.labels is not None:
             clauses.append({"label": {"$in": sorted(self.labels)}})
@@ -134,4 +141,5 @@ def with_labels(chosen: Filter | None, labels: str | Sequence[str] | None) -> Fi
         return Filter(labels=names)
     if chosen.labels is not None:
         raise InvalidQueryError("Expected labels in the filter or as labels=, got both")
-    return Filter(labels=names, taken=chosen.taken, camera=chosen.camera, has_location=chosen.has_location)
+    return Filter(labels=names, taken=chosen.taken, camera=chosen.camera, has_location=chosen.has_location,
+                  tags=chosen.tags)

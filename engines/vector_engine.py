@@ -198,7 +198,9 @@ class VectorEngine(SearchEngine):
             return []
         rows = None
         if chosen is not None:
-            rows = np.flatnonzero(chosen.keeps(snapshot.labels, self.photo_table() if chosen.reads_photos else None))
+            tagged = self._tag_mask(chosen.tags, snapshot.keys) if chosen.tags else None
+            rows = np.flatnonzero(chosen.keeps(snapshot.labels, self.photo_table() if chosen.reads_photos else None,
+                                               tagged))
             if not len(rows):
                 return []
         order, scores = snapshot.vectors.nearest(vector, k, metric, rows)

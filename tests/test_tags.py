@@ -1,0 +1,88 @@
+"""Tags from the user's words: scored once per photo, thresholded by the gallery's spread,
+taught by relevance marks, kept per model, filterable in every CLIP-family engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines import Filter, InvalidQueryError, Text, create_engine
+from engines.analysis.tags import MAX_TAGS, spread_threshold, tag_names, taught_threshold
+from engines.testing import make_gallery
+
+
+def test_tag_words_are_cleaned_and_bounded() -> None:
+    assert tag_names(" beach, Snow;dog\n  beach ,, BEACH, a  red   bus") == ("beach", "Snow", "dog", "a red bus")
+    assert tag_names(["dog", "Dog", " "]) == ("dog",)
+    with pytest.raises(InvalidQueryError, match=f"at most {MAX_TAGS} tags"):
+        tag_names(",".join(f"tag {n}" for n in range(MAX_TAGS + 1)))
+    with pytest.raises(InvalidQueryError, match="at most 100 characters"):
+        tag_names("x" * 101)
+
+
+def test_thresholds_from_the_spread_and_from_marks() -> None:
+    scores = np.concatenate([np.random.default_rng(0).normal(0.20, 0.01, 500), [0.35, 0.36, 0.40]])
+    threshold = spread_threshold(scores)
+    # The photos far above the rest pass; of the ordinary ones, about the 0.1% beyond 3 deviations.
+    assert 0.2 < threshold < 0.35 and (scores[-3:] >= threshold).all() and (scores[:-3] >= threshold).sum() <= 2
+    # Marks: the threshold that leaves the fewest on the wrong side, nearest the old one among equals.
+    assert taught_threshold(np.array([0.31, 0.33]), np.array([0.25, 0.29]), 0.5) == pytest.approx(0.30)
+    assert taught_threshold(np.array([0.31, 0.33]), np.array([0.25, 0.32]), 0.5) == pytest.approx(0.325)
+    assert taught_threshold(np.array([]), np.array([]), 0.27) == 0.27
+
+
+@pytest.mark.parametrize("name", ["clip", "chroma"])
+def test_tags_are_scored_taught_kept_and_filtered(name: str, tiny_clip: str, tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g", per_class=6)
+    options: dict[str, object] = {"path": str(tmp_path / "db")} if name == "chroma" else {}
+    engine = create_engine(name, model=tiny_clip, cache_dir=tmp_path / "cache", **options)
+    engine.index(gallery, progress=False)
+    table = engine.tag("red square, blue")  # type: ignore[attr-defined]
+    assert table.names == ("red square", "blue")
+    vectors = engine.vectors()
+    words = engine.embedder.embed_texts(["red square", "blue"])  # type: ignore[attr-defined]
+    assert np.allclose(table.scores, vectors.matrix @ words.T, atol=1e-5)  # one product, nothing else
+    assert table.thresholds[0] == pytest.approx(spread_threshold(table.scores[:, 0]))
+
+    # Teach "red square" from marks on a search's results: the top three relevant, the next three not.
+    results = engine.search(Text("red square"), k=10)
+    taught = engine.teach_tag("Red Square", results[:3], results[3:6])  # type: ignore[attr-defined]
+    assert all("red square" in taught.tags_of(r.record) for r in results[:3])
+    assert not any("red square" in taught.tags_of(r.record) for r in results[3:6])
+    tagged = {r.record for r in results if "red square" in taught.tags_of(r.record)}
+    found = engine.search(Text("anything"), k=100, filter=Filter(tags="red square"))
+    assert {r.record for r in found} == {rec for rec in vectors.records if "red square" in taught.tags_of(rec)}
+    assert tagged <= {r.record for r in found}
+    both = engine.search(Text("anything"), k=100, filter=Filter(tags=["red square", "blue"]))
+    assert {r.record for r in both} <= {r.record for r in found}  # every tag, not any
+
+    # Kept per model: a new engine on the same cache folder has the taught tag, and marks add up.
+    again = create_engine(name, model=tiny_clip, cache_dir=tmp_path / "cache", **options)
+    again.index(gallery, progress=False)
+    kept = again.tag_table()  # type: ignore[attr-defined]
+    assert kept.names == ("red square", "blue") and np.allclose(kept.thresholds, taught.thresholds)
+    flipped = again.teach_tag("red square", [], results[2:3])  # type: ignore[attr-defined]
+    assert "red square" not in flipped.tags_of(results[2].record)  # a later mark wins over an earlier one
+    assert "red square" in flipped.tags_of(results[1].record)
+    with pytest.raises(InvalidQueryError, match="Expected tags among"):
+        engine.search(Text("x"), filter=Filter(tags="snow"))
+    with pytest.raises(InvalidQueryError, match="Expected one of the tags"):
+        engine.teach_tag("snow", results[:1], [])  # type: ignore[attr-defined]
+
+
+def test_new_photos_are_tagged_and_the_pixel_engine_refuses_tags(tiny_clip: str, tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g", per_class=2)
+    engine = create_engine("clip", model=tiny_clip, cache_dir=tmp_path / "cache")
+    engine.index(gallery, progress=False)
+    assert engine.tag_table() is None  # type: ignore[attr-defined]
+    before = engine.tag("green")  # type: ignore[attr-defined]
+    make_gallery(tmp_path / "g", per_class=4)
+    engine.index(gallery, progress=False)
+    after = engine.tag_table()  # type: ignore[attr-defined]
+    assert len(after.records) == len(engine) > len(before.records)
+    pixel = create_engine("pixel")
+    pixel.index(gallery, progress=False)
+    with pytest.raises(InvalidQueryError, match="CLIP-family engine for tags"):
+        pixel.search(next(iter(gallery.rglob("*.png"))), filter=Filter(tags="green"))
