@@ -131,10 +131,12 @@ class UsesEmbedder(SearchEngine):
 
     def tag_table(self) -> TagTable | None:
         """The photos' tags for the tags kept for this model (``None``: none kept yet)."""
-        table = self._tags
-        if table is None and len(self):
-            table = self.tag()
-        return table if table is not None and table.rules else None
+        if self._tags is None and len(self):
+            rules = self._tag_store().load(self.vector_identity().to_json())
+            if not rules:
+                return None  # nothing to score: no vectors read
+            self._tag_table_of(rules)
+        return self._tags if self._tags is not None and self._tags.rules else None
 
     def teach_tag(self, name: str, relevant: Sequence[SearchResult], irrelevant: Sequence[SearchResult]) -> TagTable:
         """Move tag ``name``'s threshold to where the photos marked relevant and not relevant

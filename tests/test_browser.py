@@ -172,6 +172,7 @@ def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path)
         page.click("#map-button")
         page.locator("#gallery-map img").first.wait_for(timeout=120_000)
         assert "images of Pixels" in page.locator("#map-status").inner_text()
+        page.locator("#gallery-map img").first.scroll_into_view_if_needed()  # the tags sit above the map
         box = page.locator("#gallery-map img").first.bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.locator("#map-chosen img").first.wait_for(timeout=30_000)
@@ -179,7 +180,9 @@ def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path)
         page.click("#map-search")  # back on Search, with that image, and searched
         page.locator("#query-image img").first.wait_for(timeout=30_000)
         page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
-        assert page.locator("#summary").inner_text().startswith("image, Pixels")
+        page.wait_for_function(  # the "processing" overlay fades after the results arrive
+            "document.querySelector('#summary').innerText.trim().startsWith('image, Pixels')", timeout=30_000
+        )
         page.get_by_role("tab", name="Duplicates").click()
         page.click("#duplicates-button")
         page.wait_for_function(

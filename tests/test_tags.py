@@ -86,3 +86,34 @@ def test_new_photos_are_tagged_and_the_pixel_engine_refuses_tags(tiny_clip: str,
     pixel.index(gallery, progress=False)
     with pytest.raises(InvalidQueryError, match="CLIP-family engine for tags"):
         pixel.search(next(iter(gallery.rglob("*.png"))), filter=Filter(tags="green"))
+
+
+def test_the_page_names_tags_filters_and_captions_by_them_and_teaches_one(tiny_clip: str, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from ui import feedback, photo_filters, search_tab, tags_view
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    data = str(make_gallery(tmp_path / "g", per_class=6))
+    service = SearchService(AppConfig(data=data, model=tiny_clip, cache_dir=str(tmp_path / "cache")))
+    rows, line, picker, teach_list = tags_view.name_tags(service, data, "clip", {}, "red square, blue")
+    assert [row[0] for row in rows] == ["red square", "blue"] and "2 tags over 24 photos" in line
+    assert picker["choices"] == ["red square", "blue"] and teach_list["value"] == "red square"
+    with pytest.raises(gr.Error, match="Tags come from a CLIP-family model"):
+        tags_view.name_tags(service, data, "pixel", {}, "blue")
+
+    _, _, session = search_tab.search(service, data, "clip", {}, "cosine", 10, [], None, "red square")
+    for rank, verdict in ((1, "relevant"), (2, "relevant"), (3, "not relevant"), (4, "not relevant")):
+        session, _ = feedback.mark(session, rank, verdict)
+    said, rows = tags_view.teach(service, session, "red square")
+    assert "taught by 2 relevant marks and 2 not-relevant marks" in said and rows[0][3] == "2 relevant, 2 not"
+    captions = [text for _, text in feedback.tiles_of(service, session)]
+    assert "🏷 red square" in captions[0] and "🏷 red square" not in captions[2]
+    assert captions[0].count("\n") == 1  # still two lines: rank, score and tags; then the file
+
+    chosen = photo_filters.filter_of("", "", [], "any", ["red square"])
+    tiles, _, only = search_tab.search(service, data, "clip", {}, "cosine", 50, [], None, "anything", None, chosen)
+    assert only.results and all("🏷 red square" in text for _, text in tiles)
+    with pytest.raises(gr.Error, match="Mark results"):
+        tags_view.teach(service, only, "red square")

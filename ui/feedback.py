@@ -37,6 +37,7 @@ from .controls import progress_bar
 from .messages import USER_ERRORS, count, number_from
 from .service import SearchService
 from .session import SearchSession, asked, described, same
+from .tags_view import tag_notes
 
 #: The most results one search returns (the page's slider stops at 50).
 MAX_K = 1000
@@ -93,8 +94,12 @@ def tiles_of(service: SearchService, session: SearchSession, results: Sequence[S
     """The result tiles, each marked result's caption starting with its mark."""
     shown = list(session.results if results is None else results)
     tiles = service.tiles(shown, gallery or service.gallery(session.source))
+    tags = tag_notes(service, replace(session, results=tuple(shown)))
     marked = []
     for (picture, text), result in zip(tiles, shown, strict=True):
+        if result.record in tags:  # the first line, after the score: "#3 · 0.287 · 🏷 beach, dog"
+            head, _, rest = text.partition("\n")
+            text = f"{head} · 🏷 {tags[result.record]}\n{rest}" if rest else f"{head} · 🏷 {tags[result.record]}"
         if any(same(result, r) for r in session.relevant):
             text = f"✓ relevant · {text}"
         elif any(same(result, r) for r in session.irrelevant):

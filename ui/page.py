@@ -10,7 +10,7 @@ import gradio as gr
 
 from engines.galleries.images import register_heif
 
-from . import api, duplicates_tab, evaluate_tab, gallery_tab, search_tab
+from . import api, duplicates_tab, evaluate_tab, gallery_tab, photo_filters, search_tab, tags_view
 from .config import AppConfig, parse_args
 from .controls import build_engine_controls, model_choices, models_table
 from .service import SearchService
@@ -61,6 +61,8 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
                 search = search_tab.build(service, controls, source, labels)
             with gr.Tab("Gallery", id="gallery"):
                 counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
+                photo_filters.build_gallery_details(service, source, search.cameras)
+                tags_view.build_gallery_tags(service, controls, source, search.tags)
                 gallery_tab.build_map(service, controls, source, search, tabs)
             with gr.Tab("Duplicates", id="duplicates"):
                 duplicates_tab.build(service, controls, source)

@@ -14,7 +14,7 @@ from engines import Filter, GalleryItem, InvalidQueryError, SearchResult
 from engines.galleries.photo_info import PhotoInfoCache, table_of
 from engines.storage.cache import default_cache_dir
 
-from .messages import USER_ERRORS, count
+from .messages import USER_ERRORS, count, in_the_page
 from .service import SearchService
 
 LOCATED = ("any", "with a location", "without")
@@ -26,20 +26,24 @@ class FilterControls:
     taken_to: gr.Textbox
     cameras: gr.Dropdown
     located: gr.Radio
+    #: The user's tags (CLIP-family engines), named in the Gallery tab.
+    tags: gr.Dropdown
 
     @property
     def inputs(self) -> list[Any]:
-        return [self.taken_from, self.taken_to, self.cameras, self.located]
+        return [self.taken_from, self.taken_to, self.cameras, self.located, self.tags]
 
 
 def build(service: SearchService, source: gr.State) -> FilterControls:
     """The pickers (inside the Search tab's query column), in a closed accordion."""
-    with gr.Accordion("Only photos taken… (dates, cameras, location)", open=False, elem_id="photo-filters"):
+    with gr.Accordion("Only photos taken… (dates, cameras, location, tags)", open=False, elem_id="photo-filters"):
         with gr.Row():
             taken_from = gr.Textbox(label="Taken from", placeholder="2023-01-01", elem_id="taken-from")
             taken_to = gr.Textbox(label="Taken until", placeholder="2023-12-31", elem_id="taken-to")
         cameras = gr.Dropdown([], multiselect=True, label="Cameras", elem_id="cameras")
         located = gr.Radio(list(LOCATED), value="any", label="Location", elem_id="located")
+        tags = gr.Dropdown([], multiselect=True, label="Carrying every one of these tags (name them in the Gallery tab)",
+                           elem_id="tag-picker")
         read = gr.Button("Read the photos' dates and cameras", size="sm", elem_id="read-photo-details")
         said = gr.Markdown(elem_id="photo-details")
 
@@ -47,18 +51,33 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
         return photo_details(service, source_value)
 
     read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_id="search")
-    return FilterControls(taken_from, taken_to, cameras, located)
+    return FilterControls(taken_from, taken_to, cameras, located, tags)
 
 
-def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None
-              ) -> Filter | None:
+def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.Dropdown) -> None:
+    """The Gallery tab's dates and cameras: read from the photos' headers on request (then
+    remembered), shown as a line; the Search tab's camera picker gets the cameras."""
+    with gr.Row():
+        read = gr.Button("Dates and cameras", size="sm", scale=1, elem_id="gallery-dates-button")
+        said = gr.Markdown(elem_id="gallery-dates")
+
+    def on_read(source_value: str) -> tuple[Any, str]:
+        return photo_details(service, source_value)
+
+    read.click(in_the_page(on_read, lambda message: (gr.update(), f"**Could not read the photos.** {message}")),
+               source, [cameras, said], api_visibility="private", concurrency_id="search")
+
+
+def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None,
+              tags: list[str] | None = None) -> Filter | None:
     """The pickers as a ``Filter`` (``None``: nothing chosen)."""
     has_location = {"with a location": True, "without": False}.get(located or "any")
-    if not (taken_from or "").strip() and not (taken_to or "").strip() and not cameras and has_location is None:
+    if (not (taken_from or "").strip() and not (taken_to or "").strip() and not cameras and has_location is None
+            and not tags):
         return None
     try:
         return Filter(taken=((taken_from or "").strip() or None, (taken_to or "").strip() or None),
-                      camera=cameras or None, has_location=has_location)
+                      camera=cameras or None, has_location=has_location, tags=tags or None)
     except InvalidQueryError as exc:
         raise gr.Error(str(exc)) from exc
 

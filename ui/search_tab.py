@@ -11,7 +11,7 @@ import gradio as gr
 from engines import Filter, engine_info
 from engines.results import printable
 
-from . import photo_filters
+from . import photo_filters, tags_view
 from .config import AppConfig
 from .controls import EngineControls, progress_bar, stop_button
 from .feedback import (
@@ -67,10 +67,15 @@ class SearchHooks:
     """What other tabs use of the Search tab: its query image, and a way to run its search
     after one of their events (the map's "Search with this image")."""
 
-    def __init__(self, image: gr.Image, text: gr.Textbox, then_search: Any) -> None:
+    def __init__(self, image: gr.Image, text: gr.Textbox, then_search: Any, tags: tags_view.TagControls,
+                 cameras: gr.Dropdown) -> None:
         self.image = image
         self.text = text
         self.then_search = then_search
+        #: The camera picker: the Gallery tab's "Dates and cameras" fills its choices.
+        self.cameras = cameras
+        #: The tag picker and the tag to teach: the Gallery tab fills their choices.
+        self.tags = tags
 
 
 def selection(service: SearchService, session: SearchSession | None, rank: int | None) -> tuple[Any, ...]:
@@ -157,6 +162,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 again = gr.Button("Refine", variant="primary", elem_id="refine-button", interactive=False, size="sm")
                 reset = gr.Button("Start over", elem_id="start-over", interactive=False, size="sm")
             marks = gr.Markdown(elem_id="marks")
+            teach_choice = tags_view.build_teach(service, session)
             with gr.Row(visible=False) as why_row:
                 why_query = gr.Image(label="Query", interactive=False, height=260, elem_id="why-query")
                 why_result = gr.Image(label="Result", interactive=False, height=260, elem_id="why-result")
@@ -276,7 +282,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     threshold.release(on_threshold, [session, threshold], [results, summary_line], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
-    return SearchHooks(image, text, then_search)
+    return SearchHooks(image, text, then_search, tags_view.TagControls(pickers.tags, teach_choice), pickers.cameras)
 
 
 def example_queries(config: AppConfig) -> list[list[str]]:

@@ -229,6 +229,14 @@ class SearchService:
                 self._built_from[key] = gallery
             return engine
 
+    def built(self, name: str, source: str, choices: Mapping[str, str | None] | None = None) -> SearchEngine | None:
+        """Engine ``name`` for ``source`` if its index is built already (nothing is started), else ``None``."""
+        try:
+            key = self._engine_key(name, self.gallery(source), choices)
+        except (EngineError, ValueError):
+            return None
+        return self._engines.get(key) if key in self._built_from else None
+
     def current(
         self, name: str, source: str, choices: Mapping[str, str | None] | None = None,
         progress: Callable[[IndexProgress], None] | None = None,
