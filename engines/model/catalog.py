@@ -62,10 +62,10 @@ def family_of_folder(folder: Path) -> str | None:
 def cached_models() -> dict[str, str]:
     """Hub ids of CLIP-family models in the local Hugging Face cache, with their family. Reads
     only the cache's folders and config files: no network."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
 
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)  # read now: HF_HUB_CACHE may have changed since import
     except Exception as exc:  # no cache folder yet, or one that cannot be read: nothing cached
         log.debug("no Hugging Face cache to scan (%s)", exc)
         return {}
