@@ -246,7 +246,7 @@ class ChromaEngine(UsesEmbedder):
                 collection = state.collections[metric]
                 kept = collection.get(where=where, include=[])["ids"] if where is not None else None
                 if chosen is not None and chosen.tags:  # tags are no metadata: the rows carrying them, exactly
-                    records = kept if kept is not None else list(self.tag_table().records)  # type: ignore[union-attr]
+                    records = kept if kept is not None else list(self._tag_mask_records())
                     kept = [r for r, on in zip(records, self._tag_mask(chosen.tags, records), strict=True) if on]
                 if kept is not None and (len(kept) <= EXACT_BELOW or chosen is not None and chosen.tags):
                     # Few rows kept: HNSW's recall falls on selective filters; rank them exactly.

@@ -152,6 +152,13 @@ class UsesEmbedder(SearchEngine):
         store.save(identity, rules)
         return self._tag_table_of(rules)
 
+    def _tag_mask_records(self) -> tuple[str, ...]:
+        """Every record the tags were scored for (a user error when there are no tags)."""
+        table = self.tag_table()
+        if table is None:
+            raise InvalidQueryError("Expected tags to filter by: name some first (engine.tag('beach, snow'))")
+        return table.records
+
     def _tag_mask(self, names: Sequence[str], records: Sequence[str]) -> np.ndarray:
         table = self.tag_table()
         if table is None:

@@ -39,6 +39,8 @@ def test_tags_are_scored_taught_kept_and_filtered(name: str, tiny_clip: str, tmp
     options: dict[str, object] = {"path": str(tmp_path / "db")} if name == "chroma" else {}
     engine = create_engine(name, model=tiny_clip, cache_dir=tmp_path / "cache", **options)
     engine.index(gallery, progress=False)
+    with pytest.raises(InvalidQueryError, match="name some first"):
+        engine.search(Text("x"), filter=Filter(tags="beach"))
     table = engine.tag("red square, blue")  # type: ignore[attr-defined]
     assert table.names == ("red square", "blue")
     vectors = engine.vectors()
