@@ -93,13 +93,10 @@ def tiles_of(service: SearchService, session: SearchSession, results: Sequence[S
              gallery: Gallery | None = None) -> list[tuple[Any, str]]:
     """The result tiles, each marked result's caption starting with its mark."""
     shown = list(session.results if results is None else results)
-    tiles = service.tiles(shown, gallery or service.gallery(session.source))
     tags = tag_notes(service, replace(session, results=tuple(shown)))
+    tiles = service.tiles(shown, gallery or service.gallery(session.source), tags)
     marked = []
     for (picture, text), result in zip(tiles, shown, strict=True):
-        if result.record in tags:  # the first line, after the score: "#3 · 0.287 · 🏷 beach, dog"
-            head, _, rest = text.partition("\n")
-            text = f"{head} · 🏷 {tags[result.record]}\n{rest}" if rest else f"{head} · 🏷 {tags[result.record]}"
         if any(same(result, r) for r in session.relevant):
             text = f"✓ relevant · {text}"
         elif any(same(result, r) for r in session.irrelevant):

@@ -73,12 +73,13 @@ def placeholder() -> Image.Image:
     return Image.new("RGB", (64, 64), PLACEHOLDER_COLOUR)
 
 
-def caption(result: SearchResult, note: str = "") -> str:
-    """Two lines: ``#rank · score`` (and why the image is missing, if it is), then
+def caption(result: SearchResult, note: str = "", tags: str = "") -> str:
+    """Two lines: ``#rank · score`` (its tags, and why the image is missing, if it is), then
     ``label/file name``; the page's CSS lets a caption wrap instead of cutting it."""
     # A SigLIP model's own probability that the sentence describes the photo reads better than its cosine.
     match = [f"{result.match:.0%} match"] if result.match is not None else []
-    head = " · ".join([f"#{result.rank}", f"{result.score:.3f}", *match, *([note] if note else [])])
+    extra = ([f"🏷 {tags}"] if tags else []) + ([note] if note else [])
+    head = " · ".join([f"#{result.rank}", f"{result.score:.3f}", *match, *extra])
     name = printable(os.path.basename(result.path)) if result.path is not None else f"#{result.position}"
     label = printable(result.label)
     return f"{head}\n{label}/{name}" if label else f"{head}\n{name}"

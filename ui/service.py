@@ -152,12 +152,13 @@ class SearchService:
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
             return placeholder(), f"cannot be read ({reason})"
 
-    def tiles(self, results: Sequence[SearchResult], gallery: Gallery) -> list[tuple[Any, str]]:
-        """(picture, caption) of each result, for a ``gr.Gallery``; missing thumbnails are
-        made in parallel."""
+    def tiles(self, results: Sequence[SearchResult], gallery: Gallery,
+              tags: Mapping[str, str] | None = None) -> list[tuple[Any, str]]:
+        """(picture, caption) of each result, for a ``gr.Gallery``, with its tags (by record)
+        where given; missing thumbnails are made in parallel."""
         def tile(result: SearchResult) -> tuple[Any, str]:
             picture, note = self.picture(result, gallery)
-            return picture, caption(result, note)
+            return picture, caption(result, note, (tags or {}).get(result.record, ""))
 
         if len(results) < 2:
             return [tile(result) for result in results]
