@@ -12,6 +12,7 @@ files, re-embeds changed ones, deletes removed ones and leaves the rest alone.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from .storage.chroma_db import (
     record_id,
     record_metadata,
 )
+from .storage.chroma_query import distance_score, nearest_records
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +58,6 @@ class _State:
     #: The items this process indexed, by record id: images without a file (a dataset's)
     #: are only here. An index picked up from an earlier process rebuilds items from metadata.
     items: dict[str, GalleryItem] = field(default_factory=dict)
-
-
-#: A filter that keeps this many records or fewer is ranked exactly (their vectors fetched):
-#: Chroma's HNSW search with a selective ``where`` misses some of the best rows.
-EXACT_BELOW = 2_000
 
 
 class _CollectionStore:
@@ -236,6 +233,11 @@ class ChromaEngine(UsesEmbedder):
         hashes = tuple(record.split("-", 1)[0] for record in ids)
         return GalleryVectors(np.concatenate(chunks), items, tuple(ids), hashes, self.vector_identity())
 
+    def _tagged(self, names: Sequence[str], records: list[str] | None) -> list[str]:
+        """Those of ``records`` (all tagged records for ``None``) that carry every tag of ``names``."""
+        records = records if records is not None else list(self._tag_mask_records())
+        return [r for r, on in zip(records, self._tag_mask(names, records), strict=True) if on]
+
     def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
         state = self._state
         if state is None:  # pragma: no cover - len() == 0 is refused before this
@@ -243,17 +245,10 @@ class ChromaEngine(UsesEmbedder):
         where = chosen.where() if chosen is not None else None
         try:
             with self.db.guard("query the collection"):
-                collection = state.collections[metric]
-                kept = collection.get(where=where, include=[])["ids"] if where is not None else None
-                if chosen is not None and chosen.tags:  # tags are no metadata: the rows carrying them, exactly
-                    records = kept if kept is not None else list(self._tag_mask_records())
-                    kept = [r for r, on in zip(records, self._tag_mask(chosen.tags, records), strict=True) if on]
-                if kept is not None and (len(kept) <= EXACT_BELOW or chosen is not None and chosen.tags):
-                    # Few rows kept: HNSW's recall falls on selective filters; rank them exactly.
-                    found = _exact_query(collection, kept, np.asarray(vector, dtype=np.float32), k, metric)
-                else:
-                    found = collection.query(query_embeddings=[vector], n_results=min(k, state.count), where=where,
-                                             include=["metadatas", "distances"])
+                # Tags are no metadata: they cut the ids the where clause kept.
+                cut = functools.partial(self._tagged, chosen.tags) if chosen is not None and chosen.tags else None
+                found = nearest_records(state.collections[metric], np.asarray(vector, dtype=np.float32), k, metric, where,
+                               cut, state.count)
         except CollectionMissingError as exc:
             # The collection went away under us (a server restarted empty): forget the
             # index, so that len() is 0 and the next build makes it again.
@@ -271,33 +266,10 @@ class ChromaEngine(UsesEmbedder):
                 SearchResult(
                     rank=rank,
                     label=str(metadata.get("label", "")),
-                    score=_score(metric, float(distance)),
+                    score=distance_score(metric, float(distance)),
                     path=path_of(metadata),
                     position=int(metadata.get("position", -1)),
                     record=record,
                 )
             )
         return results
-
-
-def _exact_query(collection: Any, ids: list[str], vector: np.ndarray, k: int, space: str) -> dict[str, Any]:
-    """``collection.query``'s answer for the records ``ids``, ranked exactly (Chroma's distances)."""
-    found = collection.get(ids=ids, include=["embeddings", "metadatas"]) if ids else {"ids": [], "metadatas": []}
-    matrix = np.asarray(found.get("embeddings", []), dtype=np.float32).reshape(len(found["ids"]), len(vector))
-    if space == "l2":
-        distances = ((matrix - vector) ** 2).sum(axis=1)
-    else:  # cosine and ip: 1 - similarity
-        scale = np.linalg.norm(matrix, axis=1) * np.linalg.norm(vector) if space == "cosine" else 1.0
-        distances = 1.0 - matrix @ vector / np.maximum(scale, 1e-12)
-    order = np.lexsort((np.arange(len(distances)), distances))[:k]
-    return {"ids": [[found["ids"][i] for i in order]], "metadatas": [[found["metadatas"][i] for i in order]],
-            "distances": [[float(distances[i]) for i in order]]}
-
-
-def _score(space: str, distance: float) -> float:
-    """Chroma's distance as the user reads the metric (the CLIP engine's convention)."""
-    if space == "l2":
-        return float(np.sqrt(max(distance, 0.0)))  # Chroma reports the squared distance
-    return 1.0 - distance  # cosine and ip distances are 1 - similarity
-
-

@@ -104,8 +104,7 @@ class Filter:
                 if end is not None:
                     kept &= photos.taken <= end
         if self.camera is not None:
-            wanted = {name.casefold() for name in self.camera}
-            kept &= np.array([str(name).casefold() in wanted for name in photos.camera], dtype=bool)
+            kept &= photos.by_camera(self.camera)
         if self.has_location is not None:
             kept &= photos.has_location == self.has_location
         return kept

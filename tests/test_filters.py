@@ -101,24 +101,31 @@ def test_bad_filters_are_refused_with_a_reason(library: Path) -> None:
 
 
 def test_a_filter_keeping_a_few_rows_of_many_still_returns_the_exact_top_k(tmp_path: Path) -> None:
-    """Chroma's HNSW misses rows under selective filters; few kept rows are ranked exactly."""
+    """0.1% of 20,000 rows kept by a date filter: the Chroma engine's query ranks them exactly."""
     import chromadb
 
-    from engines.chroma import _exact_query
+    from engines.storage.chroma_db import hnsw_configuration
+    from engines.storage.chroma_query import nearest_records
 
     rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(5000, 32)).astype(np.float32)
+    n = 20_000
+    vectors = rng.normal(size=(n, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    taken = rng.permutation(n).astype(float)  # the kept rows lie anywhere in the graph
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
-    collection = client.create_collection("selective", metadata={"hnsw:space": "cosine"})
-    for start in range(0, 5000, 1000):
-        collection.add(ids=[str(i) for i in range(start, start + 1000)], embeddings=vectors[start : start + 1000],
-                       metadatas=[{"taken": float(i)} for i in range(start, start + 1000)])
-    query = rng.normal(size=32).astype(np.float32)
-    kept = collection.get(where={"taken": {"$lt": 5.0}}, include=[])["ids"]
-    found = _exact_query(collection, kept, query, 3, "cosine")
-    truth = np.argsort(-(vectors[:5] @ query))[:3]
-    assert found["ids"][0] == [str(i) for i in truth]
+    collection = client.create_collection("selective", configuration=hnsw_configuration("cosine"))
+    for start in range(0, n, 5000):
+        rows = range(start, start + 5000)
+        collection.add(ids=[str(i) for i in rows], embeddings=vectors[start : start + 5000],
+                       metadatas=[{"taken": taken[i]} for i in rows])
+    chosen = Filter(taken=(None, 19.0))  # seconds: the first 20 of the photos' clock
+    kept = np.flatnonzero(taken <= 19.0)
+    assert len(kept) == n // 1000
+    for query in rng.normal(size=(5, 16)).astype(np.float32):
+        found = nearest_records(collection, query, 5, "cosine", chosen.where(), count=n)
+        truth = kept[np.argsort(-(vectors[kept] @ query), kind="stable")[:5]]
+        assert found["ids"][0] == [str(i) for i in truth]
+        assert [m["taken"] for m in found["metadatas"][0]] == [taken[i] for i in truth]
 
 
 def test_the_search_tab_filters_and_tells_what_the_photos_hold(library: Path, tmp_path: Path) -> None:
