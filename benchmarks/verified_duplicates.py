@@ -36,7 +36,7 @@ from _common import AIO
 from engines import create_engine, load_gallery
 from engines.analysis.duplicates import NEIGHBOURS
 from engines.analysis.pairs import neighbour_pairs
-from engines.analysis.verify import compute_features, inliers
+from engines.analysis.verify import compute_features, match
 from engines.galleries.items import GalleryItem
 from engines.testing import build_tiny_clip, make_photo
 
@@ -150,7 +150,7 @@ def costs(files: list[str]) -> tuple[float, float]:
     pairs = list(itertools.combinations(range(len(found)), 2))[:400]
     started = time.perf_counter()
     for a, b in pairs:
-        inliers(found[a], found[b])
+        match(found[a], found[b])
     return per_image, (time.perf_counter() - started) * 1000 / len(pairs)
 
 

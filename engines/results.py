@@ -109,6 +109,12 @@ class DuplicateGroup:
     #: For a near group confirmed by local features: the fewest matching points one geometry
     #: explained over its pairs (``engines.analysis.verify``); ``None`` when the vectors alone decided.
     inliers: int | None = None
+    #: ... and per member, the part of its picture (x0, y0, x1, y1 as shares of its width and
+    #: height) that matched the first member (for the first: all the others matched of it),
+    #: ``None`` where unknown (a member of an exact set in the group, not checked itself) ...
+    regions: tuple[tuple[float, float, float, float] | None, ...] | None = None
+    #: ... and how each member differs from the first, in words ("cropped", "rotated 8°"; "" for the first).
+    edits: tuple[str, ...] | None = None
 
     @property
     def decided(self) -> str:
@@ -117,7 +123,9 @@ class DuplicateGroup:
             return "the same content"
         if self.inliers is None:
             return "close vectors"
-        return f"the same photo: at least {self.inliers} matching points agree on one geometry"
+        seen = sorted({edit for edit in self.edits or () if edit})
+        how = f" ({'; '.join(seen)})" if seen else ""
+        return f"the same photo{how}: at least {self.inliers} matching points agree on one geometry"
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,9 @@ def test_moving_the_threshold_stats_no_gallery_file_again(copies: dict[str, Path
     assert any(p.startswith(root) for p in watched_paths)  # hashed once (stat, and remembered)
     watched_paths.clear()
     OPENED.clear()
-    assert engine.duplicates(threshold=4.0)
+    groups = engine.duplicates(threshold=4.0)
+    assert groups
     stats = Counter(p for p in watched_paths if p.startswith(root)) - Counter(OPENED)
-    assert not stats  # candidate pixels may be decoded again; no file is stat'ed to hash it
+    # Candidate pixels may be decoded again, and a near group's copies of one size are told
+    # apart by their file times (which to keep); no file is stat'ed to hash it.
+    assert set(stats) <= {m.path for g in groups if g.kind == "near" for m in g.members}

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from engines import create_engine
-from engines.analysis.verify import MIN_INLIERS, LocalFeatures, inliers
+from engines.analysis.verify import MIN_INLIERS, LocalFeatures, match
 from engines.galleries.items import GalleryItem
 
 pytest.importorskip("cv2", reason="verification needs opencv-python-headless (requirements.txt)")
@@ -54,9 +54,10 @@ def test_edited_copies_verify_and_distinct_scenes_or_a_mirror_do_not(tmp_path: P
     features = LocalFeatures(tmp_path / "cache")
     found = {name: features.of(GalleryItem("", str(path))) for name, path in paths.items()}
     for edit in ("cropped.jpg", "turned.jpg", "small.jpg"):
-        assert inliers(found["original.jpg"], found[edit]) >= MIN_INLIERS, edit
+        got = match(found["original.jpg"], found[edit])
+        assert got is not None and got.inliers >= MIN_INLIERS, edit
     for other in ("other.jpg", "another.jpg", "mirrored.jpg"):
-        assert inliers(found["original.jpg"], found[other]) < MIN_INLIERS, other
+        assert match(found["original.jpg"], found[other]) is None, other
     assert len(list((tmp_path / "cache" / "local-features").rglob("*.npz"))) == len(paths)  # kept for next time
 
 
@@ -96,9 +97,19 @@ def test_keep_one_proposes_the_largest_then_oldest_and_writes_a_script_that_move
     big = Image.open(paths["original.jpg"]).resize((1280, 960))
     big.save(tmp_path / "photos" / "large.jpg", quality=90)  # the most pixels: kept, though newest
     service = SearchService(AppConfig(data=str(tmp_path / "photos"), cache_dir=str(tmp_path / "cache")))
-    *_, groups = duplicates_tab.find(service, str(tmp_path / "photos"), "pixel", {"features": "pixels"}, "l1", None)
+    tiles, *_, groups = duplicates_tab.find(service, str(tmp_path / "photos"), "pixel", {"features": "pixels"}, "l1",
+                                            None)
     near = [g for g in groups if g.kind == "near"]
     assert near and near[0].decided.startswith("the same photo")
+    # The page: the copy to keep first, each other one with its edit and its matched part outlined.
+    shown = [(picture, text) for picture, text in tiles if text.startswith("group 1 ·")]
+    assert "the copy to keep" in shown[0][1] and "large.jpg" in shown[0][1]
+    assert any("cropped" in text for _, text in shown) and any("rotated" in text for _, text in shown)
+    for picture, _ in shown:
+        assert service.thumbnails.handed_out(picture) and "-" in Path(picture).stem  # an outlined copy
+    crop_tile = next(picture for picture, text in shown if "cropped" in text)
+    pixels = np.asarray(Image.open(crop_tile).convert("RGB"))
+    assert (np.abs(pixels[2, pixels.shape[1] // 2].astype(int) - (255, 210, 0)) < 60).all()  # the outline's edge
     table, script, line = duplicates_tab.keep_one(service, groups, str(tmp_path / "review"))
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -109,3 +120,48 @@ def test_keep_one_proposes_the_largest_then_oldest_and_writes_a_script_that_move
     subprocess.run(["sh", script], check=True, cwd=tmp_path)
     assert {p.name for p in (tmp_path / "review").iterdir()} == moved
     assert (tmp_path / "photos" / "large.jpg").exists()
+
+
+def test_a_match_says_which_part_of_each_picture_the_other_shows_and_how_it_was_edited(tmp_path: Path) -> None:
+    paths = edited_set(tmp_path / "photos")
+    original = Image.open(paths["original.jpg"])
+    framed = Image.new("RGB", (original.width + 160, original.height + 240), (235, 235, 235))
+    framed.paste(original, (80, 160))  # a screenshot: the photo inside borders
+    framed.save(tmp_path / "photos" / "framed.jpg", quality=90)
+    features = LocalFeatures(None)
+    of = {name: features.of(GalleryItem("", str(tmp_path / "photos" / name)))
+          for name in ("original.jpg", "cropped.jpg", "turned.jpg", "small.jpg", "framed.jpg")}
+
+    cropped = match(of["original.jpg"], of["cropped.jpg"])
+    assert cropped is not None and cropped.edit() == "cropped"
+    assert np.allclose(cropped.shown_in_a, (0.1, 0.1, 0.9, 0.9), atol=0.03)  # the crop window, in the original
+    assert np.allclose(cropped.shown_in_b, (0, 0, 1, 1), atol=0.02)
+    assert cropped.scale == pytest.approx(1.25, rel=0.05)
+    seen_back = cropped.swapped()
+    assert seen_back.shown_in_b == cropped.shown_in_a and "more around it" in seen_back.edit()
+
+    framed_match = match(of["original.jpg"], of["framed.jpg"])
+    assert framed_match is not None and "more around it" in framed_match.edit()
+    width, height = framed.size
+    expected = (80 / width, 160 / height, (80 + original.width) / width, (160 + original.height) / height)
+    assert np.allclose(framed_match.shown_in_b, expected, atol=0.03)
+
+    turned = match(of["original.jpg"], of["turned.jpg"])
+    assert turned is not None and "rotated 8°" in turned.edit() and abs(turned.angle) == pytest.approx(8, abs=1)
+    small = match(of["original.jpg"], of["small.jpg"])
+    assert small is not None and small.edit() == "resized, re-encoded or retouched"
+
+
+def test_a_verified_group_carries_each_members_region_and_edit(tmp_path: Path) -> None:
+    edited_set(tmp_path / "photos")
+    engine = create_engine("pixel", cache_dir=str(tmp_path / "cache"))
+    engine.index(str(tmp_path / "photos"), progress=False)
+    near = [g for g in engine.duplicates() if g.kind == "near"][0]
+    assert near.regions is not None and near.edits is not None
+    assert len(near.regions) == len(near.edits) == len(near.members)
+    by_name = {Path(m.path or "").name: (region, edit) for m, region, edit in zip(near.members, near.regions,
+                                                                                  near.edits, strict=True)}
+    region, edit = by_name["cropped.jpg"]
+    assert edit == "cropped" and region is not None and np.allclose(region, (0, 0, 1, 1), atol=0.02)
+    assert by_name["original.jpg"][1] == "" and by_name["original.jpg"][0] is not None
+    assert "cropped" in near.decided and "rotated" in near.decided

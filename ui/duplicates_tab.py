@@ -57,10 +57,16 @@ def find(
                                                     verify)
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
-        for member in group.members[:SHOWN_MEMBERS]:
+        regions = group.regions or (None,) * len(group.members)
+        edits = group.edits or ("",) * len(group.members)
+        for at, member in enumerate(group.members[:SHOWN_MEMBERS]):
             tile, why = service.picture(member, gallery)
+            region = regions[at]
+            if isinstance(tile, str) and region is not None:
+                tile = service.thumbnails.outlined(tile, region)  # the part that matched the group's first
             text = caption(member, why)  # place, label, score to the first, file
-            tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files · {text}"))
+            how = (" · the copy to keep" if at == 0 else f" · {edits[at]}") if group.edits else ""
+            tiles.append((tile, f"group {number} · {group.kind} · {len(group.members)} files{how} · {text}"))
     rows = [
         [number, group.kind, len(group.members), round(group.score, 4), group.decided,
          "\n".join(_where(service, m.path, m.position) for m in group.members)]

@@ -15,7 +15,7 @@ import os
 import threading
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from engines import GalleryItem, SearchResult
 from engines.galleries.items import within
@@ -27,6 +27,8 @@ THUMBNAIL = (320, 320)
 QUALITY = 80
 #: Shown in place of a result whose file is gone (or may not be served); its caption says why.
 PLACEHOLDER_COLOUR = (200, 200, 200)
+#: The matched region of a verified duplicate, drawn on its thumbnail.
+OUTLINE_COLOUR = (255, 210, 0)
 
 
 class Thumbnails:
@@ -52,6 +54,30 @@ class Thumbnails:
         if not target.is_file():
             image = item.open(draft=THUMBNAIL)  # a 4000x3000 JPEG decodes at 500x375
             image.thumbnail(THUMBNAIL, Image.Resampling.BICUBIC)
+            buffer = io.BytesIO()
+            image.save(buffer, "WEBP", quality=QUALITY)
+            atomic_write_bytes(target, buffer.getvalue())
+        path = str(target)
+        with self._lock:
+            self._made.add(path)
+        return path
+
+    def outlined(self, thumbnail: str, box: tuple[float, float, float, float]) -> str:
+        """A copy of ``thumbnail`` (one this process made) with ``box`` (shares of its width
+        and height) drawn on it: the part of a photo its duplicate also shows."""
+        if not self.handed_out(thumbnail):
+            raise ValueError(f"Expected a thumbnail this process made, got {thumbnail!r}")
+        tag = hashlib.sha256(f"{thumbnail}:{box}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        target = Path(thumbnail).with_name(f"{Path(thumbnail).stem}-{tag}.webp")
+        if not target.is_file():
+            with Image.open(thumbnail) as opened:
+                image = opened.convert("RGB")
+            x0, y0, x1, y1 = (round(share * side) for share, side in zip(box, image.size * 2, strict=True))
+            width = max(2, round(max(image.size) / 80))
+            pen = ImageDraw.Draw(image)
+            # Dark under light: the outline reads on bright skies and dark rooms alike.
+            pen.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(20, 20, 20), width=width + 2)
+            pen.rectangle((x0 + 1, y0 + 1, x1 - 2, y1 - 2), outline=OUTLINE_COLOUR, width=width)
             buffer = io.BytesIO()
             image.save(buffer, "WEBP", quality=QUALITY)
             atomic_write_bytes(target, buffer.getvalue())

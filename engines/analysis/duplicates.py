@@ -30,13 +30,15 @@ from ..errors import EmptyIndexError
 from ..galleries.items import GalleryItem
 from ..results import DuplicateGroup, GalleryVectors, SearchResult
 from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
-from .verify import MIN_INLIERS, LocalFeatures, opencv_available, verify_pairs
+from .verify import LocalFeatures, Match, opencv_available, verify_pairs
 
 KINDS = ("exact", "near")
 #: With verification, each image's nearest few are candidates too, however far (benchmarks/duplicates.py).
 NEIGHBOURS = 5
 #: ... and each image is verified against its closest this many candidates at most.
 MAX_VERIFIED = 10
+#: Pairs a merge of two verified groups may check that were not candidates (more: no merge).
+MAX_ASKED_PER_MERGE = 16
 #: Pairs this close in the engine's metric are always checked for pixel equality (exact
 #: group), however strict the near threshold.
 EXACT_TOLERANCE = 1e-4
@@ -69,7 +71,7 @@ def find_duplicates(
     if verify:
         features = LocalFeatures(getattr(engine, "cache_dir", None) if getattr(engine, "cache_enabled", True) else None)
 
-        def verifier(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        def verifier(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Match]:
             return verify_pairs(vectors.items, pairs, features, vectors.hashes)
 
     return group_duplicates(vectors, metric, float(threshold), higher_is_better=metric in engine.higher_is_better,
@@ -82,10 +84,10 @@ def group_duplicates(
     threshold: float,
     *,
     higher_is_better: bool,
-    verifier: Callable[[list[tuple[int, int]]], dict[tuple[int, int], int]] | None = None,
+    verifier: Callable[[list[tuple[int, int]]], dict[tuple[int, int], Match]] | None = None,
 ) -> list[DuplicateGroup]:
     """Exact then near groups of ``vectors`` (largest first, each kind by its best score);
-    ``verifier`` gives each candidate pair's inliers, and only pairs with enough are near."""
+    ``verifier`` gives the candidate pairs that are one photo (and how), and only those are near."""
     n = len(vectors.items)
     if n < 2:
         return []
@@ -116,7 +118,7 @@ def group_duplicates(
 
     # Near: complete linkage over one representative per exact set, best pairs first.
     passing = scores >= threshold if higher_is_better else scores <= threshold
-    verified: dict[tuple[int, int], int] = {}
+    verified: dict[tuple[int, int], Match] = {}
     if verifier is not None:
         # Candidates: the pairs within the loose threshold, and each image's nearest few
         # whatever their distance (a crop or a rotation moves raw pixels far).
@@ -140,14 +142,14 @@ def group_duplicates(
             asked.append((int(a), int(b)))
             taken[a], taken[b] = taken.get(a, 0) + 1, taken.get(b, 0) + 1
         verified = verifier(asked)
-        confirmed = np.array([exact.find(a) == exact.find(b) or verified.get((int(a), int(b)), 0) >= MIN_INLIERS
+        confirmed = np.array([exact.find(a) == exact.find(b) or (int(a), int(b)) in verified
                               for a, b in pairs.tolist()], dtype=bool)
         passing &= confirmed
     representative = {row: members[0] for members in exact_sets for row in members}
     rep_pairs: dict[tuple[int, int], float] = {}
     # Verified pairs link by their inliers (most first: the surest copies group first).
-    linked_by = ([float(verified.get((int(a), int(b)), 0)) for a, b in pairs[passing].tolist()] if verifier is not None
-                 else scores[passing])
+    linked_by = ([float(_inliers(verified, int(a), int(b))) for a, b in pairs[passing].tolist()]
+                 if verifier is not None else scores[passing])
     higher = higher_is_better or verifier is not None
     for (a, b), score in zip(pairs[passing], linked_by, strict=True):
         ra, rb = representative[int(a)], representative[int(b)]
@@ -166,33 +168,80 @@ def group_duplicates(
         if all((min(a, b), max(a, b)) in passed for a in members_of[key[0]] for b in members_of[key[1]])
         or len(members_of[key[0]]) == len(members_of[key[1]]) == 1
     }
-    for members in _complete_linkage(rep_pairs, complete, higher):
+    ask = None
+    if verifier is not None:
+        def ask(missing: list[tuple[int, int]]) -> dict[tuple[int, int], float]:
+            # Representatives stand for their exact sets: the other members are the same picture.
+            found = verifier(missing)
+            verified.update(found)
+            return {pair: float(match.inliers) for pair, match in found.items()}
+
+    for members in _complete_linkage(rep_pairs, complete, higher, ask):
         rows = [row for rep in members for row in members_of[rep]]
         group = _group("near", rows, vectors, metric, higher_is_better, matrix)
         if verifier is not None:
-            counts = [verified[(a, b)] for a, b in itertools.combinations(sorted(rows), 2) if (a, b) in verified]
-            group = replace(group, inliers=min(counts) if counts else None)
+            group = _with_matches(group, rows, vectors, verified)
         groups.append(group)
     groups.sort(key=lambda g: (KINDS.index(g.kind), -len(g.members), -g.score if higher_is_better else g.score))
     return groups
 
 
+def _inliers(verified: dict[tuple[int, int], Match], a: int, b: int) -> int:
+    found = verified.get((a, b))
+    return found.inliers if found is not None else 0
+
+
+def _with_matches(group: DuplicateGroup, rows: Sequence[int], vectors: GalleryVectors,
+                  verified: dict[tuple[int, int], Match]) -> DuplicateGroup:
+    """``group`` with how its pairs were verified: the fewest inliers, and each member's match
+    with the first member (the part of each picture the other shows, the edit in words)."""
+    counts = [verified[(a, b)].inliers for a, b in itertools.combinations(sorted(rows), 2) if (a, b) in verified]
+    row_of = {vectors.records[row]: row for row in rows}
+    members = [row_of[m.record] for m in group.members]
+    first = members[0]
+    to_first: list[Match | None] = []
+    for row in members[1:]:
+        found = verified.get((first, row)) or verified.get((row, first))
+        to_first.append(found if found is None or (first, row) in verified else found.swapped())
+    shown = [m.shown_in_a for m in to_first if m is not None]
+    # The first member's region: all that the others show of it.
+    own = (min(b[0] for b in shown), min(b[1] for b in shown), max(b[2] for b in shown), max(b[3] for b in shown)) \
+        if shown else None
+    return replace(group, inliers=min(counts) if counts else None,
+                   regions=(own, *(m.shown_in_b if m is not None else None for m in to_first)),
+                   edits=("", *(m.edit() if m is not None else "" for m in to_first)))
+
+
 def _complete_linkage(
-    pair_scores: dict[tuple[int, int], float], allowed: set[tuple[int, int]], higher_is_better: bool
+    pair_scores: dict[tuple[int, int], float], allowed: set[tuple[int, int]], higher_is_better: bool,
+    ask: Callable[[list[tuple[int, int]]], dict[tuple[int, int], float]] | None = None,
 ) -> list[list[int]]:
-    """Groups in which every two members are a passing pair, merged best pair first."""
+    """Groups in which every two members are a passing pair, merged best pair first.
+
+    ``ask`` checks pairs that were never candidates (verification): a crop and a rotated copy
+    of one photo are each near the original, rarely near each other in the vectors, and both
+    belong with it only if they are also one photo to each other."""
     neighbours: dict[int, set[int]] = {}
     for a, b in allowed:
         neighbours.setdefault(a, set()).add(b)
         neighbours.setdefault(b, set()).add(a)
     group_of: dict[int, list[int]] = {}
     ordered = sorted(allowed, key=lambda key: -pair_scores[key] if higher_is_better else pair_scores[key])
+    asked: set[tuple[int, int]] = set()
     for a, b in ordered:
         left = group_of.get(a, [a])
         right = group_of.get(b, [b])
         if left is right:
             continue
-        if all(other in neighbours[member] for member in left for other in right):
+        missing = [(min(m, o), max(m, o)) for m in left for o in right if o not in neighbours.get(m, ())]
+        if missing and ask is not None and len(missing) <= MAX_ASKED_PER_MERGE and not asked.issuperset(missing):
+            fresh = [pair for pair in missing if pair not in asked]
+            asked.update(fresh)
+            for x, y in ask(fresh):
+                neighbours.setdefault(x, set()).add(y)
+                neighbours.setdefault(y, set()).add(x)
+            missing = [(m, o) for m, o in missing if o not in neighbours.get(m, ())]
+        if not missing:
             merged = left + right
             for member in merged:
                 group_of[member] = merged
@@ -247,6 +296,9 @@ def _group(
     kind: str, rows: Sequence[int], vectors: GalleryVectors, metric: str, higher_is_better: bool, matrix: np.ndarray
 ) -> DuplicateGroup:
     rows = sorted(rows, key=lambda row: (vectors.items[row].path or "", vectors.items[row].position))
+    if kind == "near":  # the copy to keep leads: scores, matched regions and edits are told against it
+        lead = keeper_of([vectors.items[row] for row in rows])
+        rows = [rows[lead], *rows[:lead], *rows[lead + 1 :]]
     if kind == "exact":  # the same content: similarity 1 or distance 0 by definition
         to_first = np.full(len(rows), 1.0 if higher_is_better else 0.0)
     else:
@@ -266,19 +318,30 @@ def _group(
 
 
 def keeper(group: DuplicateGroup) -> int:
-    """Which member of ``group`` to keep, as people usually choose: the most pixels (the
-    original, not a resized copy), then the oldest file (the first one made), then the
-    first by path. Reads image headers and file times only."""
+    """Which member of ``group`` to keep (``keeper_of``); near groups lead with it already."""
+    return keeper_of([GalleryItem(m.label, m.path, position=m.position) for m in group.members])
 
-    def preference(member: SearchResult) -> tuple[int, float, str]:
-        pixels, made = 0, float("inf")
-        if member.path is not None:
-            try:
-                with Image.open(member.path) as image:
-                    pixels = image.width * image.height
-                made = os.stat(member.path).st_mtime
-            except (OSError, ValueError, Image.DecompressionBombError):
-                pass
-        return -pixels, made, member.path or ""
 
-    return min(range(len(group.members)), key=lambda at: preference(group.members[at]))
+def keeper_of(items: Sequence[GalleryItem]) -> int:
+    """Which of ``items`` to keep, as people usually choose: the most pixels (the original,
+    not a resized copy), then the oldest file (the first one made), then the first by path.
+    Reads image headers, and file times where the pixel counts tie."""
+
+    def pixels(item: GalleryItem) -> int:
+        try:
+            with Image.open(item.checked_path() if item.path is not None else io.BytesIO(item.data or b"")) as image:
+                return image.width * image.height
+        except Exception:  # noqa: BLE001 - a file gone or unreadable since indexing is kept last
+            return 0
+
+    def made(item: GalleryItem) -> float:
+        try:
+            return os.stat(item.checked_path()).st_mtime if item.path is not None else float("inf")
+        except Exception:  # noqa: BLE001 - as above
+            return float("inf")
+
+    counts = [pixels(item) for item in items]
+    largest = [at for at, n in enumerate(counts) if n == max(counts)]
+    if len(largest) == 1:
+        return largest[0]
+    return min(largest, key=lambda at: (made(items[at]), items[at].path or ""))
