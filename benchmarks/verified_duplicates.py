@@ -9,10 +9,12 @@ pasted over a third of it). A found pair is two files in one near group.
 
 Per engine, descriptor and metric, at its defaults: precision and recall of (source, edit)
 pairs without verification (the vector threshold) and with it (candidates from a loose
-threshold and each image's 5 nearest, confirmed by ORB keypoints and one similarity
-transform), recall per edit, and how many distinct-but-similar pairs were grouped. Then the
-cost: keypoints per image, verification per pair and candidates for 10,000 and 100,000
-vectors, measured; the time for 10,000 and 100,000 images follows from them.
+threshold, each image's 5 nearest and the pairs sharing keypoints, confirmed by ORB keypoints,
+one similarity transform and a comparison of the aligned pictures), recall per edit, and how
+many distinct-but-similar pairs were grouped. Then the cost: keypoints per image, verification
+per pair (of different photos, which the quick check mostly turns away, and of copies), and
+candidates for 10,000 and 100,000 vectors, measured; the time for 10,000 and 100,000 images
+follows from them.
 
 Goals: precision >= 0.95 and recall >= 0.8 on the edited pairs with each engine's defaults;
 100,000 images verified in <= 5 minutes on 2 cores with their keypoints cached.
@@ -36,10 +38,13 @@ from _common import AIO
 from engines import create_engine, load_gallery
 from engines.analysis.duplicates import NEIGHBOURS
 from engines.analysis.pairs import neighbour_pairs
-from engines.analysis.verify import compute_features, match
+from engines.analysis.shared_keypoints import keypoint_pairs
+from engines.analysis.verify import Features, compute_features, match
 from engines.galleries.items import GalleryItem
 from engines.testing import build_tiny_clip, make_photo
 
+#: The share of a library's photos that have an edited copy, for the time estimates.
+COPIES = 0.1
 EDITS = ("crop", "rotate+brightness", "resize-25", "jpeg", "caption", "screenshot")
 SIMILAR = ("same-class", "burst")
 
@@ -141,17 +146,49 @@ def _by_source(truth: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
     return found
 
 
-def costs(files: list[str]) -> tuple[float, float]:
-    """(ms of keypoints per image, ms of verification per pair), measured on ``files``."""
-    items = [GalleryItem("", path) for path in files[:60]]
+def costs(files: list[str], matrix: np.ndarray, metric: str,
+          truth: dict[str, tuple[str, str]]) -> tuple[float, float, float, float, int]:
+    """On the pairs a duplicates run asks about here (each image's nearest 5 by ``matrix``,
+    and the pairs sharing keypoints): (ms of keypoints per image, ms of verification per pair
+    of different photos, per pair of copies (these go through the full check), pairs of
+    different photos that share keypoints per picture, pairs)."""
+    items = [GalleryItem("", path) for path in files]
     started = time.perf_counter()
     found = [compute_features(item) for item in items]
     per_image = (time.perf_counter() - started) * 1000 / len(items)
-    pairs = list(itertools.combinations(range(len(found)), 2))[:400]
-    started = time.perf_counter()
-    for a, b in pairs:
+    shared = keypoint_pairs(found)
+    pairs = np.unique(np.concatenate([neighbour_pairs(matrix, metric, NEIGHBOURS), shared]), axis=0)
+
+    def source(row: int) -> str:
+        return truth[files[row]][0].lstrip("b")  # a burst is its photo's other shot
+
+    seconds = {True: 0.0, False: 0.0}
+    counts = {True: 0, False: 0}
+    for a, b in pairs.tolist():
+        started = time.perf_counter()
         match(found[a], found[b])
-    return per_image, (time.perf_counter() - started) * 1000 / len(pairs)
+        same = source(a) == source(b)
+        seconds[same] += time.perf_counter() - started
+        counts[same] += 1
+    different_shared = sum(source(a) != source(b) for a, b in shared.tolist()) / len(files)
+    return (per_image, 1000 * seconds[False] / max(1, counts[False]), 1000 * seconds[True] / max(1, counts[True]),
+            different_shared, len(pairs))
+
+
+def shared_keypoint_seconds(files: list[str], n: int) -> float:
+    """Seconds of ``keypoint_pairs`` over ``n`` keypoint sets of different photos: this set's,
+    each with a quarter of its descriptor bits flipped (as far apart as different pictures'
+    keypoints, with the bit statistics of real ones)."""
+    rng = np.random.default_rng(0)
+    real = [f for f in (compute_features(GalleryItem("", path)) for path in files[:100]) if f is not None]
+    fake = []
+    for number in range(n):
+        source = real[number % len(real)]
+        flips = np.packbits(rng.random((len(source.descriptors), 256)) < 0.25, axis=1)
+        fake.append(Features(source.xy, source.descriptors ^ flips, source.frame))
+    started = time.perf_counter()
+    keypoint_pairs(fake)
+    return time.perf_counter() - started
 
 
 def candidate_seconds(n: int, dims: int = 512) -> tuple[float, int]:
@@ -193,15 +230,32 @@ def main() -> None:
                 cells = " | ".join(f"{got[k]:.2f}" for k in ("precision", "recall", *EDITS))
                 print(f"| {name} | {descriptor} | {metric} | {'yes' if verify else 'no'} | {cells} | "
                       f"{got['same-class']:.0f} | {got['burst']:.0f} | {seconds:.1f} |", flush=True)
-        per_image, per_pair = costs(sorted(truth))
-    print(f"\nkeypoints: {per_image:.1f} ms per image; verification: {per_pair:.2f} ms per pair (one core)")
+            if name == "pixel" and descriptor == "phash":
+                vectors = engine.vectors()
+                paths = [item.path or "" for item in vectors.items]
+                per_image, per_other, per_copy, shared_per, asked = costs(
+                    paths, np.asarray(vectors.matrix, np.float32), metric, truth)
+                # A library's pairs are mostly different photos: the originals alone, no copies.
+                rows = [row for row, path in enumerate(paths) if truth[path][1] == "original"]
+                _, per_other, _, shared_per, asked_others = costs(
+                    [paths[row] for row in rows], np.asarray(vectors.matrix, np.float32)[rows], metric, truth)
+        shared_s = shared_keypoint_seconds(sorted(truth), 10_000)
+    print(f"\nkeypoints: {per_image:.1f} ms per image; verification (one core, on the pairs a pHash run asks "
+          f"about: nearest 5 and shared keypoints): {per_copy:.2f} ms per pair of copies (of {asked:,} pairs in all), "
+          f"{per_other:.2f} ms per pair of different photos (the {asked_others:,} pairs of the originals alone, where "
+          f"{shared_per:.2f} pairs per picture share keypoints); finding shared keypoints among 10,000 pictures: "
+          f"{shared_s:.1f} s")
+    print(f"A library in which {COPIES:.0%} of the photos have an edited copy:")
     for n in (10_000, 100_000):
         seconds, pairs = candidate_seconds(n)
-        verify_s = pairs * per_pair / 1000 / 2  # two cores
-        print(f"{n:,} images: candidates (5 nearest each) {seconds:.1f} s, {pairs:,} pairs; verification "
-              f"{verify_s:.0f} s on 2 cores with keypoints cached (computing them: {n * per_image / 1000 / 2:.0f} s "
-              f"more, once); total {seconds + verify_s:.0f} s")
-
+        shared = shared_s * n / 10_000
+        others = pairs + int(shared_per * n)
+        copies = int(COPIES * n)
+        verify_s = (others * per_other + copies * per_copy) / 1000 / 2  # two cores
+        print(f"{n:,} images: candidates (5 nearest each) {seconds:.1f} s + shared keypoints {shared:.0f} s; "
+              f"{others:,} pairs of different photos and {copies:,} of copies verified in {verify_s:.0f} s on 2 cores "
+              f"with keypoints cached (computing them: {n * per_image / 1000 / 2:.0f} s more, once); total "
+              f"{seconds + shared + verify_s:.0f} s")
 
 if __name__ == "__main__":
     main()

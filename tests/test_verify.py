@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from engines import create_engine
 from engines.analysis.verify import MIN_INLIERS, LocalFeatures, match
@@ -165,3 +165,53 @@ def test_a_verified_group_carries_each_members_region_and_edit(tmp_path: Path) -
     assert edit == "cropped" and region is not None and np.allclose(region, (0, 0, 1, 1), atol=0.02)
     assert by_name["original.jpg"][1] == "" and by_name["original.jpg"][0] is not None
     assert "cropped" in near.decided and "rotated" in near.decided
+
+
+def test_a_shot_in_which_a_third_changed_is_another_photo_though_its_keypoints_agree(tmp_path: Path) -> None:
+    from engines.analysis.matches import MAX_CHANGED
+    from engines.analysis.verify import verify_pairs
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    original = scene(1)
+    width, height = original.size
+    burst = original.copy()  # the camera on a tripod; the subject moved, over a third of the frame
+    subject = scene(7).resize((width // 2, int(height / 1.5))).rotate(180).filter(ImageFilter.GaussianBlur(4))
+    burst.paste(subject, (width // 3, height // 5))
+    captioned = original.copy()
+    ImageDraw.Draw(captioned).rectangle((0, height - height // 8, width, height), fill=(0, 0, 0))
+    for name, picture in {"original.jpg": original, "burst.jpg": burst, "captioned.jpg": captioned}.items():
+        picture.save(folder / name, quality=90)
+    items = [GalleryItem("", str(folder / name)) for name in ("original.jpg", "burst.jpg", "captioned.jpg")]
+    features = LocalFeatures(None)
+    assert match(features.of(items[0]), features.of(items[1])) is not None  # the geometry alone accepts it
+    found = verify_pairs(items, [(0, 1), (0, 2)], features)
+    assert (0, 1) not in found
+    caption = found[(0, 2)]
+    assert caption.changed is not None and 0.05 <= caption.changed <= MAX_CHANGED
+    assert "painted over" in caption.edit()
+
+
+def test_a_screenshot_far_from_its_photo_in_the_vectors_is_found_by_shared_keypoints(tmp_path: Path) -> None:
+    from engines.analysis.shared_keypoints import keypoint_pairs
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    original = scene(1)
+    shot = Image.new("RGB", (original.width + 200, original.height + 300), (240, 240, 240))
+    ImageDraw.Draw(shot).rectangle((0, 0, shot.width, 60), fill=(50, 50, 60))  # a title bar
+    shot.paste(original, (100, 120))
+    pictures = {"original.jpg": original, "screenshot.jpg": shot, **{f"other{n}.jpg": scene(10 + n) for n in range(6)}}
+    for name, picture in pictures.items():
+        picture.save(folder / name, quality=90)
+    names = sorted(pictures)
+    features = LocalFeatures(None)
+    pairs = {tuple(pair) for pair in keypoint_pairs([features.of(GalleryItem("", str(folder / n))) for n in names])}
+    assert (names.index("original.jpg"), names.index("screenshot.jpg")) in pairs
+    # (These drawn scenes share plain corners, so they are candidates too: verification turns them away.)
+
+    engine = create_engine("pixel", cache_dir=str(tmp_path / "cache"))  # raw pixels: the borders move them far
+    engine.index(str(folder), progress=False)
+    near = [g for g in engine.duplicates() if g.kind == "near"]
+    assert [sorted(Path(m.path or "").name for m in g.members) for g in near] == [["original.jpg", "screenshot.jpg"]]
+    assert "more around it" in near[0].edits[1] or "cropped" in near[0].edits[1]  # type: ignore[index]

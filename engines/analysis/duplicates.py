@@ -29,8 +29,9 @@ from ..base import SearchEngine, check_threshold
 from ..errors import EmptyIndexError
 from ..galleries.items import GalleryItem
 from ..results import DuplicateGroup, GalleryVectors, SearchResult
+from .matches import Match
 from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
-from .verify import LocalFeatures, Match, opencv_available, verify_pairs
+from .verify import LocalFeatures, PairVerifier, opencv_available
 
 KINDS = ("exact", "near")
 #: With verification, each image's nearest few are candidates too, however far (benchmarks/duplicates.py).
@@ -70,9 +71,7 @@ def find_duplicates(
     verifier = None
     if verify:
         features = LocalFeatures(getattr(engine, "cache_dir", None) if getattr(engine, "cache_enabled", True) else None)
-
-        def verifier(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Match]:
-            return verify_pairs(vectors.items, pairs, features, vectors.hashes)
+        verifier = PairVerifier(vectors.items, features, vectors.hashes)
 
     return group_duplicates(vectors, metric, float(threshold), higher_is_better=metric in engine.higher_is_better,
                             verifier=verifier)
@@ -84,7 +83,7 @@ def group_duplicates(
     threshold: float,
     *,
     higher_is_better: bool,
-    verifier: Callable[[list[tuple[int, int]]], dict[tuple[int, int], Match]] | None = None,
+    verifier: PairVerifier | None = None,
 ) -> list[DuplicateGroup]:
     """Exact then near groups of ``vectors`` (largest first, each kind by its best score);
     ``verifier`` gives the candidate pairs that are one photo (and how), and only those are near."""
@@ -123,20 +122,31 @@ def group_duplicates(
         # Candidates: the pairs within the loose threshold, and each image's nearest few
         # whatever their distance (a crop or a rotation moves raw pixels far).
         extra = neighbour_pairs(matrix, metric, NEIGHBOURS)
+        # ... and pairs that share many keypoints, which vectors of whole pictures can put far
+        # apart (a screenshot with its borders); one picture per exact set takes part.
+        representatives = sorted({members[0] for members in exact_sets})
+        shared = verifier.candidates(representatives)
+        extra = np.unique(np.concatenate([extra, shared]), axis=0)
         known = {(int(a), int(b)) for a, b in pairs.tolist()}
         extra = np.array([pair for pair in extra.tolist() if tuple(pair) not in known], dtype=np.int64).reshape(-1, 2)
         if len(extra):
             pairs = np.concatenate([pairs, extra])
             scores = np.concatenate([scores, pair_scores(matrix, extra, metric)])
             passing = np.concatenate([passing, np.ones(len(extra), dtype=bool)])
-        # Pairs inside one exact set are copies already; the others are checked by geometry,
-        # each image's closest MAX_VERIFIED partners at most (a threshold that admits most of
-        # a gallery would otherwise cost N x N checks).
+        # Pairs inside one exact set are copies already; the others are checked by geometry:
+        # every pair sharing keypoints (few by construction: the strongest evidence), then by
+        # vector each image's closest MAX_VERIFIED partners at most (a threshold that admits
+        # most of a gallery would otherwise cost N x N checks).
+        asked = [(int(a), int(b)) for a, b in shared.tolist() if exact.find(a) != exact.find(b)]
+        taken: dict[int, int] = {}
+        for a, b in asked:
+            taken[a], taken[b] = taken.get(a, 0) + 1, taken.get(b, 0) + 1
+        first = set(asked)
         candidates = np.flatnonzero(passing)
         order = candidates[np.argsort(-scores[candidates] if higher_is_better else scores[candidates], kind="stable")]
-        taken: dict[int, int] = {}
-        asked = []
         for a, b in pairs[order].tolist():
+            if (a, b) in first:
+                continue
             if exact.find(a) == exact.find(b) or taken.get(a, 0) >= MAX_VERIFIED or taken.get(b, 0) >= MAX_VERIFIED:
                 continue
             asked.append((int(a), int(b)))

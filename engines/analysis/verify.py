@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..errors import EngineError
 from ..galleries.items import GalleryItem
+from .matches import CHECK_SIDE, MAX_CHANGED, Match, changed_share, shown
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,6 @@ QUICK_MATCHES = 8
 REPROJECTION_PX = 4.0
 #: Version of what is stored per image; bump when the features change.
 FORMAT = 3  # 3: the picture's frame is kept, for the matched regions
-#: A region shows this share of a picture or less: it is a part of it (a crop, or borders around it).
-PART_OF = 0.85
-
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as shares of a picture's width and height
-
-
 @dataclass(frozen=True)
 class Features:
     """One picture's ORB keypoints, in a frame whose longest side is 1 (a resized copy lines up)."""
@@ -74,52 +69,6 @@ class Features:
     xy: np.ndarray  # float32 (n, 2)
     descriptors: np.ndarray  # uint8 (n, 32)
     frame: tuple[float, float]  # the picture's width and height in that frame (the longer is 1)
-
-
-@dataclass(frozen=True)
-class Match:
-    """Why two pictures ``a`` and ``b`` are one photo: the matches one similarity transform
-    explains, the transform (``b`` turned by ``angle`` degrees and scaled by ``scale``
-    relative to ``a``), and the part of each picture the other one shows."""
-
-    inliers: int
-    angle: float
-    scale: float
-    shown_in_a: Box
-    shown_in_b: Box
-
-    def swapped(self) -> Match:
-        """The same match seen from ``b``."""
-        return Match(self.inliers, -self.angle, 1.0 / self.scale, self.shown_in_b, self.shown_in_a)
-
-    def edit(self) -> str:
-        """How ``b`` differs from ``a``, in words ("cropped", "rotated 8°", ...)."""
-        words = []
-        part_a, part_b = _area(self.shown_in_a) < PART_OF, _area(self.shown_in_b) < PART_OF
-        if part_a and not part_b:
-            words.append("cropped")
-        elif part_b and not part_a:
-            words.append("with more around it (borders, a screenshot or a wider view)")
-        elif part_a and part_b:
-            words.append("an overlapping part")
-        if abs(self.angle) >= 1.5:
-            words.append(f"rotated {abs(self.angle):.0f}°")
-        return ", ".join(words) or "resized, re-encoded or retouched"
-
-
-def _area(box: Box) -> float:
-    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-
-
-def _shown(transform: np.ndarray, source: tuple[float, float], target: tuple[float, float]) -> Box:
-    """The part of the ``target`` picture that the whole ``source`` picture covers once
-    ``transform`` (source to target, in SIDE units) moved it, as shares of ``target``."""
-    w, h = source[0] * SIDE, source[1] * SIDE
-    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64) @ transform[:, :2].T + transform[:, 2]
-    width, height = target[0] * SIDE, target[1] * SIDE
-    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
-    return (float(np.clip(x0 / width, 0, 1)), float(np.clip(y0 / height, 0, 1)),
-            float(np.clip(x1 / width, 0, 1)), float(np.clip(y1 / height, 0, 1)))
 
 
 def opencv_available() -> bool:
@@ -260,7 +209,8 @@ def match(a: Features | None, b: Features | None) -> Match | None:
     back = cv2.invertAffineTransform(transform)
     return Match(direct, math.degrees(math.atan2(transform[1, 0], transform[0, 0])),
                  float(math.hypot(transform[0, 0], transform[1, 0])),
-                 _shown(back, b.frame, a.frame), _shown(transform, a.frame, b.frame))
+                 shown(back, b.frame, a.frame, SIDE), shown(transform, a.frame, b.frame, SIDE),
+                 tuple(float(v) for v in transform.ravel()), SIDE)
 
 
 def _coverage(everything: np.ndarray, chosen: np.ndarray) -> float:
@@ -273,17 +223,73 @@ def _coverage(everything: np.ndarray, chosen: np.ndarray) -> float:
     return area(chosen) / whole if whole > 0 and len(chosen) else 0.0
 
 
+class PairVerifier:
+    """Checks candidate pairs of ``items`` (rows) for being one photo, and offers candidates
+    of its own: pairs that share many keypoints (``shared_keypoints``), which the engine's
+    vectors may not put near each other (a screenshot and its photo)."""
+
+    def __init__(self, items: Sequence[GalleryItem], features: LocalFeatures,
+                 hashes: Sequence[str | None] | None = None, workers: int | None = None) -> None:
+        self.items, self.features = items, features
+        self.hashes = hashes or [None] * len(items)
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self._found: dict[int, Features | None] = {}
+
+    def _features(self, rows: Iterable[int], pool: ThreadPoolExecutor) -> dict[int, Features | None]:
+        missing = [row for row in rows if row not in self._found]
+        self._found.update(zip(missing, pool.map(lambda row: self.features.of(self.items[row], self.hashes[row]),
+                                                 missing), strict=True))
+        return self._found
+
+    def candidates(self, rows: Sequence[int]) -> np.ndarray:
+        """Pairs (i < j) among ``rows`` whose keypoints are much alike (their features are
+        computed now, once, and kept)."""
+        from .shared_keypoints import keypoint_pairs  # noqa: PLC0415 - it reads this module's Features
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            found = self._features(rows, pool)
+        table: list[Features | None] = [None] * len(self.items)
+        for row in rows:
+            table[row] = found[row]
+        return keypoint_pairs(table, rows)
+
+    def __call__(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Match]:
+        """The pairs that are one photo, and how; checked in parallel (OpenCV releases the
+        GIL). Pairs whose keypoints agree are then compared aligned
+        (``matches.changed_share``): most of their overlap must be alike."""
+        pairs = list(pairs)
+        with ThreadPoolExecutor(self.workers) as pool:
+            found = self._features({row for pair in pairs for row in pair}, pool)
+            matches = pool.map(lambda pair: match(found[pair[0]], found[pair[1]]), pairs)
+            agreed = {pair: m for pair, m in zip(pairs, matches, strict=True) if m is not None}
+            shown_rows = sorted({row for pair in agreed for row in pair})
+            pictures = dict(zip(shown_rows, pool.map(lambda row: _small_gray(self.items[row]), shown_rows),
+                                strict=True))
+
+            def checked(pair: tuple[int, int]) -> Match | None:
+                a, b = pictures[pair[0]], pictures[pair[1]]
+                share = changed_share(a, b, agreed[pair]) if a is not None and b is not None else None
+                return None if share is not None and share > MAX_CHANGED else replace(agreed[pair], changed=share)
+
+            kept = pool.map(checked, list(agreed))
+            return {pair: m for pair, m in zip(list(agreed), kept, strict=True) if m is not None}
+
+
 def verify_pairs(
     items: Sequence[GalleryItem], pairs: Iterable[tuple[int, int]], features: LocalFeatures,
     hashes: Sequence[str | None] | None = None, workers: int | None = None,
 ) -> dict[tuple[int, int], Match]:
-    """The candidate pairs (rows of ``items``) that are one photo, and how; checked in
-    parallel (OpenCV releases the GIL)."""
-    pairs = list(pairs)
-    rows = sorted({row for pair in pairs for row in pair})
-    hashes = hashes or [None] * len(items)
-    workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        found = dict(zip(rows, pool.map(lambda row: features.of(items[row], hashes[row]), rows), strict=True))
-        matches = pool.map(lambda pair: match(found[pair[0]], found[pair[1]]), pairs)
-        return {pair: found_match for pair, found_match in zip(pairs, matches, strict=True) if found_match is not None}
+    """The candidate pairs (rows of ``items``) that are one photo, and how (``PairVerifier``)."""
+    return PairVerifier(items, features, hashes, workers)(pairs)
+
+
+def _small_gray(item: GalleryItem) -> np.ndarray | None:
+    """``item`` in grayscale, its longer side ``CHECK_SIDE`` (``None``: unreadable now)."""
+    try:
+        image = item.open(draft=(2 * CHECK_SIDE, 2 * CHECK_SIDE)).convert("L")
+    except (EngineError, OSError):
+        return None
+    scale = CHECK_SIDE / max(image.size)
+    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                         Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.float32)
