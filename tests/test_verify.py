@@ -165,6 +165,11 @@ def test_a_verified_group_carries_each_members_region_and_edit(tmp_path: Path) -
     assert edit == "cropped" and region is not None and np.allclose(region, (0, 0, 1, 1), atol=0.02)
     assert by_name["original.jpg"][1] == "" and by_name["original.jpg"][0] is not None
     assert "cropped" in near.decided and "rotated" in near.decided
+    from ui.api import _verified_members  # what the API and MCP tools answer
+
+    listed = _verified_members([{"file": m.path} for m in near.members], near)
+    assert {Path(m["file"]).name: m["edit"] for m in listed}["cropped.jpg"] == "cropped"
+    assert all(m["region"] is None or len(m["region"]) == 4 for m in listed)
 
 
 def test_a_shot_in_which_a_third_changed_is_another_photo_though_its_keypoints_agree(tmp_path: Path) -> None:

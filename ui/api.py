@@ -28,7 +28,7 @@ from gradio import FileData
 
 from engines import SearchResult, engine_info
 from engines.analysis.verify import opencv_available
-from engines.results import printable
+from engines.results import DuplicateGroup, printable
 
 from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, photo_filters, search_tab
 from .feedback import mark, passing, refine, why
@@ -161,14 +161,15 @@ def build(service: SearchService) -> None:
             verify: confirm each near pair as the same photo by local features and one geometry (OpenCV).
         Returns:
             {"groups": [{"kind", "score", "decided", "inliers", "members": [{"rank", "score", "label", "file",
-             "position"}]}], "threshold"}
+             "position", and for verified near groups "edit" (against the first member, the copy to keep)
+             and "region" ([x0, y0, x1, y1] shares of the picture that matched it)}]}], "threshold"}
         """
         chosen = metric or engine_info(engine).default_metric
         groups, _, _, used, _ = duplicates_tab.groups_of(service, gallery or data, engine, dict(options or {}), chosen,
                                                          threshold, verify=bool(verify) and opencv_available())
         return {"threshold": used, "groups": [
             {"kind": g.kind, "score": g.score, "decided": g.decided, "inliers": g.inliers,
-             "members": _results(service, g.members)}
+             "members": _verified_members(_results(service, g.members), g)}
             for g in groups
         ]}
 
@@ -220,3 +221,11 @@ def build(service: SearchService) -> None:
         (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),
     ):
         gr.api(fn, api_name=name, concurrency_id=group, concurrency_limit=limit if group else "default")
+
+
+def _verified_members(members: list[dict[str, Any]], group: DuplicateGroup) -> list[dict[str, Any]]:
+    """``members`` (as the API lists them) with each one's edit and matched region, for a verified group."""
+    if group.edits is None or group.regions is None:
+        return members
+    return [{**member, "edit": edit, "region": list(region) if region is not None else None}
+            for member, edit, region in zip(members, group.edits, group.regions, strict=True)]
