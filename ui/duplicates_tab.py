@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from engines import SearchEngine, available_engines
-from engines.analysis.duplicates import keeper
+from engines.analysis.keeper import keeper
 from engines.analysis.verify import opencv_available
 from engines.galleries.gallery import Gallery
 from engines.metrics import higher_is_better

@@ -18,8 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -29,6 +28,8 @@ from ..base import SearchEngine, check_threshold
 from ..errors import EmptyIndexError
 from ..galleries.items import GalleryItem
 from ..results import DuplicateGroup, GalleryVectors, SearchResult
+from .keeper import keeper_of
+from .linkage import complete_linkage
 from .matches import Match
 from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
 from .verify import LocalFeatures, PairVerifier, opencv_available
@@ -38,8 +39,6 @@ KINDS = ("exact", "near")
 NEIGHBOURS = 5
 #: ... and each image is verified against its closest this many candidates at most.
 MAX_VERIFIED = 10
-#: Pairs a merge of two verified groups may check that were not candidates (more: no merge).
-MAX_ASKED_PER_MERGE = 16
 #: Pairs this close in the engine's metric are always checked for pixel equality (exact
 #: group), however strict the near threshold.
 EXACT_TOLERANCE = 1e-4
@@ -186,7 +185,7 @@ def group_duplicates(
             verified.update(found)
             return {pair: float(match.inliers) for pair, match in found.items()}
 
-    for members in _complete_linkage(rep_pairs, complete, higher, ask):
+    for members in complete_linkage(rep_pairs, complete, higher, ask):
         rows = [row for rep in members for row in members_of[rep]]
         group = _group("near", rows, vectors, metric, higher_is_better, matrix)
         if verifier is not None:
@@ -220,48 +219,6 @@ def _with_matches(group: DuplicateGroup, rows: Sequence[int], vectors: GalleryVe
     return replace(group, inliers=min(counts) if counts else None,
                    regions=(own, *(m.shown_in_b if m is not None else None for m in to_first)),
                    edits=("", *(m.edit() if m is not None else "" for m in to_first)))
-
-
-def _complete_linkage(
-    pair_scores: dict[tuple[int, int], float], allowed: set[tuple[int, int]], higher_is_better: bool,
-    ask: Callable[[list[tuple[int, int]]], dict[tuple[int, int], float]] | None = None,
-) -> list[list[int]]:
-    """Groups in which every two members are a passing pair, merged best pair first.
-
-    ``ask`` checks pairs that were never candidates (verification): a crop and a rotated copy
-    of one photo are each near the original, rarely near each other in the vectors, and both
-    belong with it only if they are also one photo to each other."""
-    neighbours: dict[int, set[int]] = {}
-    for a, b in allowed:
-        neighbours.setdefault(a, set()).add(b)
-        neighbours.setdefault(b, set()).add(a)
-    group_of: dict[int, list[int]] = {}
-    ordered = sorted(allowed, key=lambda key: -pair_scores[key] if higher_is_better else pair_scores[key])
-    asked: set[tuple[int, int]] = set()
-    for a, b in ordered:
-        left = group_of.get(a, [a])
-        right = group_of.get(b, [b])
-        if left is right:
-            continue
-        missing = [(min(m, o), max(m, o)) for m in left for o in right if o not in neighbours.get(m, ())]
-        if missing and ask is not None and len(missing) <= MAX_ASKED_PER_MERGE and not asked.issuperset(missing):
-            fresh = [pair for pair in missing if pair not in asked]
-            asked.update(fresh)
-            for x, y in ask(fresh):
-                neighbours.setdefault(x, set()).add(y)
-                neighbours.setdefault(y, set()).add(x)
-            missing = [(m, o) for m, o in missing if o not in neighbours.get(m, ())]
-        if not missing:
-            merged = left + right
-            for member in merged:
-                group_of[member] = merged
-    seen: set[int] = set()
-    result = []
-    for members in group_of.values():
-        if id(members) not in seen:
-            seen.add(id(members))
-            result.append(sorted(members))
-    return result
 
 
 class _PixelHashes:
@@ -325,33 +282,3 @@ def _group(
         values = pair_scores(matrix, all_pairs, metric)
         worst = float(values.min() if higher_is_better else values.max())
     return DuplicateGroup(kind, members, worst)
-
-
-def keeper(group: DuplicateGroup) -> int:
-    """Which member of ``group`` to keep (``keeper_of``); near groups lead with it already."""
-    return keeper_of([GalleryItem(m.label, m.path, position=m.position) for m in group.members])
-
-
-def keeper_of(items: Sequence[GalleryItem]) -> int:
-    """Which of ``items`` to keep, as people usually choose: the most pixels (the original,
-    not a resized copy), then the oldest file (the first one made), then the first by path.
-    Reads image headers, and file times where the pixel counts tie."""
-
-    def pixels(item: GalleryItem) -> int:
-        try:
-            with Image.open(item.checked_path() if item.path is not None else io.BytesIO(item.data or b"")) as image:
-                return image.width * image.height
-        except Exception:  # noqa: BLE001 - a file gone or unreadable since indexing is kept last
-            return 0
-
-    def made(item: GalleryItem) -> float:
-        try:
-            return os.stat(item.checked_path()).st_mtime if item.path is not None else float("inf")
-        except Exception:  # noqa: BLE001 - as above
-            return float("inf")
-
-    counts = [pixels(item) for item in items]
-    largest = [at for at, n in enumerate(counts) if n == max(counts)]
-    if len(largest) == 1:
-        return largest[0]
-    return min(largest, key=lambda at: (made(items[at]), items[at].path or ""))
