@@ -7,10 +7,12 @@ decoded.
 
 **Near** groups come from the engine's vectors at a threshold in its metric: every pair
 within it (``pairs.candidate_pairs``, exact, without an N x N matrix). Verified (the
-default where OpenCV is installed), the threshold is a loose one that finds candidates,
-and each candidate pair must be the same photo by local features and one geometry
-(``verify.py``): an edited copy, not merely a similar picture. Groups are complete-linkage: two groups merge only if *every* pair across them is within
-the threshold, so a line of neighbours (A~B~C, A far from C) never chains into one group.
+default where OpenCV is installed), the threshold is a loose one that finds candidates, with
+each image's nearest few and the pairs that share keypoints (``shared_keypoints.py``), and
+each candidate pair must be the same photo by local features and one geometry (``verify.py``):
+an edited copy, not merely a similar picture. Groups are complete-linkage (``linkage.py``):
+two groups merge only if *every* pair across them passes, so a line of neighbours (A~B~C, A
+far from C) never chains into one group. A near group leads with the copy to keep (``keeper.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ vectors is checked here: ORB keypoints (up to ``KEYPOINTS`` per image, found wit
 (rotation up to ``MAX_ROTATION``, uniform scale, translation: ``cv2.estimateAffinePartial2D``
 with RANSAC) must explain at least ``MIN_INLIERS`` of the matches. A crop, a resize, a rotation, new brightness
 or JPEG artefacts keep one geometry; two different shots of a scene do not. A mirror image
-cannot be a similarity transform, so a flipped copy is never reported as near.
+cannot be a similarity transform, so a flipped copy is never reported as near. A quick check on
+each picture's strongest keypoints turns most different photos away first, and pairs that pass
+are compared aligned (``matches.py``): most of their overlap must be alike.
 
 Keypoints and descriptors are computed once per image and kept in the cache folder, keyed
 by the file's content (``local-features/``): a second duplicates run reads them.
@@ -61,7 +63,9 @@ QUICK_MATCHES = 8
 #: RANSAC's reprojection tolerance, in pixels at ``SIDE``.
 REPROJECTION_PX = 4.0
 #: Version of what is stored per image; bump when the features change.
-FORMAT = 3  # 3: the picture's frame is kept, for the matched regions
+FORMAT = 3  # 3: the picture's frame is kept, for the matched regions; keypoints strongest first
+
+
 @dataclass(frozen=True)
 class Features:
     """One picture's ORB keypoints, in a frame whose longest side is 1 (a resized copy lines up)."""
