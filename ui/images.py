@@ -73,6 +73,7 @@ class Thumbnails:
             with Image.open(thumbnail) as opened:
                 image = opened.convert("RGB")
             x0, y0, x1, y1 = (round(share * side) for share, side in zip(box, image.size * 2, strict=True))
+            x1, y1 = max(x1, x0 + 4), max(y1, y0 + 4)  # a sliver still draws (PIL refuses x1 < x0)
             width = max(2, round(max(image.size) / 80))
             pen = ImageDraw.Draw(image)
             # Dark under light: the outline reads on bright skies and dark rooms alike.
