@@ -13,8 +13,8 @@ threshold, each image's 5 nearest and the pairs sharing keypoints, confirmed by 
 one similarity transform and a comparison of the aligned pictures), recall per edit, and how
 many distinct-but-similar pairs were grouped. Then the cost: keypoints per image, verification
 per pair (of different photos, which the quick check mostly turns away, and of copies), and
-candidates for 10,000 and 100,000 vectors, measured; the time for 10,000 and 100,000 images
-follows from them.
+candidates for 10,000 and 100,000 vectors, measured, and keypoints of generated 12-MP phone
+photos (JPEG and HEIC); the time for 10,000 and 100,000 images follows from them.
 
 Goals: precision >= 0.95 and recall >= 0.8 on the edited pairs with each engine's defaults;
 100,000 images verified in <= 5 minutes on 2 cores with their keypoints cached.
@@ -191,6 +191,27 @@ def shared_keypoint_seconds(files: list[str], n: int) -> float:
     return time.perf_counter() - started
 
 
+def phone_costs(folder: Path) -> tuple[float, float, float]:
+    """(ms of keypoints per 12-MP phone JPEG, per HEIC, and of the aligned comparison's
+    decode per JPEG): what a real library pays, measured on generated phone photos."""
+    from photos import make_photos  # the phone photos of benchmarks/photos.py
+
+    from engines.analysis.verify import _small_gray
+
+    photos = make_photos(folder, 8, heic_every=4)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    small = []
+    for path in photos:
+        started = time.perf_counter()
+        compute_features(GalleryItem("", path))
+        times[path.endswith(".HEIC")].append(time.perf_counter() - started)
+        if not path.endswith(".HEIC"):
+            started = time.perf_counter()
+            _small_gray(GalleryItem("", path))
+            small.append(time.perf_counter() - started)
+    return 1000 * float(np.mean(times[False])), 1000 * float(np.mean(times[True])), 1000 * float(np.mean(small))
+
+
 def candidate_seconds(n: int, dims: int = 512) -> tuple[float, int]:
     """Seconds to find each of ``n`` CLIP-like vectors' nearest 5, and the pairs found."""
     rng = np.random.default_rng(0)
@@ -240,11 +261,14 @@ def main() -> None:
                 _, per_other, _, shared_per, asked_others = costs(
                     [paths[row] for row in rows], np.asarray(vectors.matrix, np.float32)[rows], metric, truth)
         shared_s = shared_keypoint_seconds(sorted(truth), 10_000)
+        phone_jpeg, phone_heic, phone_small = phone_costs(Path(tmp) / "phone")
     print(f"\nkeypoints: {per_image:.1f} ms per image; verification (one core, on the pairs a pHash run asks "
           f"about: nearest 5 and shared keypoints): {per_copy:.2f} ms per pair of copies (of {asked:,} pairs in all), "
           f"{per_other:.2f} ms per pair of different photos (the {asked_others:,} pairs of the originals alone, where "
           f"{shared_per:.2f} pairs per picture share keypoints); finding shared keypoints among 10,000 pictures: "
           f"{shared_s:.1f} s")
+    print(f"12-MP phone photos (4000x3000, generated): keypoints {phone_jpeg:.0f} ms a JPEG (decoded reduced), "
+          f"{phone_heic:.0f} ms a HEIC (decoded whole); the aligned comparison's decode {phone_small:.0f} ms a JPEG")
     print(f"A library in which {COPIES:.0%} of the photos have an edited copy:")
     for n in (10_000, 100_000):
         seconds, pairs = candidate_seconds(n)
