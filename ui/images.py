@@ -54,13 +54,8 @@ class Thumbnails:
         if not target.is_file():
             image = item.open(draft=THUMBNAIL)  # a 4000x3000 JPEG decodes at 500x375
             image.thumbnail(THUMBNAIL, Image.Resampling.BICUBIC)
-            buffer = io.BytesIO()
-            image.save(buffer, "WEBP", quality=QUALITY)
-            atomic_write_bytes(target, buffer.getvalue())
-        path = str(target)
-        with self._lock:
-            self._made.add(path)
-        return path
+            _save(image, target)
+        return self._handed(target)
 
     def outlined(self, thumbnail: str, box: tuple[float, float, float, float]) -> str:
         """A copy of ``thumbnail`` (one this process made) with ``box`` (shares of its width
@@ -79,9 +74,11 @@ class Thumbnails:
             # Dark under light: the outline reads on bright skies and dark rooms alike.
             pen.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(20, 20, 20), width=width + 2)
             pen.rectangle((x0 + 1, y0 + 1, x1 - 2, y1 - 2), outline=OUTLINE_COLOUR, width=width)
-            buffer = io.BytesIO()
-            image.save(buffer, "WEBP", quality=QUALITY)
-            atomic_write_bytes(target, buffer.getvalue())
+            _save(image, target)
+        return self._handed(target)
+
+    def _handed(self, target: Path) -> str:
+        """``target`` as a path this process made, and so may serve."""
         path = str(target)
         with self._lock:
             self._made.add(path)
@@ -94,6 +91,12 @@ class Thumbnails:
     def handed_out(self, path: str) -> bool:
         """Whether ``path`` is a thumbnail this process made (and so may serve)."""
         return os.path.abspath(path) in self._made
+
+
+def _save(image: Image.Image, target: Path) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", quality=QUALITY)
+    atomic_write_bytes(target, buffer.getvalue())
 
 
 def placeholder() -> Image.Image:
