@@ -174,7 +174,7 @@ def test_a_verified_group_carries_each_members_region_and_edit(tmp_path: Path) -
 
 def test_a_shot_in_which_a_third_changed_is_another_photo_though_its_keypoints_agree(tmp_path: Path) -> None:
     from engines.analysis.matches import MAX_CHANGED
-    from engines.analysis.verify import verify_pairs
+    from engines.analysis.verify import PairVerifier
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -190,7 +190,7 @@ def test_a_shot_in_which_a_third_changed_is_another_photo_though_its_keypoints_a
     items = [GalleryItem("", str(folder / name)) for name in ("original.jpg", "burst.jpg", "captioned.jpg")]
     features = LocalFeatures(None)
     assert match(features.of(items[0]), features.of(items[1])) is not None  # the geometry alone accepts it
-    found = verify_pairs(items, [(0, 1), (0, 2)], features)
+    found = PairVerifier(items, features)([(0, 1), (0, 2)])
     assert (0, 1) not in found
     caption = found[(0, 2)]
     assert caption.changed is not None and 0.05 <= caption.changed <= MAX_CHANGED

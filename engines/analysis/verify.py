@@ -279,14 +279,6 @@ class PairVerifier:
             return {pair: m for pair, m in zip(list(agreed), kept, strict=True) if m is not None}
 
 
-def verify_pairs(
-    items: Sequence[GalleryItem], pairs: Iterable[tuple[int, int]], features: LocalFeatures,
-    hashes: Sequence[str | None] | None = None, workers: int | None = None,
-) -> dict[tuple[int, int], Match]:
-    """The candidate pairs (rows of ``items``) that are one photo, and how (``PairVerifier``)."""
-    return PairVerifier(items, features, hashes, workers)(pairs)
-
-
 def _small_gray(item: GalleryItem) -> np.ndarray | None:
     """``item`` in grayscale, its longer side ``CHECK_SIDE`` (``None``: unreadable now)."""
     try:
