@@ -247,8 +247,8 @@ class ChromaEngine(UsesEmbedder):
             with self.db.guard("query the collection"):
                 # Tags are no metadata: they cut the ids the where clause kept.
                 cut = functools.partial(self._tagged, chosen.tags) if chosen is not None and chosen.tags else None
-                found = nearest_records(state.collections[metric], np.asarray(vector, dtype=np.float32), k, metric, where,
-                               cut, state.count)
+                found = nearest_records(state.collections[metric], np.asarray(vector, dtype=np.float32), k, metric,
+                                        where, state.count, cut)
         except CollectionMissingError as exc:
             # The collection went away under us (a server restarted empty): forget the
             # index, so that len() is 0 and the next build makes it again.

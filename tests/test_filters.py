@@ -122,7 +122,7 @@ def test_a_filter_keeping_a_few_rows_of_many_still_returns_the_exact_top_k(tmp_p
     kept = np.flatnonzero(taken <= 19.0)
     assert len(kept) == n // 1000
     for query in rng.normal(size=(5, 16)).astype(np.float32):
-        found = nearest_records(collection, query, 5, "cosine", chosen.where(), count=n)
+        found = nearest_records(collection, query, 5, "cosine", chosen.where(), n)
         truth = kept[np.argsort(-(vectors[kept] @ query), kind="stable")[:5]]
         assert found["ids"][0] == [str(i) for i in truth]
         assert [m["taken"] for m in found["metadatas"][0]] == [taken[i] for i in truth]

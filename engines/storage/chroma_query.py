@@ -16,24 +16,23 @@ EXACT_BELOW = 500
 
 
 def nearest_records(collection: Any, vector: np.ndarray, k: int, metric: str, where: dict[str, Any] | None,
-                    cut: Callable[[list[str] | None], list[str]] | None = None, count: int | None = None) -> dict[str, Any]:
-    """``collection.query``'s answer for the ``k`` nearest records ``where`` keeps and ``cut``
-    (the tags: a further cut of the kept ids, or of all for ``None``) leaves: ranked exactly
-    when few are kept or after a cut, else by Chroma's HNSW with the ``where`` clause."""
+                    count: int, cut: Callable[[list[str] | None], list[str]] | None = None) -> dict[str, Any]:
+    """``collection.query``'s answer for the ``k`` nearest of its ``count`` records that ``where``
+    keeps and ``cut`` (the tags: a further cut of the kept ids, or of all for ``None``) leaves:
+    ranked exactly when few are kept or after a cut, else by Chroma's HNSW with ``where``."""
     kept = collection.get(where=where, include=[])["ids"] if where is not None else None
     if cut is not None:
         kept = cut(kept)
     if kept is not None and (len(kept) <= EXACT_BELOW or cut is not None):
         return exact_records(collection, kept, vector, k, metric)
-    total = count if count is not None else collection.count()
-    return collection.query(query_embeddings=[vector], n_results=min(k, total), where=where,
+    return collection.query(query_embeddings=[vector], n_results=min(k, count), where=where,
                             include=["metadatas", "distances"])
 
 
 def exact_records(collection: Any, ids: list[str], vector: np.ndarray, k: int, space: str) -> dict[str, Any]:
     """``collection.query``'s answer for the records ``ids``, ranked exactly (Chroma's distances).
-    Only the vectors are fetched for all of them (Chroma reads ~45 us per row, metadata half as
-    much again: benchmarks/filters.py); metadata only for the ``k`` kept."""
+    Only the vectors are fetched for all of them, metadata only for the ``k`` kept: Chroma hands
+    out ~50 us a row, and fetching each row's metadata as well made it half as slow again."""
     found = collection.get(ids=ids, include=["embeddings"]) if ids else {"ids": []}
     matrix = np.asarray(found.get("embeddings", []), dtype=np.float32).reshape(len(found["ids"]), len(vector))
     if space == "l2":
