@@ -1,8 +1,22 @@
-"""Brute-force answers the tests check the engines against."""
+"""Brute-force answers the tests check the engines against; uploads as Gradio makes them."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
+from pathlib import Path
+
 import numpy as np
+
+
+def uploaded(path: str | Path) -> str:
+    """A copy of ``path`` where Gradio writes an upload (its upload folder), as a visitor's
+    upload reaches a handler: the app trusts a query image only there or in a gallery."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()) / "tests" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return str(shutil.copy(path, folder / Path(path).name))
 
 
 def brute_force(matrix: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:

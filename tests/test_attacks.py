@@ -18,6 +18,7 @@ from engines import Text, UnreadableImageError, create_engine, list_image_files
 from engines.query import QUERY_MAX_PIXELS, load_query_image
 from engines.testing import make_gallery, make_image
 from engines.vector_index import VectorIndex
+from helpers import uploaded
 from ui import search_tab
 from ui.config import AppConfig
 from ui.service import SearchService
@@ -162,8 +163,7 @@ def test_a_file_deleted_after_indexing_shows_a_placeholder(tmp_path: Path) -> No
     gallery = make_gallery(tmp_path / "g")
     service = SearchService(AppConfig(data=str(gallery)))
     query = str(gallery / "train" / "red" / "red_0.jpg")
-    copy = tmp_path / "query.jpg"
-    copy.write_bytes(Path(query).read_bytes())
+    copy = uploaded(query)
     search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")
     os.remove(query)  # between two looks at the folder (they are 30 s apart at most)
     tiles, _, _ = search_tab.search(service, str(gallery), "pixel", {}, "l1", 1, [], str(copy), "")

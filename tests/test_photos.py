@@ -11,6 +11,7 @@ from PIL import Image
 from engines import create_engine, list_image_files, load_gallery
 from engines.galleries.images import load_image, register_heif
 from engines.testing import make_photo
+from helpers import uploaded
 from ui import duplicates_tab, search_tab
 from ui.config import AppConfig
 from ui.service import SearchService
@@ -93,7 +94,7 @@ def test_a_heic_upload_is_a_query_in_the_app(tmp_path: Path, photos: dict[str, P
     service = SearchService(AppConfig(data=root))
     upload = tmp_path / "upload.heic"
     upload.write_bytes(photos["heic"].read_bytes())
-    tiles, summary, _ = search_tab.search(service, root, "pixel", {}, "l1", 4, [], str(upload), "")
+    tiles, summary, _ = search_tab.search(service, root, "pixel", {}, "l1", 4, [], uploaded(upload), "")
     assert len(tiles) == 4 and tiles[0][1].endswith("IMG_0002.HEIC")
     assert load_gallery(root)["train"][1].path == str(photos["heic"])
 

@@ -37,13 +37,6 @@ from .service import SearchService
 from .session import SearchSession
 
 
-def _path(image: Any) -> str | None:
-    """The uploaded file's path on the server (Gradio wrote it to its upload folder)."""
-    if image is None:
-        return None
-    return str(image["path"] if isinstance(image, dict) else image.path)
-
-
 def _results(service: SearchService, results: Sequence[SearchResult]) -> list[dict[str, Any]]:
     return [
         # "file", not "path": Gradio takes a dict with a "path" for a file to send along.
@@ -69,7 +62,7 @@ def build(service: SearchService) -> None:
         located = "any" if where is None else "with a location" if where else "without"
         chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"), located)
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
-                                          classes or [], _path(image), text, chosen=chosen)
+                                          classes or [], image, text, chosen=chosen)
         return session
 
     def answer(session: SearchSession, threshold: float | None) -> dict[str, Any]:

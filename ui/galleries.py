@@ -135,6 +135,11 @@ class Galleries:
                 message = message.replace(root.rstrip(os.sep) + os.sep, "").replace(root, "<gallery>")
         return printable(message)
 
+    def within_roots(self, absolute: str) -> bool:
+        """Whether the absolute path ``absolute``, as written (no link resolved), lies under a root."""
+        written = (os.path.abspath(root) for root in self.config.roots)
+        return any(within(absolute, root) for root in (*self._roots, *written))
+
     def is_gallery_file(self, path: str) -> bool:
         """Whether ``path`` is an image of a loaded gallery (the only files the page shows).
 

@@ -145,6 +145,29 @@ def number_from(value: object, name: str, *, minimum: float | None = None, maxim
 C = TypeVar("C")
 
 
+def only_trusted_files(component: C, trusted: Callable[[str], bool]) -> C:
+    """Refuse, before Gradio opens it, a file the request names by a path it did not upload.
+
+    Gradio checks upload-folder membership only for file dicts that carry ``meta``: a bare
+    ``{"path": "/etc/x.jpg"}`` sent to a page event would otherwise be opened by the
+    component's own preprocessing (``Image.open``) before any handler sees it.
+    ``trusted`` is ``SearchService.trusted_upload``. Wraps the instance, as
+    ``explain_bad_input`` does.
+    """
+    original = component.preprocess  # type: ignore[attr-defined]
+
+    def preprocess(payload: Any) -> Any:
+        path = getattr(payload, "path", None)
+        inline = str(getattr(payload, "url", None) or "").startswith("data:")
+        if isinstance(path, str) and not inline and ("\x00" in path or not trusted(path)):
+            raise gr.Error("The query image must be uploaded with the request (a path on the server is not accepted).",
+                           print_exception=False)
+        return original(payload)
+
+    component.preprocess = preprocess  # type: ignore[attr-defined]
+    return component
+
+
 def explain_bad_input(component: C, what: str) -> C:
     """Make a value Gradio's own preprocessing refuses (``"abc"`` for a slider) a clear message
     naming the field, instead of a bare "Error" and a stack trace.

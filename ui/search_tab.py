@@ -31,7 +31,7 @@ from .feedback import (
     tiles_of,
     why,
 )
-from .messages import USER_ERRORS, explain_bad_input, in_the_page
+from .messages import USER_ERRORS, explain_bad_input, in_the_page, only_trusted_files
 from .service import SearchService
 from .session import SearchSession, asked
 
@@ -41,17 +41,23 @@ TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh
 
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
-    labels: list[str] | None, image: str | None, text: str | None, progress: Any = None, chosen: Filter | None = None,
+    labels: list[str] | None, image: Any, text: str | None, progress: Any = None, chosen: Filter | None = None,
 ) -> Shown:
     """Rank ``source``'s gallery against the uploaded image and/or the sentence.
 
-    ``image`` is the path Gradio saved the upload under; ``text`` is always words, never
-    opened as a file, whatever it says. Returns the tiles, a summary line and the session
-    that relevance feedback and the threshold work on.
+    ``image`` is the upload as Gradio hands it over (a path, a file dict or ``FileData``),
+    trusted only where Gradio wrote it or where it is a gallery file
+    (``SearchService.query_image``); ``text`` is always words, never opened as a file,
+    whatever it says. Returns the tiles, a summary line and the session that relevance
+    feedback and the threshold work on.
     """
-    session = new_session(source, name, choices, metric, k, labels, image, text, chosen)
     try:
-        query = query_of(image, text)
+        path = service.query_image(image, source)
+    except USER_ERRORS as exc:
+        raise service.user_error(exc) from exc
+    session = new_session(source, name, choices, metric, k, labels, path, text, chosen)
+    try:
+        query = query_of(path, text)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     return run(service, session, query, progress)
@@ -118,12 +124,12 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     selected = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            image = explain_bad_input(gr.Image(
+            image = only_trusted_files(explain_bad_input(gr.Image(
                 # image_mode=None: Gradio hands over the upload untouched (it would otherwise
                 # decode and re-save it, whatever its size, before the engines' pixel budget).
                 type="filepath", image_mode=None, label="Query image", sources=["upload", "clipboard", "webcam"],
                 elem_id="query-image", height=280,
-            ), "an image: a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF file")
+            ), "an image: a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF file"), service.trusted_upload)
             text = gr.Textbox(
                 label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts,
                 elem_id="query-text", placeholder=TEXT_PLACEHOLDER,
