@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import UnreadableImageError
+from .exif import upright
 
 ImageSource = str | Path | bytes | Image.Image
 
@@ -37,6 +38,8 @@ _DECODE_ERRORS = (
     Image.DecompressionBombError,
     Image.DecompressionBombWarning,  # Pillow's own, where a caller turned it into an error
     MemoryError,
+    # pillow-heif raises RuntimeError for a HEIC whose size header is smaller than its image
+    RuntimeError,
 )
 
 
@@ -135,7 +138,7 @@ def load_image(
     try:
         if isinstance(source, Image.Image):
             source.load()
-            return reduced(to_rgb(ImageOps.exif_transpose(source) or source), draft)
+            return reduced(to_rgb(upright(source)), draft)
         register_heif()
         fp = io.BytesIO(source) if isinstance(source, bytes) else open_regular(source)
         with fp, Image.open(fp) as opened:
@@ -146,7 +149,7 @@ def load_image(
             # decode here, so truncated files fail now and not later.
             opened.seek(0)
             opened.load()
-            image = ImageOps.exif_transpose(opened) or opened
+            image = upright(opened)  # the EXIF block measured before it is parsed
             image = reduced(to_rgb(image), draft)
             return image.copy() if image is opened else image
     except _DECODE_ERRORS as exc:

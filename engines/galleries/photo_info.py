@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..storage.cache import atomic_write_bytes
+from .exif import safe_exif
 from .images import open_regular, register_heif
 from .items import GalleryItem
 
@@ -63,13 +64,23 @@ def _degrees(values: object, ref: object) -> float | None:
     return -value if str(ref).upper() in {"S", "W"} else value
 
 
+#: The longest camera name kept (real ones are under 40 characters).
+MAX_CAMERA_CHARS = 64
+
+
+def clean_text(value: object, limit: int = MAX_CAMERA_CHARS) -> str:
+    """A header's text as it may be stored and shown: control characters (NULs too) and
+    unpaired surrogates out, white space folded, at most ``limit`` characters."""
+    text = "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else " " for ch in str(value or ""))
+    return " ".join(text.split())[:limit].strip()
+
+
 def camera_name(make: object, model: object) -> str:
     """``Apple iPhone 13``; a model that already starts with its make is not doubled."""
-    make_text = str(make or "").strip().strip("\x00")
-    model_text = str(model or "").strip().strip("\x00")
+    make_text, model_text = clean_text(make), clean_text(model)
     if make_text and model_text.lower().startswith(make_text.split()[0].lower()):
         return model_text
-    return " ".join(part for part in (make_text, model_text) if part)
+    return clean_text(" ".join(part for part in (make_text, model_text) if part))
 
 
 def read_info(item: GalleryItem) -> PhotoInfo:
@@ -81,10 +92,10 @@ def read_info(item: GalleryItem) -> PhotoInfo:
             path = item.checked_path()
             modified = os.stat(path).st_mtime
             with open_regular(path) as handle, Image.open(handle) as image:
-                exif = image.getexif()
+                exif = safe_exif(image)
         else:
             with Image.open(io.BytesIO(item.data or b"")) as image:
-                exif = image.getexif()
+                exif = safe_exif(image)
     except Exception:  # noqa: BLE001 - any header Pillow cannot read: no EXIF, not an error
         return PhotoInfo(modified, "file" if modified is not None else "")
     details = exif.get_ifd(_EXIF_IFD)
@@ -107,7 +118,9 @@ class PhotoInfoCache:
         self._known: dict[str, dict[str, Any]] = {}
         if path is not None:
             try:
-                self._known = json.loads(path.read_text())
+                with open_regular(path) as handle:  # a FIFO in its place is refused, not waited on
+                    known = json.loads(handle.read())
+                self._known = known if isinstance(known, dict) else {}
             except FileNotFoundError:
                 pass
             except (OSError, ValueError) as exc:  # damaged: read the headers again
@@ -120,9 +133,9 @@ class PhotoInfoCache:
         except OSError:
             return PhotoInfo()
         if stamp is not None and stamp in self._known:
-            found = dict(self._known[stamp])
-            location = found.pop("location", None)
-            return PhotoInfo(**found, location=tuple(location) if location else None)
+            remembered = _remembered(self._known[stamp])
+            if remembered is not None:
+                return remembered
         info = read_info(item)
         if stamp is not None:
             self._known[stamp] = asdict(info)
@@ -136,6 +149,23 @@ class PhotoInfoCache:
             except OSError as exc:
                 log.warning("cannot keep photo dates in %s: %s", self.path, exc)
             self._added = 0
+
+
+def _remembered(entry: object) -> PhotoInfo | None:
+    """A cache entry back as :class:`PhotoInfo`, or ``None`` (read the header again) where the
+    file was edited by hand or damaged: a cache is never trusted further than its shape."""
+    if not isinstance(entry, dict):
+        return None
+    taken, source, camera, location = (entry.get(key) for key in ("taken", "taken_from", "camera", "location"))
+    if taken is not None and not (isinstance(taken, (int, float)) and np.isfinite(taken)):
+        return None
+    if not isinstance(source, str) or source not in {"exif", "file", ""} or not isinstance(camera, str):
+        return None
+    if location is not None:
+        if not (isinstance(location, list) and len(location) == 2 and all(isinstance(v, (int, float)) for v in location)):
+            return None
+        location = (float(location[0]), float(location[1]))
+    return PhotoInfo(None if taken is None else float(taken), source, clean_text(camera), location)
 
 
 @dataclass(frozen=True)
