@@ -58,3 +58,63 @@ def test_mcp_is_off_by_default_and_refused_on_a_public_link_without_a_login(tmp_
     with pytest.raises(ValueError, match="needs --auth"):
         page.launch(page.build_demo(base), AppConfig(data=str(gallery), mcp=True, share=True))
     assert AppConfig.from_env({"IMAGE_SEARCH_MCP": "1"}).mcp
+
+
+async def listed_tools(url: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
+    import httpx
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx.AsyncClient(headers=headers, timeout=60) as http, \
+            streamable_http_client(url, http_client=http) as (read, write, _), ClientSession(read, write) as session:
+        await session.initialize()
+        names = [tool.name for tool in (await session.list_tools()).tools]
+        name = next(name for name in names if name.endswith("duplicates"))
+        answer = await session.call_tool(name, {"engine": "pixel", "options": {"features": "phash"}})
+        return names, "".join(getattr(part, "text", "") for part in answer.content)
+
+
+@pytest.mark.integration
+def test_with_a_login_mcp_asks_for_it_and_then_works(tmp_path: Path) -> None:
+    import base64
+
+    import httpx
+
+    gallery = make_gallery(tmp_path / "gallery", per_class=2)
+    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1", mcp=True, auth=("ada", "s3cret"))
+    demo = page.build_demo(config)
+    page.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{config.port}/gradio_api/mcp/"
+    good = {"Authorization": "Basic " + base64.b64encode(b"ada:s3cret").decode()}
+    bad = {"Authorization": "Basic " + base64.b64encode(b"ada:wrong").decode()}
+    try:
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        accept = {"Accept": "application/json, text/event-stream"}
+        for headers in ({}, bad, {"Authorization": "Basic !!!"}, {"Cookie": "access-token-x=forged"}):
+            refused = httpx.post(url, json=listing, headers={**accept, **headers}, timeout=10)
+            assert refused.status_code == 401 and "--auth" in refused.text
+            assert "search" not in refused.text
+        schema = httpx.get(url + "schema", timeout=10)
+        assert schema.status_code == 401
+        # The positive control: with the login, tools are listed and a call answers.
+        names, answer = asyncio.run(listed_tools(url, good))
+    finally:
+        demo.close()
+    assert any(name.endswith("search") for name in names)
+    assert "groups" in answer and "Error" not in answer[:20]
+
+
+def test_mcp_on_a_public_address_or_a_space_needs_a_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gallery = make_gallery(tmp_path / "gallery", per_class=1)
+    base = AppConfig(data=str(gallery), port=free_port())
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert parse_args(["--mcp"], base, check=True).mcp  # on this machine alone: no login needed
+    for argv in (["--mcp", "--host", "0.0.0.0"], ["--mcp", "--share"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv, base, check=True)
+    assert parse_args(["--mcp", "--host", "0.0.0.0", "--auth", "me:pw"], base, check=True).mcp
+    monkeypatch.setenv("SPACE_ID", "someone/image-search")
+    with pytest.raises(SystemExit):
+        parse_args(["--mcp"], base, check=True)
+    with pytest.raises(ValueError, match="needs --auth"):
+        page.launch(page.build_demo(base), AppConfig(data=str(gallery), mcp=True, host="0.0.0.0"))

@@ -46,9 +46,11 @@ class AppConfig:
 
     @property
     def public(self) -> bool:
-        """Whether people other than the operator can reach the page (a share link, or
-        listening beyond this machine): then server paths are shown relative to the gallery."""
-        return self.share or (self.host or "127.0.0.1") not in {"127.0.0.1", "localhost", "::1"}
+        """Whether people other than the operator can reach the page (a share link, listening
+        beyond this machine, or a Hugging Face Space): then server paths are shown relative
+        to the gallery, and MCP needs a login."""
+        local = (self.host or "127.0.0.1") in {"127.0.0.1", "localhost", "::1"}
+        return self.share or not local or bool(os.environ.get("SPACE_ID"))
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -68,6 +70,9 @@ class AppConfig:
         return cls(**values)
 
 
+MCP_NEEDS_AUTH = "--mcp on a public page (--share, a --host beyond this machine, or a Space) needs --auth user:password"
+
+
 def startup_problem(config: AppConfig) -> str | None:
     """What keeps the app from starting on ``config``, in one line, or ``None``.
 
@@ -80,9 +85,9 @@ def startup_problem(config: AppConfig) -> str | None:
     from engines.galleries.listing import iter_image_files
     from engines.model.embedder import EmbedderConfig
 
-    if config.mcp and config.share and config.auth is None:
-        # An MCP server on a public link without a login hands every tool to anyone who finds it.
-        return "--mcp with --share needs --auth user:password"
+    if config.mcp and config.public and config.auth is None:
+        # An MCP server on a public page without a login hands every tool to anyone who finds it.
+        return MCP_NEEDS_AUTH
     try:
         EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
     except ValueError as exc:

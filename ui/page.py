@@ -11,7 +11,7 @@ import gradio as gr
 from engines.galleries.images import register_heif
 
 from . import api, duplicates_tab, evaluate_tab, gallery_tab, photo_filters, search_tab, tags_view
-from .config import AppConfig, parse_args
+from .config import MCP_NEEDS_AUTH, AppConfig, parse_args
 from .controls import build_engine_controls, model_choices, models_table
 from .service import SearchService
 from .serving import ServingGuard
@@ -80,15 +80,15 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
     """Start the server with the app's security settings."""
-    if config.mcp and config.share and config.auth is None:
-        raise ValueError("--mcp with --share needs --auth user:password")
+    if config.mcp and config.public and config.auth is None:
+        raise ValueError(MCP_NEEDS_AUTH)
     if config.share and config.auth is None:
         log.warning("--share without --auth: anyone with the link can use this app; add --auth user:password")
     from starlette.middleware import Middleware
 
     demo.queue(default_concurrency_limit=4)
     service: SearchService = demo.service  # type: ignore[attr-defined]
-    return demo.launch(
+    launched = demo.launch(
         server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
         # The thumbnails are served under the same guard as the gallery files (ServingGuard).
         allowed_paths=[*(str(root) for root in config.roots), str(service.thumbnails.folder)],
@@ -96,6 +96,33 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
         app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]},
         state_session_capacity=SESSIONS_KEPT, mcp_server=config.mcp, css=CSS, **extra,
     )
+    if config.mcp and config.auth is not None:
+        _log_in_mcp_loopback(demo, config.auth)
+    return launched
+
+
+def _log_in_mcp_loopback(demo: gr.Blocks, auth: tuple[str, str]) -> None:
+    """Let Gradio's MCP server call queued endpoints behind the login.
+
+    It calls them through a ``gradio_client.Client`` of its own, made on the first tool call
+    without credentials, so with ``--auth`` every call failed (the client could not read the
+    app's configuration). The client is made here the same way, logged in with the app's
+    credentials; the MCP request itself was checked by ``ServingGuard`` before it got here.
+    """
+    server = getattr(demo, "mcp_server_obj", None)
+    if server is None or not hasattr(server, "_get_or_create_client"):
+        return
+    from gradio_client import Client
+
+    def logged_in_client() -> Client:
+        if server._client_instance is None:
+            server._client_instance = Client(
+                demo.local_url or "", auth=auth, download_files=False, verbose=False, analytics_enabled=False,
+                ssl_verify=False, _skip_components=False, headers={"x-gradio-user": "mcp"},
+            )
+        return server._client_instance
+
+    server._get_or_create_client = logged_in_client
 
 
 def serve(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> int:

@@ -9,12 +9,21 @@ requests for files under the roots to the images of the galleries the app has lo
 Gradio's login page also embeds the whole API description (every endpoint, its
 parameters and their defaults, the gallery path among them) before anyone has logged in;
 the middleware empties it on that page. Logged-in visitors get the page unchanged.
+
+Gradio's MCP server sits outside its login: with ``--auth`` its tools were listed to anyone.
+The middleware asks MCP requests for the page's login too, as HTTP Basic credentials (what
+an agent's MCP configuration can send: ``Authorization: Basic base64(user:password)``) or
+the page's own login cookie.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import re
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from starlette.convertors import PathConvertor
@@ -31,6 +40,8 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 _FILE_ROUTE = re.compile(r"/file[=/](.*)$", re.DOTALL)
 _LOGIN_CONFIG = re.compile(rb'window\.gradio_config = \{[^<]*"auth_required": ?true')
 _API_INFO = re.compile(rb"<script>window\.gradio_api_info = .*?;</script>", re.DOTALL)
+#: Gradio's MCP routes (streamable HTTP, SSE, the schema), under any root path.
+_MCP_ROUTE = re.compile(r"/gradio_api/mcp(/|$)")
 
 
 class ServingGuard:
@@ -46,8 +57,11 @@ class ServingGuard:
             return
         path: str = scope.get("path", "")
         requested = requested_file(scope)
+        auth = self.service.config.auth
         if requested is not None and not self.service.may_serve(requested):
             await _not_found(send)
+        elif auth is not None and _MCP_ROUTE.search(path) and not logged_in(scope, auth):
+            await _unauthorised(send)
         elif path == "/" and self.service.config.auth is not None:
             await self._login_page(scope, receive, send)
         elif path.endswith("/upload"):
@@ -140,6 +154,38 @@ def requested_file(scope: Scope) -> str | None:
                 if isinstance(convertor, PathConvertor):
                     return str(params.get(name, ""))
     return None
+
+
+def logged_in(scope: Scope, auth: tuple[str, str]) -> bool:
+    """Whether the request carries the app's login: HTTP Basic credentials equal to ``auth``
+    (compared in constant time), or the cookie of a session logged in on the page."""
+    headers = {key.lower(): value for key, value in scope.get("headers") or []}
+    given = headers.get(b"authorization", b"")
+    if given[:6].lower() == b"basic ":
+        try:
+            user, _, password = base64.b64decode(given[6:].strip(), validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(user, auth[0].encode()) & hmac.compare_digest(password, auth[1].encode())
+    app = scope.get("app")
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not isinstance(tokens, dict) or cookie_id is None or b"cookie" not in headers:
+        return False
+    try:
+        cookies = SimpleCookie(headers[b"cookie"].decode("latin-1"))
+    except CookieError:
+        return False
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        if name in cookies and tokens.get(cookies[name].value) is not None:
+            return True
+    return False
+
+
+async def _unauthorised(send: Any) -> None:
+    await send({"type": "http.response.start", "status": 401, "headers": [
+        (b"content-type", b"text/plain"), (b"www-authenticate", b'Basic realm="image search MCP"')]})
+    await send({"type": "http.response.body", "body": b"This app needs a login: send the app's --auth user:password "
+                                                      b"as HTTP Basic credentials (Authorization: Basic ...)."})
 
 
 async def _not_found(send: Any) -> None:
