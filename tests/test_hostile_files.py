@@ -110,3 +110,100 @@ def test_a_damaged_photo_info_cache_is_read_again_not_trusted(tmp_path: Path) ->
     for damaged in ({stamp: {"taken": "soon", "camera": 3}}, {stamp: {"bogus": 1}}, [1, 2], {stamp: None}):
         cache_file.write_text(__import__("json").dumps(damaged))
         assert PhotoInfoCache(cache_file).of(item).camera == "Canon EOS"
+
+
+def test_the_keep_one_script_moves_exactly_the_planned_files_whatever_their_names(tmp_path: Path) -> None:
+    import csv
+    import os
+    import subprocess
+
+    from engines import SearchResult
+    from engines.results import DuplicateGroup
+    from ui import duplicates_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    library = tmp_path / "library"
+    odd_folder = library / os.fsdecode(b"trip\nrm -rf ~ #")  # a folder name with a line break
+    plain = library / "2023"
+    for folder in (odd_folder, plain):
+        folder.mkdir(parents=True)
+
+    def photo(folder: Path, name: str | bytes, size: int) -> str:
+        path = os.path.join(folder, os.fsdecode(name) if isinstance(name, bytes) else name)
+        make_image((200, 10, 10), 1, (size, size)).save(path, format="PNG")
+        return path
+
+    big = photo(plain, "IMG_0001.JPG", 64)                 # the copy to keep (most pixels)
+    same_name = photo(odd_folder, "IMG_0001.JPG", 32)      # the same file name in another folder
+    not_utf8 = photo(plain, b"bad\xff.jpg", 32)            # a name that is not UTF-8
+    twin = os.path.join(plain, os.fsdecode(b"bad\\xff.jpg"))  # its escaped twin, which must stay
+    make_image((0, 0, 0), 2, (8, 8)).save(twin, format="PNG")
+    formula = photo(plain, "=cmd'x.jpg", 32)               # a name a spreadsheet would run
+
+    def member(path: str, rank: int) -> SearchResult:
+        return SearchResult(rank=rank, label="x", score=0.0, path=path, position=rank)
+
+    exact = DuplicateGroup("exact", (member(big, 1), member(not_utf8, 2)), 0.0)
+    # not_utf8 is in both groups: moved once; formula and same_name move too.
+    near = DuplicateGroup("near", (member(big, 1), member(same_name, 2), member(not_utf8, 3), member(formula, 4)), 1.0)
+    service = SearchService(AppConfig(data=str(library)))
+    table, script, line = duplicates_tab.keep_one(service, [exact, near], "review", str(library))
+    assert "3 files" in line
+    text = Path(script).read_bytes()
+    assert b"trip\nrm" not in text and b"\\xff" in text
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row.values())
+    assert any(row["move"].endswith("=cmd'x.jpg") for row in rows)
+    done = subprocess.run(["bash", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Moved 3 of 3 files" in done.stdout
+    review = library / "review"
+    assert (review / "2023" / os.fsdecode(b"bad\xff.jpg")).exists() and Path(twin).exists()
+    assert (review / odd_folder.name / "IMG_0001.JPG").exists() and (review / "2023" / "=cmd'x.jpg").exists()
+    assert Path(big).exists() and not Path(same_name).exists() and not os.path.exists(not_utf8)
+    assert not (Path.home() / "should-not-exist").exists()
+
+
+def test_keep_one_does_not_wait_on_a_member_swapped_for_a_fifo(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from engines import SearchResult
+    from engines.analysis.keeper import keeper
+    from engines.results import DuplicateGroup
+
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    make_image((1, 2, 3), 1, (16, 16)).save(first)
+    os.mkfifo(second)
+    group = DuplicateGroup("exact", tuple(
+        SearchResult(rank=n, label="x", score=0.0, path=str(p), position=n) for n, p in enumerate((first, second))), 0.0)
+    chosen: list[int] = []
+    worker = threading.Thread(target=lambda: chosen.append(keeper(group)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert chosen == [0]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
+    import csv
+
+    from ui import search_tab
+    from ui.config import AppConfig
+    from ui.downloads import csv_cell
+    from ui.feedback import results_csv
+    from ui.service import SearchService
+
+    assert [csv_cell(v) for v in ("=1+1", "+x", "@SUM(A1)", "\tx", "\rx", "-2+3")] == [
+        "'=1+1", "'+x", "'@SUM(A1)", "'\tx", "'\rx", "'-2+3"]
+    assert [csv_cell(v) for v in ("-0.5", "1e-3", "red", 3, None)] == ["-0.5", "1e-3", "red", 3, None]  # left alone
+    gallery = make_gallery(tmp_path / "g", per_class=2)
+    (gallery / "train" / "red").rename(gallery / "train" / '=HYPERLINK("x")')
+    service = SearchService(AppConfig(data=str(gallery)))
+    _, _, session = \
+        search_tab.search(service, str(gallery), "pixel", {}, "l1", 8, [], str(next((gallery / "test" / "blue").iterdir())), "")
+    with open(results_csv(service, session), newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = {row["label"] for row in rows}
+    assert "'=HYPERLINK(\"x\")" in labels and not any(label.startswith("=") for label in labels)

@@ -117,7 +117,7 @@ def test_keep_one_proposes_the_largest_then_oldest_and_writes_a_script_that_move
     moved = {Path(row["move"]).name for row in rows}
     assert "large.jpg" not in moved and not moved & {"other.jpg", "another.jpg", "mirrored.jpg"}
     assert "file" in line and all((tmp_path / "photos" / name).exists() for name in moved)  # nothing moved yet
-    subprocess.run(["sh", script], check=True, cwd=tmp_path)
+    subprocess.run(["bash", script], check=True, cwd=tmp_path)
     assert {p.name for p in (tmp_path / "review").iterdir()} == moved
     assert (tmp_path / "photos" / "large.jpg").exists()
 

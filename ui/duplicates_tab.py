@@ -6,9 +6,7 @@ for the metric and follows the slider once the user moves it.
 
 from __future__ import annotations
 
-import csv
 import os
-import shlex
 from typing import Any
 
 import gradio as gr
@@ -21,6 +19,7 @@ from engines.metrics import higher_is_better
 from engines.results import DuplicateGroup, printable
 
 from .controls import EngineControls, progress_bar
+from .downloads import keep_one_script, write_csv
 from .images import caption
 from .messages import USER_ERRORS, count, explain_bad_input, in_the_page, number_from
 from .service import SearchService
@@ -74,38 +73,53 @@ def find(
     ]
     direction = "similarity at least" if higher_is_better(metric) else "distance at most"
     line = summary_line(groups, len(engine), available_engines()[name], metric, direction, used)
-    return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, write_csv(service, groups), used, groups
+    return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, groups_csv(service, groups), used, groups
 
 
-def keep_one(service: SearchService, groups: list[DuplicateGroup] | None, folder: str) -> tuple[str, str, str]:
+def keep_one(service: SearchService, groups: list[DuplicateGroup] | None, folder: str,
+             source: str | None = None) -> tuple[str, str, str]:
     """Per group, the file to keep (most pixels, then oldest) and the others: a CSV, and a
-    shell script that moves the others into ``folder`` (the user runs it; the app moves nothing)."""
+    bash script that moves the others into ``folder`` (the user runs it; the app moves nothing).
+
+    A file kept by any group is never moved and each other file is moved once (a file can
+    be in an exact and a near group). ``folder`` is made absolute against the gallery folder
+    (``source``); on a public app every path is relative to the gallery folder instead.
+    """
     if not groups:
         raise gr.Error("Find duplicates first.")
-    target = (folder or "").strip() or "duplicates-to-review"
-    table = service.scratch_file("keep-one-", ".csv")
+    name = (folder or "").strip() or "duplicates-to-review"
+    if "\x00" in name or "\n" in name or "\r" in name:
+        raise gr.Error("Expected a folder name without line breaks, got one with them.")
+    base = os.path.abspath(source) if source and os.path.isdir(source) else None
+    relative = service.config.public and base is not None
+    target = name if relative else os.path.join(base or os.getcwd(), os.path.expanduser(name))
+
+    def written(path: str) -> str:
+        return os.path.relpath(path, base) if relative and base is not None else os.path.abspath(path)
+
+    def sub_folder(path: str) -> str:
+        inside = base is not None and os.path.abspath(path).startswith(base.rstrip(os.sep) + os.sep)
+        return os.path.relpath(os.path.dirname(os.path.abspath(path)), base) if inside and base else "."
+
+    keepers = [keeper(group) for group in groups]
+    kept = {group.members[at].path for group, at in zip(groups, keepers, strict=True)}
+    planned: set[str] = set()
+    rows, moves = [], []
+    for number, (group, at_kept) in enumerate(zip(groups, keepers, strict=True), start=1):
+        keep = group.members[at_kept]
+        for member in group.members:
+            if member is keep or member.path is None or member.path in kept or member.path in planned:
+                continue
+            planned.add(member.path)
+            moves.append((written(member.path), sub_folder(member.path)))
+            keep_where = written(keep.path) if keep.path else f"item #{keep.position}"
+            rows.append([number, group.kind, printable(keep_where), printable(moves[-1][0])])
+    table = write_csv(service.scratch_file("keep-one-", ".csv"), ["group", "kind", "keep", "move"], rows)
     script = service.scratch_file("move-the-others-", ".sh")
-    moves = 0
-    with open(table, "w", newline="", encoding="utf-8") as out, open(script, "w", encoding="utf-8") as sh:
-        writer = csv.writer(out)
-        writer.writerow(["group", "kind", "keep", "move"])
-        sh.write("#!/bin/sh\n# Made by image search: keeps one file per duplicate group and moves the others\n"
-                 f"# into {shlex.quote(target)} (nothing is deleted; mv -n never overwrites).\n")
-        if service.config.public:
-            sh.write("# Paths are relative to the gallery folder: run this script from there.\n")
-        sh.write(f"set -e\nmkdir -p -- {shlex.quote(target)}\n")
-        for number, group in enumerate(groups, start=1):
-            kept = keeper(group)
-            where = [_where(service, m.path, m.position) for m in group.members]
-            for at, member in enumerate(group.members):
-                if at == kept:
-                    continue
-                writer.writerow([number, group.kind, where[kept], where[at]])
-                if member.path is not None:
-                    sh.write(f"mv -n -- {shlex.quote(where[at])} {shlex.quote(target)}/\n")
-                    moves += 1
+    with open(script, "wb") as sh:
+        sh.write(keep_one_script(moves, target, relative=relative))
     os.chmod(script, 0o755)
-    line = (f"Keep one per group: **{count(len(groups), 'group')}**, {count(moves, 'file')} to move into "
+    line = (f"Keep one per group: **{count(len(groups), 'group')}**, {count(len(moves), 'file')} to move into "
             f"`{printable(target)}` by the script (review the CSV first; the app itself moves nothing).")
     return table, script, line
 
@@ -130,19 +144,16 @@ def _where(service: SearchService, path: str | None, position: int) -> str:
     return service.shown(path) if path is not None else f"item #{position}"
 
 
-def write_csv(service: SearchService, groups: list[DuplicateGroup]) -> str:
+def groups_csv(service: SearchService, groups: list[DuplicateGroup]) -> str:
     """The groups as CSV (one row per file, full paths unless the app is public), in a
     scratch file the service removes again."""
-    path = service.scratch_file("duplicates-", ".csv")
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["group", "kind", "size", "group_score", "path", "label", "score_to_first"])
-        for number, group in enumerate(groups, start=1):
-            for member in group.members:
-                writer.writerow([number, group.kind, len(group.members), f"{group.score:.6g}",
-                                 _where(service, member.path, member.position), printable(member.label),
-                                 f"{member.score:.6g}"])
-    return path
+    rows = (
+        [number, group.kind, len(group.members), f"{group.score:.6g}", _where(service, member.path, member.position),
+         printable(member.label), f"{member.score:.6g}"]
+        for number, group in enumerate(groups, start=1) for member in group.members
+    )
+    return write_csv(service.scratch_file("duplicates-", ".csv"),
+                     ["group", "kind", "size", "group_score", "path", "label", "score_to_first"], rows)
 
 
 def threshold_slider(metric: str, higher_is_better: bool, used: float) -> Any:
@@ -208,10 +219,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
     def failed(message: str) -> tuple[Any, ...]:
         return [], f"**Could not find duplicates.** {message}", [], None, gr.update(), None, None
 
-    def on_plan(groups: list[DuplicateGroup] | None, target: str) -> tuple[str, str, str]:
-        return keep_one(service, groups, target)
+    def on_plan(groups: list[DuplicateGroup] | None, target: str, source_value: str) -> tuple[str, str, str]:
+        return keep_one(service, groups, target, source_value)
 
-    plan.click(on_plan, [found, folder], [plan_csv, plan_script, plan_line], api_visibility="private")
+    plan.click(on_plan, [found, folder, source], [plan_csv, plan_script, plan_line], api_visibility="private")
     inputs = [source, controls.engine, *controls.inputs, controls.metric, threshold, fitted, verify]
     outputs = [thumbs, summary, table, download, threshold, fitted, found]
     go.click(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from engines import available_engines, engine_info
 from engines.evaluate import EvaluationRow, evaluate, evaluation_queries
 
 from .controls import EngineControls, engine_choices
+from .downloads import write_csv
 from .messages import USER_ERRORS, describe, in_the_page
 from .service import SearchService
 
@@ -96,11 +96,7 @@ def run_evaluation(
     colours = {run: PALETTE[n % len(PALETTE)] for n, run in enumerate(runs)}
     plot = gr.update(value=points, color_map=colours, colors_in_legend=runs, x_lim=[1, plot_ks[-1]],
                      y_lim=[0, min(1.0, round(top * 1.15 + 0.005, 2))])
-    csv_path = service.scratch_file("evaluation-", ".csv")
-    with open(csv_path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        writer.writerows(table)
+    csv_path = write_csv(service.scratch_file("evaluation-", ".csv"), header, table)
     status = f"Evaluated {service.shown(gallery.source)}: " + "; ".join(notes) + "." + "".join(f"\n\n**{f}**" for f in failures)
     return pd.DataFrame(table, columns=header), plot, csv_path, status
 

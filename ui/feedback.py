@@ -9,7 +9,6 @@ original results) or a new search.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -34,6 +33,7 @@ from engines.galleries.gallery import Gallery
 from engines.results import passing_threshold, printable
 
 from .controls import progress_bar
+from .downloads import write_csv
 from .messages import USER_ERRORS, count, number_from
 from .service import SearchService
 from .session import SearchSession, asked, described, same
@@ -244,14 +244,11 @@ def apply_threshold(service: SearchService, session: SearchSession | None, value
 
 def results_csv(service: SearchService, session: SearchSession) -> str:
     """The results as CSV (rank, score, label, file, mark) in a scratch file, for the download."""
-    path = service.scratch_file("results-", ".csv")
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["rank", "score", "match", "label", "file", "mark"])
-        for r in session.results:
-            verdict = ("relevant" if any(same(r, m) for m in session.relevant)
-                       else "not relevant" if any(same(r, m) for m in session.irrelevant) else "")
-            where = service.shown(r.path) if r.path else f"{r.label} #{r.position}"
-            match = "" if r.match is None else f"{r.match:.4f}"
-            writer.writerow([r.rank, f"{r.score:.6g}", match, printable(r.label), printable(where), verdict])
-    return path
+    rows = []
+    for r in session.results:
+        verdict = ("relevant" if any(same(r, m) for m in session.relevant)
+                   else "not relevant" if any(same(r, m) for m in session.irrelevant) else "")
+        where = service.shown(r.path) if r.path else f"{r.label} #{r.position}"
+        match = "" if r.match is None else f"{r.match:.4f}"
+        rows.append([r.rank, f"{r.score:.6g}", match, printable(r.label), printable(where), verdict])
+    return write_csv(service.scratch_file("results-", ".csv"), ["rank", "score", "match", "label", "file", "mark"], rows)

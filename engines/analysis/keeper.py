@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from ..galleries.images import open_regular
 from ..galleries.items import GalleryItem
 from ..results import DuplicateGroup
 
@@ -24,7 +25,9 @@ def keeper_of(items: Sequence[GalleryItem]) -> int:
 
     def pixels(item: GalleryItem) -> int:
         try:
-            with Image.open(item.checked_path() if item.path is not None else io.BytesIO(item.data or b"")) as image:
+            # open_regular: a member swapped for a FIFO since indexing must not hang the server
+            source = open_regular(item.checked_path()) if item.path is not None else io.BytesIO(item.data or b"")
+            with source, Image.open(source) as image:
                 return image.width * image.height
         except Exception:  # noqa: BLE001 - a file gone or unreadable since indexing is kept last
             return 0
