@@ -61,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
     p.add_argument("--json", action="store_true", help="print a JSON list of results instead of lines")
     p.add_argument("--paths-only", action="store_true", help="print paths alone, one per line")
+    # No "-0" alias: an option that looks like a number makes argparse read "-0.5" as an option.
+    p.add_argument("--null", action="store_true",
+                   help="end each result with a NUL byte instead of a line break, paths as their exact bytes "
+                        "(as find -print0; for xargs -0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while the index is brought up to date")
     return p
 
@@ -83,23 +87,42 @@ def _line_path(result: SearchResult) -> str:
     return result.path if result.path is not None else f"{result.label}#{result.position}"
 
 
-def write_results(results: Sequence[SearchResult], out: TextIO, *, as_json: bool, paths_only: bool) -> None:
-    """Results as lines (``score<TAB>path``), paths alone, or a JSON list."""
+def _control(ch: str) -> bool:
+    return ord(ch) < 0x20 or ord(ch) == 0x7F
+
+
+def write_results(results: Sequence[SearchResult], out: TextIO, *, as_json: bool, paths_only: bool,
+                  null: bool = False) -> int:
+    """Results as lines (``score<TAB>path``), paths alone, or a JSON list; returns how many
+    paths were written escaped.
+
+    A path goes out as its own bytes (a name that is not UTF-8 too, so ``xargs`` opens it),
+    but one with a control character (a line break among them) is written escaped, as
+    ``printable`` shows it: a file named ``a\\n/home/me/.bashrc`` must never become two lines
+    that a pipe into ``xargs rm`` reads as two files. ``null`` ends each result with a NUL
+    byte instead, and then every path goes out exactly (a path cannot hold a NUL).
+    """
     if as_json:
         rows = [{"rank": r.rank, "score": r.score, "match": r.match,
                  "path": None if r.path is None else printable(r.path),
                  "label": r.label, "position": r.position} for r in results]
         out.write(json.dumps(rows, indent=1) + "\n")
-        return
+        return 0
     raw = getattr(out, "buffer", None)
+    escaped = 0
     for result in results:
         line = _line_path(result) if paths_only else f"{result.score:.4f}\t{_line_path(result)}"
-        if raw is not None:  # a file name that is not UTF-8 goes out as its own bytes (xargs opens it)
+        if not null and any(_control(ch) for ch in _line_path(result)):
+            escaped += 1
+            line = "".join(f"\\x{ord(ch):02x}" if _control(ch) and ch != "\t" else ch for ch in printable(line))
+        end = b"\0" if null else b"\n"
+        if raw is not None:
             out.flush()
-            raw.write(os.fsencode(line) + b"\n")
+            raw.write(os.fsencode(line) + end)
         else:
-            out.write(printable(line) + "\n")
+            out.write(printable(line) + end.decode())
     out.flush()
+    return escaped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,7 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EngineError, ValueError, OSError, ImportError) as exc:
         print(f"image-search: error: {printable(str(exc))}", file=sys.stderr)
         return 2
-    write_results(results, sys.stdout, as_json=args.json, paths_only=args.paths_only)
+    escaped = write_results(results, sys.stdout, as_json=args.json, paths_only=args.paths_only, null=args.null)
+    if escaped:
+        print(f"image-search: {escaped:,} paths hold control characters (a line break, say) and were written "
+              "escaped; use --null with xargs -0 to get them exactly", file=sys.stderr)
     return 0
 
 

@@ -114,3 +114,21 @@ def test_as_a_process_it_pipes_paths_even_of_names_that_are_not_utf8(tmp_path: P
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert done.stdout.rstrip(b"\n") == os.fsencode(os.path.realpath(query))
     assert b"images indexed" in done.stderr  # the progress and the summary go to stderr only
+
+
+def test_a_name_with_a_line_break_never_prints_two_lines_and_null_gives_it_exactly(
+    gallery: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trap = gallery / "train" / "red" / "a\n.bashrc\nb.jpg"  # `| xargs -d '\n' rm` would remove .bashrc
+    os.rename(next((gallery / "train" / "red").glob("*.jpg")), trap)
+    argv = ["--image", str(trap), "--data", str(gallery), "--engine", "pixel", "--metric", "l1", "--k", "3",
+            "--no-progress"]
+    assert main([*argv, "--paths-only"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 3 and not any(line == ".bashrc" or line.endswith("/.bashrc") for line in lines)
+    assert lines[0].endswith("a\\x0a.bashrc\\x0ab.jpg") and "--null" in err
+    # Positive control: --null gives every path exactly, NUL-terminated.
+    assert main([*argv, "--paths-only", "--null"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.split("\0")[0] == str(trap) and out.count("\0") == 3
