@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from engines import GalleryError, as_gallery_items, load_gallery
+from engines.galleries.items import stamp_of
 
 
 def test_folder_gallery_has_both_splits_with_class_labels(gallery: Path) -> None:
@@ -131,7 +132,7 @@ def test_the_listing_matches_a_plain_walk_and_keeps_what_it_stated(tmp_path: Pat
             assert item.stamp is None
         else:
             stat = os.stat(item.path)
-            assert item.stat_key() == f"{os.path.abspath(item.path)}|{stat.st_size}|{stat.st_mtime_ns}"
+            assert item.stat_key() == stamp_of(os.path.abspath(item.path), stat)
     assert items[-1].stat_key().startswith(os.path.abspath(items[-1].path))
 
 

@@ -207,3 +207,52 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> No
         rows = list(csv.DictReader(handle))
     labels = {row["label"] for row in rows}
     assert "'=HYPERLINK(\"x\")" in labels and not any(label.startswith("=") for label in labels)
+
+
+def test_a_keypoint_cache_entry_of_the_wrong_shape_is_dropped_and_computed_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import numpy as np
+
+    from engines.analysis.verify import LocalFeatures
+    from engines.testing import make_photo
+
+    photo = tmp_path / "p.jpg"
+    make_photo(np.random.default_rng(0), (320, 240)).save(photo)
+    item = GalleryItem("x", str(photo))
+    fresh = LocalFeatures(tmp_path / "cache").of(item)
+    assert fresh is not None and fresh.descriptors.shape[1] == 32
+    (entry,) = (tmp_path / "cache" / "local-features").rglob("*.npz")
+    for xy, descriptors in ((np.zeros((5, 3), np.float32), np.zeros((5, 32), np.uint8)),
+                            (np.zeros((5, 2), np.float32), np.zeros((4, 32), np.uint8)),
+                            (np.full((5, 2), np.nan, np.float32), np.zeros((5, 32), np.uint8))):
+        np.savez(entry, xy=xy, descriptors=descriptors, frame=np.array([1.0, 0.75]))
+        with caplog.at_level(logging.WARNING):
+            again = LocalFeatures(tmp_path / "cache").of(item)
+        assert again is not None and np.array_equal(again.descriptors, fresh.descriptors)
+        assert "computed again" in caplog.text
+    entry.write_bytes(b"not a numpy file")
+    assert np.array_equal(LocalFeatures(tmp_path / "cache").of(item).descriptors, fresh.descriptors)
+
+
+def test_a_photo_edited_and_restored_with_its_old_time_and_size_is_read_again(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    gallery = make_gallery(tmp_path / "g", per_class=3)
+    target = gallery / "train" / "red" / "photo.bmp"  # BMP: the same size whatever the pixels
+    make_image((250, 0, 0), 1, (40, 30)).save(target)
+    engine = create_engine("pixel", cache_dir=str(tmp_path / "cache"))
+    engine.index(load_gallery(str(gallery))["train"], progress=False)
+    before = os.stat(target)
+    edited = tmp_path / "edited.bmp"
+    make_image((0, 0, 250), 9, (40, 30)).save(edited)
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    shutil.copy2(edited, target)  # as `cp -p`: the old size and the old time, other pixels
+    assert os.stat(target).st_size == before.st_size and os.stat(target).st_mtime_ns == before.st_mtime_ns
+    again = create_engine("pixel", cache_dir=str(tmp_path / "cache"))
+    again.index(load_gallery(str(gallery))["train"], progress=False)
+    top = again.search(str(target), k=3, metric="l1")
+    assert top[0].path == str(target) and top[0].score == 0.0

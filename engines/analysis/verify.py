@@ -123,11 +123,18 @@ class LocalFeatures:
         if path is None or not path.is_file():
             return None
         try:
-            with np.load(path) as stored:
-                width, height = (float(v) for v in stored["frame"])
-                return Features(stored["xy"].astype(np.float32), stored["descriptors"].astype(np.uint8), (width, height))
-        except (OSError, ValueError, KeyError):  # a damaged entry is computed again
-            return None
+            with np.load(path, allow_pickle=False) as stored:
+                xy, descriptors, frame = stored["xy"], stored["descriptors"], stored["frame"]
+                problem = _features_problem(xy, descriptors, frame)
+                if problem is None:
+                    width, height = (float(v) for v in frame)
+                    return Features(xy.astype(np.float32), descriptors.astype(np.uint8), (width, height))
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            problem = str(exc) or type(exc).__name__
+        # A damaged or foreign entry is dropped and computed again: it must never stop a run.
+        log.warning("dropping the cached local features %s (%s); they are computed again", path.name, problem)
+        path.unlink(missing_ok=True)
+        return None
 
     def _store(self, key: str, features: Features) -> None:
         path = self._path(key)
@@ -141,6 +148,19 @@ class LocalFeatures:
             os.replace(partial, path)
         except OSError as exc:  # a read-only cache still verifies, only again next time
             log.warning("cannot keep local features in %s: %s", path.parent, exc)
+
+
+def _features_problem(xy: np.ndarray, descriptors: np.ndarray, frame: np.ndarray) -> str | None:
+    """What is wrong with stored features (shapes, types, values), or ``None``."""
+    if xy.ndim != 2 or xy.shape[1:] != (2,) or descriptors.ndim != 2 or descriptors.shape[1:] != (32,):
+        return f"shapes {xy.shape} and {descriptors.shape}, expected (n, 2) and (n, 32)"
+    if len(xy) != len(descriptors) or len(xy) > 4 * KEYPOINTS or frame.shape != (2,):
+        return "counts that do not agree"
+    if xy.dtype.kind != "f" or descriptors.dtype != np.uint8 or frame.dtype.kind != "f":
+        return f"types {xy.dtype}, {descriptors.dtype}, {frame.dtype}"
+    if not (np.isfinite(xy).all() and np.isfinite(frame).all() and (frame > 0).all() and (frame <= 1).all()):
+        return "values out of range"
+    return None
 
 
 def compute_features(item: GalleryItem) -> Features | None:

@@ -47,6 +47,14 @@ def inside(path: str, root: str) -> bool:
     return within(os.path.realpath(path), _real_root(root))
 
 
+def stamp_of(absolute: str, stat: os.stat_result) -> str:
+    """A file's identity as it is now, for every cache keyed by file: its path, size,
+    modification time, inode and change time. Size and modification time alone are not
+    exact: a photo edited and restored with ``cp -p`` keeps both, but it is a new file
+    (another inode) with a new change time, so it is read again."""
+    return f"{absolute}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
+
+
 def within(path: str, root: str) -> bool:
     """True when the path string ``path`` is ``root`` or below it (nothing is resolved)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
@@ -112,7 +120,7 @@ class GalleryItem:
             raise UnreadableImageError(self.source, exc.reason) from exc
 
     def stat_key(self) -> str:
-        """Cheap identity of the file as it is now: path, size and modification time.
+        """Cheap identity of the file as it is now (``stamp_of``).
 
         Raises ``OSError`` for a missing or unreadable file.
         """
@@ -122,8 +130,7 @@ class GalleryItem:
             return "sha256:" + self.content_hash
         if self.stamp is not None:
             return self.stamp
-        stat = os.stat(self.checked_path())
-        return f"{os.path.abspath(self.path)}|{stat.st_size}|{stat.st_mtime_ns}"
+        return stamp_of(os.path.abspath(self.path), os.stat(self.checked_path()))
 
     @cached_property
     def content_hash(self) -> str:

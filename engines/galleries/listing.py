@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..results import printable
 from .images import IMAGE_EXTENSIONS, NotAFileError, file_kind
-from .items import GalleryItem
+from .items import GalleryItem, stamp_of
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .gallery import Gallery
@@ -90,7 +90,7 @@ def folder_items(root: str, *, labelled_by: str) -> list[GalleryItem]:
                     stat = entry.stat(follow_symlinks=False)
                     kind = file_kind(stat.st_mode)
                     if kind is None:
-                        stamp = f"{absolute}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}"
+                        stamp = stamp_of(f"{absolute}{entry.name}", stat)
                     else:  # a FIFO named x.jpg would block its reader forever: never opened
                         refused = NotAFileError(entry.path, kind).strerror
             except OSError:
