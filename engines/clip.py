@@ -105,22 +105,31 @@ class UsesEmbedder(SearchEngine):
     def index(self, items: Items | str, *, progress: Progress = True) -> int:
         count = super().index(items, progress=progress)
         self._tags = None  # the rules stay; which photos pass is computed again for the new index
+        self._tag_scope: str | None = None
         return count
 
     def _tag_store(self) -> TagStore:
         return TagStore(self.cache_dir if getattr(self, "cache_enabled", True) else None)
 
+    def _tag_key(self) -> tuple[str, str]:
+        """Where this engine's tags are kept: its model (vector identity) and its gallery (the
+        folders its photos were listed from), so each gallery keeps its own tags."""
+        if getattr(self, "_tag_scope", None) is None:
+            roots = sorted({item.root for item in self.vectors().items if item.root}) if len(self) else []
+            self._tag_scope = "|".join(roots)
+        return self.vector_identity().to_json(), self._tag_scope or ""
+
     def tag(self, names: str | Sequence[str] | None = None) -> TagTable:
         """Tag the indexed photos with the user's words (``"beach, snow, dog"``), kept for this
         model and used by ``Filter(tags=...)``; ``None``: the tags already kept. A tag named
         again keeps what marks taught it."""
-        store, identity = self._tag_store(), self.vector_identity().to_json()
-        kept = {rule.name.casefold(): rule for rule in store.load(identity)}
+        store, (identity, scope) = self._tag_store(), self._tag_key()
+        kept = {rule.name.casefold(): rule for rule in store.load(identity, scope)}
         if names is None:
             rules = list(kept.values())
         else:
             rules = [kept.get(name.casefold(), TagRule(name)) for name in tag_names(names)]
-            store.save(identity, rules)
+            store.save(identity, rules, scope)
         return self._tag_table_of(rules)
 
     def _tag_table_of(self, rules: Sequence[TagRule]) -> TagTable:
@@ -132,7 +141,7 @@ class UsesEmbedder(SearchEngine):
     def tag_table(self) -> TagTable | None:
         """The photos' tags for the tags kept for this model (``None``: none kept yet)."""
         if self._tags is None and len(self):
-            rules = self._tag_store().load(self.vector_identity().to_json())
+            rules = self._tag_store().load(*self._tag_key())
             if not rules:
                 return None  # nothing to score: no vectors read
             self._tag_table_of(rules)
@@ -141,15 +150,15 @@ class UsesEmbedder(SearchEngine):
     def teach_tag(self, name: str, relevant: Sequence[SearchResult], irrelevant: Sequence[SearchResult]) -> TagTable:
         """Move tag ``name``'s threshold to where the photos marked relevant and not relevant
         (results of this engine) fall best; marks add up over calls."""
-        store, identity = self._tag_store(), self.vector_identity().to_json()
-        rules = store.load(identity)
+        store, (identity, scope) = self._tag_store(), self._tag_key()
+        rules = store.load(identity, scope)
         found = [i for i, rule in enumerate(rules) if rule.name.casefold() == name.strip().casefold()]
         if not found:
             raise InvalidQueryError(f"Expected one of the tags ({', '.join(r.name for r in rules) or 'none yet'}), "
                                     f"got {name!r}")
         rules[found[0]] = rules[found[0]].learn([r.record for r in relevant if r.record],
                                                 [r.record for r in irrelevant if r.record])
-        store.save(identity, rules)
+        store.save(identity, rules, scope)
         return self._tag_table_of(rules)
 
     def _tag_mask_records(self) -> tuple[str, ...]:

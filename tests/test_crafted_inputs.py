@@ -408,3 +408,27 @@ def test_a_public_app_shows_paths_relative_to_the_gallery(tmp_path: Path) -> Non
         with pytest.raises(gr.Error) as error:
             search_tab.search(service, str(gallery), "pixel", {}, "l1", 3, [], str(broken), "")
         assert (str(tmp_path) in str(error.value)) is not public
+
+
+def test_a_hub_dataset_cell_is_read_only_inside_that_datasets_own_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+    from huggingface_hub import constants
+
+    from engines.galleries.gallery import _items_from_dataset, hub_dataset_folders
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    own = tmp_path / "hub" / "datasets--ada--photos" / "snapshots" / "abc"
+    other = tmp_path / "hub" / "datasets--bob--private" / "snapshots" / "def"
+    for folder in (own, other):
+        folder.mkdir(parents=True)
+        make_image((10, 10, 200), 3).save(folder / "p.png")
+    features = datasets.Features({"image": datasets.Image(decode=False)})
+    dataset = datasets.Dataset.from_dict(
+        {"image": [{"bytes": None, "path": str(own / "p.png")}, {"bytes": None, "path": str(other / "p.png")}]},
+        features=features,
+    )
+    mine, theirs = _items_from_dataset(dataset, hub_dataset_folders("ada/photos"))
+    assert mine.refused is None and mine.path == str((own / "p.png").resolve())  # the positive control
+    assert theirs.refused == OUTSIDE_DATASET and theirs.path is None

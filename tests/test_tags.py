@@ -119,3 +119,44 @@ def test_the_page_names_tags_filters_and_captions_by_them_and_teaches_one(tiny_c
     assert only.results and all("🏷 red square" in text for _, text in tiles)
     with pytest.raises(gr.Error, match="Mark results"):
         tags_view.teach(service, only, "red square")
+
+
+def test_each_gallery_keeps_its_own_tags_and_a_bad_tags_file_is_no_error(tiny_clip: str, tmp_path: Path) -> None:
+    import os
+    import threading
+    import time
+
+    cache = tmp_path / "cache"
+    first, second = make_gallery(tmp_path / "a", per_class=3), make_gallery(tmp_path / "b", per_class=3)
+    one = create_engine("clip", model=tiny_clip, cache_dir=cache)
+    one.index(first / "train", progress=False)
+    one.tag("red, sky")
+    other = create_engine("clip", model=tiny_clip, cache_dir=cache)
+    other.index(second / "train", progress=False)
+    assert other.tag_table() is None  # the other gallery has none yet
+    other.tag("beach")
+    again = create_engine("clip", model=tiny_clip, cache_dir=cache)
+    again.index(first / "train", progress=False)
+    assert [rule.name for rule in again.tag().rules] == ["red", "sky"]  # not erased by the other gallery's
+    tags = cache / "tags.json"
+    for bad in ('{"x": 3}', '[1, 2]', '{"' + '": "', "\x00" * 10):
+        tags.write_text(bad)
+        fresh = create_engine("clip", model=tiny_clip, cache_dir=cache)
+        fresh.index(first / "train", progress=False)
+        assert fresh.tag_table() is None
+        assert fresh.search(Text("red"), k=2)
+    # A FIFO in its place: no wait, no tags; a scratch file of a killed write is swept by the next save.
+    tags.unlink()
+    os.mkfifo(tags)
+    found: list[object] = []
+    worker = threading.Thread(target=lambda: found.append(fresh.tag_table()), daemon=True)
+    fresh._tags = None
+    worker.start()
+    worker.join(10)
+    assert found == [None]
+    tags.unlink()
+    stale = cache / ".tmp-killed.json"
+    stale.write_text("{")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fresh.tag("dog")
+    assert not stale.exists() and [r.name for r in fresh.tag().rules] == ["dog"]

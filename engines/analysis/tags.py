@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidQueryError
+from ..galleries.images import open_regular
+from ..storage.cache import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -160,19 +161,35 @@ def build_table(rules: Sequence[TagRule], records: Sequence[str], vectors: np.nd
     return replace(table, thresholds=np.array(thresholds, dtype=np.float32))
 
 
+#: The largest tags file read (rules are a few hundred bytes each).
+MAX_TAGS_FILE_BYTES = 8 * 1024 * 1024
+
+
 class TagStore:
-    """The rules per model, in ``tags.json`` of the cache folder (``None``: in memory only)."""
+    """The rules per model and gallery, in ``tags.json`` of the cache folder (``None``: in
+    memory only). A key is the model's vector identity and the gallery's folder (``scope``),
+    so one visitor naming tags for one gallery never erases another gallery's. The file is
+    written whole or not at all and read as untrusted: a FIFO in its place, a huge file or a
+    wrong shape is a warning and no tags, never an error or a hang."""
 
     def __init__(self, folder: Path | None) -> None:
         self.path = folder / TAGS_FILE if folder is not None else None
-        self._memory: dict[str, list[dict[str, object]]] = {}
+        self._memory: dict[str, object] = {}
         self._lock = threading.Lock()
 
-    def _read(self) -> dict[str, list[dict[str, object]]]:
+    @staticmethod
+    def key(identity: str, scope: str) -> str:
+        return f"{identity}\n{scope}" if scope else identity
+
+    def _read(self) -> dict[str, object]:
         if self.path is None:
             return self._memory
         try:
-            found = json.loads(self.path.read_text())
+            with open_regular(self.path) as handle:
+                payload = handle.read(MAX_TAGS_FILE_BYTES + 1)
+            if len(payload) > MAX_TAGS_FILE_BYTES:
+                raise ValueError(f"over {MAX_TAGS_FILE_BYTES:,} bytes")
+            found = json.loads(payload)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
@@ -180,27 +197,41 @@ class TagStore:
             return {}
         return found if isinstance(found, dict) else {}
 
-    def load(self, identity: str) -> list[TagRule]:
+    def load(self, identity: str, scope: str = "") -> list[TagRule]:
         rules = []
-        for row in self._read().get(identity, []):
+        rows = self._read().get(self.key(identity, scope), [])
+        for row in rows if isinstance(rows, list) else []:
             name = row.get("name") if isinstance(row, dict) else None
-            if isinstance(name, str):
+            if isinstance(name, str) and name.strip() and len(name) <= 200:
                 marks = [row.get(side) for side in ("relevant", "irrelevant")]
                 relevant, irrelevant = (tuple(r for r in m if isinstance(r, str)) if isinstance(m, list) else ()
                                         for m in marks)
                 rules.append(TagRule(name, relevant, irrelevant))
         return rules
 
-    def save(self, identity: str, rules: Sequence[TagRule]) -> None:
+    def save(self, identity: str, rules: Sequence[TagRule], scope: str = "") -> None:
         with self._lock:
             found = self._read()
-            found[identity] = [{"name": r.name, "relevant": list(r.relevant), "irrelevant": list(r.irrelevant)}
-                               for r in rules]
+            found[self.key(identity, scope)] = [
+                {"name": r.name, "relevant": list(r.relevant), "irrelevant": list(r.irrelevant)} for r in rules]
             if self.path is None:
                 self._memory = found
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, scratch = tempfile.mkstemp(dir=self.path.parent, prefix=".tags-")
-            with os.fdopen(handle, "w") as out:
-                json.dump(found, out)
-            os.replace(scratch, self.path)
+            _sweep_scratch(self.path.parent)
+            atomic_write_bytes(self.path, json.dumps(found).encode())
+
+
+#: A scratch file older than this is from a write that was killed: removed by the next save.
+SCRATCH_MAX_AGE_S = 600
+
+
+def _sweep_scratch(folder: Path) -> None:
+    """Remove scratch files of killed tag writes (``atomic_write``'s, and older versions')."""
+    now = time.time()
+    for pattern in (".tmp-*.json", ".tags-*"):
+        for scratch in folder.glob(pattern):
+            try:
+                if now - scratch.lstat().st_mtime > SCRATCH_MAX_AGE_S:
+                    scratch.unlink()
+            except OSError:
+                pass  # gone already, or not ours to remove

@@ -267,8 +267,21 @@ def _hub_gallery(source: str, max_bytes: int | None = None) -> Gallery:
             f"Could not load the dataset {source!r} from the Hugging Face Hub "
             f"({type(exc).__name__}: {exc}). Give a local folder of images instead."
         ) from exc
-    # Files the Hub client downloaded (a dataset of loose image files) lie in its caches.
-    return _dataset_gallery(dataset, source, [constants.HF_HUB_CACHE, datasets.config.HF_DATASETS_CACHE])
+    return _dataset_gallery(dataset, source, hub_dataset_folders(source))
+
+
+def hub_dataset_folders(source: str) -> list[str]:
+    """Where the files of the Hub dataset ``source`` may lie: its own folders in the Hub
+    client's cache (a dataset of loose image files) and in the ``datasets`` cache, never the
+    caches as a whole (a row of one dataset pointing at another dataset's or model's file
+    would otherwise be served)."""
+    import datasets
+    from huggingface_hub import constants
+
+    owner, _, name = source.partition("/")
+    return [os.path.join(constants.HF_HUB_CACHE, f"datasets--{owner}--{name}"),
+            os.path.join(datasets.config.HF_DATASETS_CACHE, f"{owner}___{name}".lower()),
+            os.path.join(datasets.config.HF_DATASETS_CACHE, f"{owner}___{name}")]
 
 
 def _hub_dataset_size(source: str) -> int:
