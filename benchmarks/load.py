@@ -2,8 +2,10 @@
 
 1. Searches alone: N gradio_client clients x M searches across the engines while the index
    is rebuilt again and again, against the same searches from one client.
-2. A mixed workload in rounds: searching clients beside clients that find duplicates and
-   draw the gallery map over and over (the heavy requests). After each round it prints the
+2. A mixed workload in rounds: searching clients beside clients that find duplicates, draw
+   the gallery map, ask why a result matched, and switch between picked models over and
+   over (the heavy requests; each model picked is loaded, and the least recently used of
+   more than two is unloaded). After each round it prints the
    searches' p50/p99 latency and the server's resident memory (RSS), against searches with
    no heavy clients measured first in the same run. Goals: p99 under load <= 2 s, RSS flat
    (within 10%) from round 2 to round 3.
@@ -114,13 +116,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(data: str, model: str, scratch: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data: str, model: str, scratch: Path, port: int, models_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
            "HF_HUB_OFFLINE": "1", "TMPDIR": str(scratch / "tmp")}
     (scratch / "tmp").mkdir()
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--data", data, "--model", model, "--port", str(port),
-         "--chroma-path", str(scratch / "chroma")],
+         "--chroma-path", str(scratch / "chroma"), "--models-dir", str(models_dir)],
         env=env, stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "wb"),
     )
     deadline = time.monotonic() + 120
@@ -185,14 +187,15 @@ def searches_alone(url: str, queries: list[str], clients: int, searches: int, de
 
 
 def mixed_rounds(url: str, queries: list[str], server: subprocess.Popen[bytes], args: argparse.Namespace,
-                 scratch: Path) -> None:
-    """Part 2: searching clients beside duplicates and map clients, round after round."""
+                 scratch: Path, models: list[str]) -> None:
+    """Part 2: searching clients beside duplicates, map, explaining and model-switching clients."""
     phash = {"features": "phash"}
     heavy_kinds: list[tuple[str, dict[str, object]]] = [
         ("duplicates", {"engine": "pixel", "options": phash}), ("duplicates", {"engine": "clip"}),
         ("gallery_map", {"engine": "pixel"}), ("gallery_map", {"engine": "clip"}),
-    ]
-    heavy_kinds = heavy_kinds[: args.heavy]
+    ][: args.heavy]
+    heavy_kinds += [("explain", {"engine": engine, "rank": 1}) for engine in ("pixel", "clip")] * args.explain
+    heavy_kinds += [("switch", {"engine": "clip"})] * args.switch
 
     def run_round(seconds: float, heavy: bool) -> tuple[list[float], list[str], int]:
         stop = time.perf_counter() + seconds
@@ -206,8 +209,12 @@ def mixed_rounds(url: str, queries: list[str], server: subprocess.Popen[bytes], 
                 call = dict(values)
                 if api == "duplicates":  # a new threshold each time, as a user moving the slider
                     call["threshold"] = [8.0, 10.0, 12.0][step % 3] if call["engine"] == "pixel" else [0.9, 0.95, 0.98][step % 3]
+                if api == "explain":
+                    call["image"] = client.file(queries[step % len(queries)])
+                if api == "switch":  # a visitor picking one model after another, then searching
+                    call.update(text="a photo", k=5, options={"model": models[step % len(models)]})
                 try:
-                    client.predict(**call, api_name=f"/{api}")
+                    client.predict(**call, api_name="/search" if api == "switch" else f"/{api}")
                     done.append(1)
                 except Exception as exc:
                     print(f"    {api}: {type(exc).__name__}: {exc}")
@@ -241,7 +248,7 @@ def mixed_rounds(url: str, queries: list[str], server: subprocess.Popen[bytes], 
         report(f"round {number}: {args.clients - len(heavy_kinds)} search + {len(heavy_kinds)} heavy", latencies,
                errors, args.round_seconds)
         files = sum(1 for _ in (scratch / "tmp").rglob("*.csv"))
-        print(f"    {heavy_done} duplicates/map runs; server RSS {rss[-1]:.0f} MB; CSV files left in its temp folder: {files}")
+        print(f"    {heavy_done} heavy requests (duplicates, maps, explanations, model switches); server RSS {rss[-1]:.0f} MB; CSV files left in its temp folder: {files}")
     if len(rss) >= 3:
         print(f"RSS round {len(rss)} / round {len(rss) - 1}: {rss[-1] / rss[-2]:.3f} (goal within 0.90-1.10)")
 
@@ -251,6 +258,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--searches", type=int, default=10, help="searches per client (part 1)")
     parser.add_argument("--heavy", type=int, default=4, help="duplicates and map clients among them (part 2)")
+    parser.add_argument("--explain", type=int, default=1, help="pairs of explaining clients (pixel, CLIP) (part 2)")
+    parser.add_argument("--switch", type=int, default=1, help="clients switching between 3 picked models (part 2)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round-seconds", type=float, default=60)
     parser.add_argument("--data", default=str(AIO if (AIO / "train").is_dir() else ROOT / "data"))
@@ -265,15 +274,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         model = args.model or str(build_tiny_clip(scratch / "tiny-clip"))
+        # Three more models a visitor can pick (tiny random ones: switching costs their loads).
+        models = [str(build_tiny_clip(scratch / "models" / f"picked-{n}", seed=n + 1)) for n in range(3)]
         port = free_port()
-        server = start_server(args.data, model, scratch, port)
+        server = start_server(args.data, model, scratch, port, scratch / "models")
         url = f"http://127.0.0.1:{port}/"
         queries = list_image_files(Path(args.data) / "test")
         print(f"gallery {args.data}; server pid {server.pid}")
         try:
             if not args.skip_part_1:
                 searches_alone(url, queries, args.clients, args.searches, args.deadline)
-            mixed_rounds(url, queries, server, args, scratch)
+            mixed_rounds(url, queries, server, args, scratch, models)
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -309,3 +309,28 @@ def test_the_map_legend_sits_beside_the_map_in_readable_text() -> None:
     column = np.asarray(picture.crop((width, 0, width + map_view.LEGEND_WIDTH, 220)).convert("L"))
     ink_rows = np.flatnonzero((column < 128).any(axis=1))
     assert ink_rows.size and ink_rows.max() - ink_rows.min() > 8 * 16  # 8 entries, text of 16 px lines
+
+
+def test_models_picked_by_visitors_are_unloaded_least_recently_used_first(tiny_clip: str, tmp_path: Path) -> None:
+    import weakref
+
+    from engines.testing import build_tiny_clip
+    from ui.service import MAX_PICKED_MODELS
+
+    models = tmp_path / "models"
+    picked = [str(build_tiny_clip(models / f"m{n}", seed=n + 2)) for n in range(MAX_PICKED_MODELS + 1)]
+    service = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=2)), model=tiny_clip,
+                                      models_dir=str(models), cache_dir=str(tmp_path / "cache")))
+    default, _, _ = service.current("clip", service.config.data, {})
+    loaded = []
+    for model in picked[:MAX_PICKED_MODELS]:
+        engine, _, _ = service.current("clip", service.config.data, {"model": model})
+        loaded.append(weakref.ref(engine))
+        del engine
+    assert all(ref() is not None for ref in loaded)  # within the bound, every pick stays loaded
+    service.current("clip", service.config.data, {"model": picked[0]})  # the first is used again
+    service.current("clip", service.config.data, {"model": picked[-1]})  # one more than the bound
+    assert loaded[0]() is not None and loaded[1]() is None  # the least recently used went
+    assert service.built("clip", service.config.data, {}) is default  # the app's own stays
+    again, _, _ = service.current("clip", service.config.data, {"model": picked[1]})  # and loads again
+    assert again.search(Text("red"), k=1)

@@ -208,7 +208,7 @@ def build(service: SearchService) -> None:
 
     # The same queues as the page's events: searches 4 at a time, the heavy ones one at a time.
     for fn, name, group, limit in (
-        (search, "search", "search", 4), (refine_endpoint, "refine", "search", 4), (explain, "explain", "search", 4),
+        (search, "search", "search", 4), (refine_endpoint, "refine", "search", 4), (explain, "explain", "explain", search_tab.EXPLAIN_SLOTS),
         (duplicates, "duplicates", "duplicates", 1), (load_gallery, "load_gallery", None, None),
         (build_index, "build_index", "build_index", 1), (gallery_map, "gallery_map", "map", 1),
         (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),

@@ -45,10 +45,10 @@ def _with_few_threads(work: Callable[[], T]) -> T:
         with threadpool_limits(limits=1, user_api="blas"):
             return work()
     finally:
-        _release_memory()
+        release_memory()
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Hand memory freed by a large job back to the system (glibc keeps it otherwise, and the
     server's RSS grows with every duplicates run and map)."""
     try:

@@ -50,7 +50,8 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
     def on_read(source_value: str) -> tuple[Any, str]:
         return photo_details(service, source_value)
 
-    read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_id="search")
+    read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_limit=1,
+               concurrency_id="photo_details")
     return FilterControls(taken_from, taken_to, cameras, located, tags)
 
 
@@ -65,7 +66,7 @@ def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.
         return photo_details(service, source_value)
 
     read.click(in_the_page(on_read, lambda message: (gr.update(), f"**Could not read the photos.** {message}")),
-               source, [cameras, said], api_visibility="private", concurrency_id="search")
+               source, [cameras, said], api_visibility="private", concurrency_id="photo_details")
 
 
 def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None,
@@ -88,7 +89,7 @@ def photo_details(service: SearchService, source: str) -> tuple[Any, str]:
     try:
         gallery = service.gallery(source)
         cache = service.deployment.cache_dir or default_cache_dir()
-        table = service.in_background(lambda: table_of(gallery["train"], cache))
+        table = service.reading_photos(lambda: table_of(gallery["train"], cache))
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     cameras = Counter(str(name) for name in table.camera if name)

@@ -35,6 +35,8 @@ from .messages import USER_ERRORS, explain_bad_input, in_the_page, only_trusted_
 from .service import SearchService
 from .session import SearchSession, asked
 
+#: Explanations running at once (page and API together); the rest wait in their own queue.
+EXPLAIN_SLOTS = 1
 TEXT_LABEL = "…or describe what you are looking for"
 TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
 
@@ -280,8 +282,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         return (gr.update(visible=True), gr.update(value=explanation.query_overlay,
                 visible=explanation.query_overlay is not None), explanation.overlay, line)
 
+    # Explanations (seconds of CPU each) have a queue of their own: 16 visitors asking Why?
+    # made another visitor's search wait 45 s when they shared the search slots.
     why_button.click(on_why, [session, selected], [why_row, why_query, why_result, why_text],
-                     api_visibility="private", concurrency_id="search")
+                     api_visibility="private", concurrency_limit=EXPLAIN_SLOTS, concurrency_id="explain")
 
     def on_threshold(state: SearchSession, value: float) -> tuple[list[tuple[Any, str]], str]:
         return apply_threshold(service, state, value)

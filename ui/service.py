@@ -36,7 +36,7 @@ from engines.galleries.gallery import Gallery
 from engines.model.catalog import ModelEntry, catalog
 from engines.storage.cache import default_cache_dir
 
-from .background import BackgroundWorker
+from .background import BackgroundWorker, release_memory
 from .config import AppConfig
 from .galleries import Galleries
 from .images import Thumbnails, caption, placeholder
@@ -50,6 +50,8 @@ LOG_PROGRESS_EVERY_S = 10.0
 #: a day of use leaves no pile in /tmp.
 SCRATCH_MAX_AGE_S = 600
 SCRATCH_MAX_FILES = 64
+#: Models besides the app's own kept loaded at once (each holds its weights and ONNX sessions).
+MAX_PICKED_MODELS = 2
 #: Threads that make missing thumbnails for one page of results (decoding releases the GIL).
 THUMBNAIL_WORKERS = 2
 
@@ -71,6 +73,8 @@ class SearchService:
         #: Builds running now, by engine key: set to stop one.
         self._cancels: dict[tuple[Any, ...], threading.Event] = {}
         self._models: list[ModelEntry] | None = None
+        #: Models picked by visitors (not the app's own), least recently used first.
+        self._model_use: dict[str, float] = {}
         self.thumbnails = Thumbnails((self.deployment.cache_dir or default_cache_dir()) / "thumbnails")
         #: Files made for download (CSV): one folder per service, emptied as they age and removed
         #: with the service; Gradio serves its own copies of them.
@@ -78,6 +82,9 @@ class SearchService:
         weakref.finalize(self, shutil.rmtree, self._scratch, True)
         #: Duplicates runs and maps: off the search path (ui/background.py).
         self.in_background = BackgroundWorker().run
+        #: Reading photos' headers (dates, cameras) on a worker of its own: it must not wait
+        #: behind a duplicates run (it did, for 141 s, holding a search slot).
+        self.reading_photos = BackgroundWorker().run
 
     def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
         with self._lock:
@@ -250,6 +257,7 @@ class SearchService:
         stops, keeping what it computed, when ``cancel_build`` is called for it.
         """
         key = self._engine_key(name, gallery, choices)
+        self._used_model(key)
         ready = self._engines.get(key)
         # len() is 0 again where a store lost its index (a Chroma server restarted empty):
         # then this request builds it again instead of failing until someone rebuilds.
@@ -270,6 +278,30 @@ class SearchService:
                     self._cancels.pop(key, None)
                 self._built_from[key] = gallery
             return engine
+
+    def _used_model(self, key: tuple[Any, ...]) -> None:
+        """Note that the model of engine ``key`` is used now; when more than ``MAX_PICKED_MODELS``
+        models other than the app's own are loaded, the engines of the one used least
+        recently are dropped (with their model: ~0.6-1.5 GB each), so visitors picking model
+        after model cannot fill memory. A dropped model loads again when picked again."""
+        model = dict(key[2]).get("model")
+        if model is None:
+            return
+        with self._lock:
+            self._model_use.pop(model, None)
+            self._model_use[model] = time.monotonic()
+            stale = list(self._model_use)[:-MAX_PICKED_MODELS]
+            for old in stale:
+                del self._model_use[old]
+                for dropped in [k for k in self._engines if dict(k[2]).get("model") == old]:
+                    self._engines.pop(dropped, None)
+                    self._built_from.pop(dropped, None)
+                    log.info("model %s unloaded (the least recently used of %d picked)", old, MAX_PICKED_MODELS + 1)
+        if stale:
+            import gc
+
+            gc.collect()
+            release_memory()
 
     def built(self, name: str, source: str, choices: Mapping[str, str | None] | None = None) -> SearchEngine | None:
         """Engine ``name`` for ``source`` if its index is built already (nothing is started), else ``None``."""
