@@ -89,6 +89,9 @@ def run_pipeline(
         if item.refused is not None:  # never touched: not even stated
             engine._skip(skipped, item.source, item.refused)
             continue
+        if item.listed_size == 0:  # known empty from the listing: skipped without a read, every build
+            engine._skip(skipped, item.source, "empty file")
+            continue
         try:
             records.append((key(item), item))
         except OSError as exc:

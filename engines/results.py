@@ -219,13 +219,18 @@ def summarise_skipped(skipped: list[SkippedFile], indexed: int) -> str:
 
 def printable(text: str) -> str:
     """``text`` as valid UTF-8 for people, pages and CSV files: a file name's bytes that are
-    not UTF-8 (kept by Python as surrogates, ``bad\\udcff.png``) are shown escaped (``bad\\xff.png``)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
+    not UTF-8 (kept by Python as surrogates, ``bad\\udcff.png``) are shown escaped
+    (``bad\\xff.png``). A name with a backslash shows it doubled, so two different names never
+    look the same (a file really named ``bad\\xff.png`` shows as ``bad\\\\xff.png``)."""
+    if "\\" not in text:
         try:
-            raw = text.encode("utf-8", "surrogateescape")
+            text.encode("utf-8")
+            return text
         except UnicodeEncodeError:
-            return text.encode("utf-8", "backslashreplace").decode("utf-8")
-        return raw.decode("utf-8", "backslashreplace")
+            pass
+    text = text.replace("\\", "\\\\")
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")

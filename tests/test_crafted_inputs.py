@@ -432,3 +432,24 @@ def test_a_hub_dataset_cell_is_read_only_inside_that_datasets_own_cache_folder(
     mine, theirs = _items_from_dataset(dataset, hub_dataset_folders("ada/photos"))
     assert mine.refused is None and mine.path == str((own / "p.png").resolve())  # the positive control
     assert theirs.refused == OUTSIDE_DATASET and theirs.path is None
+
+
+@pytest.mark.parametrize("name", ["pixel", "clip"])
+def test_empty_files_of_a_listing_are_skipped_without_being_opened(
+    name: str, tiny_clip: str, tmp_path: Path, watched_paths: list[str]
+) -> None:
+    from engines import load_gallery
+
+    folder = tmp_path / "g" / "x"
+    folder.mkdir(parents=True)
+    empties = [folder / f"empty {n}.jpg" for n in range(50)]
+    for empty in empties:
+        empty.write_bytes(b"")
+    make_image((1, 2, 3), 1).save(folder / "fine.png")
+    engine = create_engine(name, model=tiny_clip) if name == "clip" else create_engine(name)
+    watched_paths.clear()
+    assert engine.index(load_gallery(str(tmp_path / "g"))["train"], progress=False) == 1  # the fine one (positive)
+    opened = {os.path.realpath(p) for p in watched_paths}
+    assert not opened & {str(e.resolve()) for e in empties}
+    assert str((folder / "fine.png").resolve()) in opened
+    assert {s.reason for s in engine.skipped} == {"empty file"} and len(engine.skipped) == 50

@@ -88,3 +88,31 @@ def test_the_search_handler_refuses_a_path_it_did_not_upload(
     assert secret not in {os.path.realpath(p) for p in watched_paths}
     tiles, _, _ = search_tab.search(service, str(gallery), "pixel", {}, None, 3, [], uploaded(private_image), "")
     assert len(tiles) == 3
+
+
+def test_has_location_in_words_is_read_as_meant(app: tuple[Client, Path]) -> None:
+    client, gallery = app
+    query = handle_file(str(next((gallery / "test" / "green").iterdir())))
+    everything = client.predict(image=query, engine="pixel", k=5, api_name="/search")["results"]
+    assert everything  # generated files carry no location
+    for said in (False, "no", "No", "without"):
+        assert client.predict(image=query, engine="pixel", k=5, photos={"has_location": said},
+                              api_name="/search")["results"] == everything
+    for said in (True, "yes"):
+        assert client.predict(image=query, engine="pixel", k=5, photos={"has_location": said},
+                              api_name="/search")["results"] == []
+    with pytest.raises(AppError, match="true or false"):
+        client.predict(image=query, engine="pixel", photos={"has_location": "maybe"}, api_name="/search")
+
+
+def test_a_nul_in_a_file_url_is_refused_not_a_server_error(app: tuple[Client, Path]) -> None:
+    import httpx
+
+    client, gallery = app
+    client.predict(api_name="/load_gallery")
+    base = client.src.rstrip("/")
+    inside = str(next((gallery / "train" / "red").iterdir()))
+    assert httpx.get(f"{base}/gradio_api/file={inside}", timeout=10).status_code == 200  # the positive control
+    for url in (f"{base}/gradio_api/file={inside}%00.png", f"{base}/gradio_api/file=%00{inside}"):
+        answer = httpx.get(url, timeout=10)
+        assert answer.status_code == 404, (url, answer.status_code)

@@ -37,6 +37,20 @@ from .service import SearchService
 from .session import SearchSession
 
 
+def _located(value: Any) -> str:
+    """``photos.has_location`` in the page's words: a JSON boolean, or yes/no in words ("no"
+    was read as "with a location" when any non-empty text counted as true)."""
+    if value is None:
+        return "any"
+    words = {"true": True, "yes": True, "1": True, "with": True, "false": False, "no": False, "0": False,
+             "without": False}
+    if isinstance(value, str) and value.strip().casefold() in words:
+        value = words[value.strip().casefold()]
+    if not isinstance(value, bool) and value not in (0, 1):
+        raise gr.Error(f"Expected photos.has_location to be true or false, got {value!r}")
+    return "with a location" if value else "without"
+
+
 def _results(service: SearchService, results: Sequence[SearchResult]) -> list[dict[str, Any]]:
     return [
         # "file", not "path": Gradio takes a dict with a "path" for a file to send along.
@@ -58,8 +72,7 @@ def build(service: SearchService) -> None:
         unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location"}
         if unknown:
             raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location; got {sorted(unknown)}")
-        where = picked.get("has_location")
-        located = "any" if where is None else "with a location" if where else "without"
+        located = _located(picked.get("has_location"))
         chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"), located)
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
                                           classes or [], image, text, chosen=chosen)

@@ -58,7 +58,7 @@ class ServingGuard:
         path: str = scope.get("path", "")
         requested = requested_file(scope)
         auth = self.service.config.auth
-        if requested is not None and not self.service.may_serve(requested):
+        if requested is not None and ("\x00" in requested or not self.service.may_serve(requested)):
             await _not_found(send)
         elif auth is not None and _MCP_ROUTE.search(path) and not logged_in(scope, auth):
             await _unauthorised(send)

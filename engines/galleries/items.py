@@ -87,6 +87,16 @@ class GalleryItem:
     refused: str | None = field(default=None, compare=False)
 
     @property
+    def listed_size(self) -> int | None:
+        """The file's size as the listing saw it (``stamp``), ``None`` where it was not stated."""
+        if self.stamp is None:
+            return None
+        try:
+            return int(self.stamp.rsplit("|", 4)[1])
+        except (IndexError, ValueError):
+            return None
+
+    @property
     def source(self) -> str:
         """How messages name this item."""
         return self.path if self.path is not None else f"item #{self.position} ({self.label})"
