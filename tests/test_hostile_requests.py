@@ -116,3 +116,17 @@ def test_a_nul_in_a_file_url_is_refused_not_a_server_error(app: tuple[Client, Pa
     for url in (f"{base}/gradio_api/file={inside}%00.png", f"{base}/gradio_api/file=%00{inside}"):
         answer = httpx.get(url, timeout=10)
         assert answer.status_code == 404, (url, answer.status_code)
+
+
+def test_a_public_pages_configuration_names_no_server_folder(tmp_path: Path) -> None:
+    import json
+
+    gallery = make_gallery(tmp_path / "secret-place" / "photos", per_class=2)
+    public = page.build_demo(AppConfig(data=str(gallery), host="0.0.0.0"))
+    text = json.dumps(public.get_config_file(), default=str)
+    assert str(tmp_path) not in text and "photos" in text
+    service = public.service  # type: ignore[attr-defined]
+    assert service.gallery("photos").source == str(gallery.resolve())  # the shown name loads it again
+    # The positive control: on the operator's own machine the path is shown in full.
+    local = page.build_demo(AppConfig(data=str(gallery)))
+    assert str(gallery) in json.dumps(local.get_config_file(), default=str)

@@ -73,7 +73,7 @@ class Galleries:
     def check_source(self, source: str) -> str:
         """A gallery source the app may load: a folder (or saved dataset) under a configured
         root, or a Hub id the operator allows; refused in words otherwise."""
-        found = parse_source(source or "")
+        found = parse_source(self._from_shown(source or ""))
         if isinstance(found, HubSource):
             hub_ids = self.config.allow_hub
             if found.id != self.config.data and "*" not in hub_ids and found.id not in hub_ids:
@@ -87,6 +87,17 @@ class Galleries:
                 "start the app with --gallery-root DIR to allow another"
             )
         return str(resolved)
+
+    def _from_shown(self, source: str) -> str:
+        """A public page shows galleries by their folder's name (``shown``), never the server's
+        path: such a name (or a folder below a root) is found again under the roots."""
+        if self.config.public and source and not os.path.isabs(source):
+            for root in self._roots:
+                if source.rstrip(os.sep) == os.path.basename(root.rstrip(os.sep)):
+                    return root
+                if os.path.isdir(os.path.join(root, source)):
+                    return os.path.join(root, source)
+        return source
 
     def remember(self, source: str, gallery: Gallery) -> Gallery:
         """Make ``gallery`` the current one for ``source`` (its files servable)."""

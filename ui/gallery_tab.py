@@ -124,7 +124,9 @@ def build(
 ) -> tuple[Any, Any, Any, Any]:
     """The tab's components and events; returns the outputs the page's load event fills."""
     with gr.Row():
-        source_box = gr.Textbox(service.config.data, label="Gallery folder or Hugging Face dataset id", scale=3,
+        # A public page names the gallery by its folder's name, never the server's path.
+        source_box = gr.Textbox(service.shown(service.config.data), label="Gallery folder or Hugging Face dataset id",
+                                scale=3,
                                 elem_id="gallery-source")
         load_button = gr.Button("Load gallery", scale=1, elem_id="load-gallery")
     loaded = gr.Markdown(elem_id="gallery-status")
