@@ -19,12 +19,13 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from .errors import EngineError
 from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
+from .model.packaged import model_or_packaged
 from .registry import available_engines, create_engine, engine_class
 from .settings import INDEX, add_arguments, deployment_from, from_environment
 
@@ -51,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             hide_library_progress()
         gallery = load_gallery(gallery_name(parse_source(args.data)))
         deployment = deployment_from(args, gallery.source)
+        if engine_class(args.engine).accepts_text:  # without the CLIP model here: the packaged one, said so
+            model, note = model_or_packaged(deployment.model)
+            if note:
+                print(f"image-search: {note}", file=sys.stderr)
+            deployment = replace(deployment, model=model)
         options: dict[str, object] = {}
         if args.features and args.engine == "pixel":
             options["features"] = args.features

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +27,7 @@ from .errors import EngineError
 from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
+from .model.packaged import model_or_packaged
 from .query import Query, SearchQuery, parse_text_query
 from .registry import available_engines, create_engine, engine_class
 from .results import SearchResult, printable
@@ -137,6 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"the {args.engine} engine searches by image only: use --image, or --engine clip")
         gallery = load_gallery(gallery_name(parse_source(args.data)))
         deployment = deployment_from(args, gallery.source)
+        if engine_class(args.engine).accepts_text:  # a learned engine: its model, or the packaged one offline
+            model, note = model_or_packaged(deployment.model)
+            if note and args.query is not None:
+                raise ValueError(note)  # a sentence cannot be answered by an image model
+            if note:
+                print(f"image-search: {note}", file=sys.stderr)
+            deployment = replace(deployment, model=model)
         options: dict[str, Any] = {"features": args.features} if args.features and args.engine == "pixel" else {}
         engine = create_engine(args.engine, deployment=deployment, **options)
         engine.check_metric(args.metric)  # bad input is refused before minutes of indexing

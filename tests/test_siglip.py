@@ -156,8 +156,9 @@ def test_the_picker_offers_models_on_this_machine_and_nothing_else(
     assert (found[str(saved)].where, found[str(saved)].family) == ("folder", "SigLIP 2")
     assert not found["google/siglip-base-patch16-224"].selectable  # recommended, not downloaded
     assert "someone/a-text-model" not in found and str(models / "notes") not in found
+    # The packaged image model is offered too (its weights are a dependency: always on this machine).
     assert [value for _, value in model_choices(service.models)] == [tiny_clip, "google/siglip2-base-patch16-224",
-                                                                      str(saved)]
+                                                                      "efficientnet-lite0", str(saved)]
     assert "hf download google/siglip-base-patch16-224" in models_table(service.models)
     # Choosing: the app's own model keys the default engine; another one on this machine is taken;
     # anything else (a Hub id to download, a folder elsewhere) is refused before any loading.

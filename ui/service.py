@@ -34,6 +34,7 @@ from engines import (
 )
 from engines.galleries.gallery import Gallery
 from engines.model.catalog import ModelEntry, catalog
+from engines.model.packaged import model_or_packaged
 from engines.storage.cache import default_cache_dir
 
 from .background import BackgroundWorker, release_memory
@@ -61,7 +62,11 @@ class SearchService:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self.deployment = config.deployment()
+        deployment = config.deployment()
+        # Without the configured CLIP model (not cached, Hub unreachable), image search goes
+        # on with the packaged model; ``model_note`` says so wherever a model answers.
+        model, self.model_note = model_or_packaged(deployment.model)
+        self.deployment = replace(deployment, model=model)
         #: Loaded galleries, least recently used first; at most ``MAX_GALLERIES`` (with their
         #: engines and indexes), so visitors loading folder after folder cannot fill memory.
         self.galleries = Galleries(config, on_forget=self._forget_engines)
@@ -330,6 +335,8 @@ class SearchService:
         engine = self.engine(name, gallery, choices, progress=progress)
         pending = self.galleries.pending.get(gallery.source)
         note = "" if pending is None else f"{pending[1].describe()} since the index was built: press Update to add them"
+        if self.model_note and engine_info(name).accepts_text and not (choices or {}).get("model"):
+            note = "; ".join(part for part in (self.model_note, note) if part)
         return engine, gallery, note
 
     def update(

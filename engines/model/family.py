@@ -50,6 +50,8 @@ class ModelFamily:
     #: NaFlex (SigLIP 2 at native aspect ratios): images become a variable number of patches,
     #: with a mask and their grid shape, which the fixed-size ONNX export does not take.
     flexible_patches: bool = False
+    #: Whether the model has a text tower (an image-only model such as EfficientNet-Lite has not).
+    reads_text: bool = True
 
     @classmethod
     def of(cls, model: Any, processor: Any) -> ModelFamily:
