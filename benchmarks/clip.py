@@ -16,6 +16,13 @@ Each figure is measured once a round, every runtime and the naive loop in turn, 
 of ``--rounds`` rounds is kept: on a shared machine other loads only ever slow a run down.
 
     python benchmarks/clip.py [--family clip|siglip|siglip2] [--limit 160] [--batch-sizes 1,4,8] [--rounds 3]
+
+``--model efficientnet-lite0`` measures the packaged image model instead (real weights) on
+generated 12-megapixel phone JPEGs, beside CLIP ViT-B/32 (random weights) on the same
+photos: indexing images/s with decoding, and one image query (decode + preprocess + model).
+Goals for the packaged model in int8: >= 25 images/s indexing, <= 15 ms an image query.
+
+    python benchmarks/clip.py --model efficientnet-lite0 [--photos 48] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ IMAGE_MS = {"onnx fp32": 60, "onnx int8": 30}
 TEXT_MS = 10
 #: Images/s SigLIP 2 B/16 should index at in int8 on this 2-core CPU.
 SIGLIP2_INT8_RATE = 10.0
+#: The packaged model's goals in int8: phone JPEGs indexed per second, and one image query in ms.
+PACKAGED_RATE, PACKAGED_QUERY_MS = 25.0, 15.0
 
 
 def naive(model_dir: Path, files: list[str]) -> Callable[[], tuple[float, np.ndarray]]:
@@ -93,14 +102,99 @@ def top10_overlap(gallery: np.ndarray, reference: np.ndarray, queries: np.ndarra
     return out
 
 
+def phone_photos(folder: Path, count: int) -> list[str]:
+    """``count`` generated 12-megapixel phone-like JPEGs (quality 90, 2-4 MB each)."""
+    from engines.testing import make_phone_photo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    paths = []
+    for n in range(count):
+        path = folder / f"IMG_{n:04d}.JPG"
+        make_phone_photo(rng).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def _query_split(embedder: ClipEmbedder, photo: str, small: Path) -> dict[str, float]:
+    """Median ms of a phone photo query's decode, preprocess and model, and of a small JPEG's whole query."""
+    from engines.galleries.images import load_image
+
+    image, decode = timed(lambda: load_image(photo, draft=embedder.decode_size))
+    inputs, preprocess = timed(lambda: embedder._pixel_values([image]))  # type: ignore[list-item]
+    _, model = timed(lambda: embedder._features("get_image_features", inputs))  # type: ignore[arg-type]
+    Image.open(photo).resize((500, 375)).save(small, quality=90)
+    _, whole = timed(lambda: embedder.embed_images([load_image(str(small), draft=embedder.decode_size)]))
+    return {"decode": decode, "preprocess": preprocess, "model": model, "small": whole}
+
+
+def packaged_speed(args: argparse.Namespace) -> None:
+    """The packaged model's indexing and query speed on phone photos, beside CLIP ViT-B/32's."""
+    from engines.galleries.images import load_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = phone_photos(Path(tmp) / "photos", args.photos)
+        size = sum(Path(p).stat().st_size for p in photos) / len(photos) / 1e6
+        print(f"{len(photos)} generated 4000x3000 JPEGs, {size:.1f} MB each on average")
+        clip_dir = build_full_size_clip(Path(tmp) / "clip-b32-random")
+        runs = [(args.model, "torch", "fp32"), (args.model, "onnx", "fp32"), (args.model, "onnx", "int8"),
+                ("clip-vit-b32 (random weights)", "onnx", "fp32"), ("clip-vit-b32 (random weights)", "onnx", "int8")]
+        embedders = {}
+        for model, backend, precision in runs:
+            name = str(clip_dir) if model.startswith("clip") else model
+            embedder = ClipEmbedder(EmbedderConfig(name, backend=backend, precision=precision,
+                                                   export_dir=str(Path(tmp) / "onnx")))
+            embedder.embed_images([Image.new("RGB", (64, 64))])  # loads, and exports the first time
+            embedders[(model, backend, precision)] = embedder
+        best: dict[tuple[str, str, str], tuple[float, float]] = {}
+        items = as_gallery_items(photos)
+        for round_ in range(1, args.rounds + 1):
+            line = []
+            for key, embedder in embedders.items():
+                started = time.perf_counter()
+                for _ in embedder.embed_items(items):
+                    pass
+                rate = len(photos) / (time.perf_counter() - started)
+
+                def query(embedder: ClipEmbedder = embedder) -> object:
+                    return embedder.embed_images([load_image(photos[0], draft=embedder.decode_size)])
+
+                ms = median_ms(query, 5)
+                old = best.get(key, (0.0, float("inf")))
+                best[key] = (max(old[0], rate), min(old[1], ms))
+                line.append(f"{' '.join(key)} {rate:.1f}/s {ms:.0f} ms")
+            print(f"round {round_}: " + "; ".join(line))
+        embedders_split = _query_split(embedders[(args.model, "onnx", "int8")], photos[0], Path(tmp) / "small.jpg")
+    print()
+    print("| model | runtime | indexing 12-MP JPEGs (images/s, with decoding) | one image query (ms) |")
+    print("|---|---|---|---|")
+    for (model, backend, precision), (rate, ms) in best.items():
+        print(f"| {model} | {backend} {precision} | {rate:.1f} | {ms:.1f} |")
+    int8 = embedders_split
+    print(f"\n{args.model} int8, one query split: 12-MP phone JPEG decode {int8['decode']:.1f} ms + preprocess "
+          f"{int8['preprocess']:.1f} + model {int8['model']:.1f}; a 500x375 JPEG (aio's median size) "
+          f"{int8['small']:.1f} ms in all")
+    rate, ms = best[(args.model, "onnx", "int8")]
+    print(f"\n{args.model} int8: {rate:.1f} images/s (goal >= {PACKAGED_RATE:.0f}): "
+          f"{'met' if rate >= PACKAGED_RATE else 'NOT met'}; image query {ms:.1f} ms (goal <= {PACKAGED_QUERY_MS:.0f}): "
+          f"{'met' if ms <= PACKAGED_QUERY_MS else 'NOT met'}")
+    clip_rate = best[("clip-vit-b32 (random weights)", "onnx", "int8")][0]
+    print(f"{args.model} int8 indexes {rate / clip_rate:.2f}x as fast as CLIP ViT-B/32 int8 on the same photos")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="efficientnet-lite0: the packaged image model on phone photos")
+    parser.add_argument("--photos", type=int, default=48, help="phone photos to generate (with --model)")
     parser.add_argument("--limit", type=int, default=160, help="gallery images to embed (0: all 595)")
     parser.add_argument("--batch-sizes", default="1,8", help="batch sizes to try for each runtime")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every measurement; the best is kept")
     parser.add_argument("--family", choices=("clip", "siglip", "siglip2"), default="clip",
                         help="the model architecture (ViT-B/32 CLIP, ViT-B/16 SigLIP or SigLIP 2 at 224 pixels)")
     args = parser.parse_args()
+    if args.model is not None:
+        packaged_speed(args)
+        return
     aio = require_aio()
     files = list_image_files(aio / "train")
     files = files[: args.limit] if args.limit else files

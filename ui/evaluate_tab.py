@@ -70,6 +70,8 @@ def run_evaluation(
                 failures.append(f"{title} offers none of the chosen metrics")
                 continue
             used = service.choices_for(name, choices)
+            if engine_info(name).accepts_text:  # a learned engine: its row names the model that answered
+                used = {"model": service.deployment.model, **used}
             rows += evaluate(
                 engine, gallery["train"], queries, metrics=chosen, ks=sorted(set(ks) | set(plot_ks)),
                 settings=",".join(f"{key}={value}" for key, value in used.items()), progress=progress is not None,
