@@ -172,3 +172,28 @@ def test_without_the_hub_the_app_serves_image_search_and_says_which_model_answer
     # The positive control: with the model in the cache, nothing is replaced.
     reachable = SearchService(AppConfig(data=str(gallery), model=str(ROOT / "data"), cache_dir=str(tmp_path / "c")))
     assert reachable.deployment.model == str(ROOT / "data") and reachable.model_note == ""
+
+
+def test_the_api_searches_with_the_packaged_model_picked_per_request(tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from ui import page
+    from ui.config import AppConfig
+
+    gallery = make_gallery(tmp_path / "g", per_class=3)
+    config = AppConfig(data=str(gallery), model=str(ROOT / "data"), port=free_port(), host="127.0.0.1",
+                       cache_dir=str(tmp_path / "cache"))
+    demo = page.build_demo(config)
+    page.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
+        query = handle_file(str(next((gallery / "test" / "red").iterdir())))
+        found = client.predict(image=query, engine="clip", k=3, options={"model": "efficientnet-lite0"},
+                               api_name="/search")
+        assert len(found["results"]) == 3 and found["results"][0]["label"] == "red"
+        with pytest.raises(AppError, match="reads images only"):
+            client.predict(text="a red square", engine="clip", options={"model": "efficientnet-lite0"},
+                           api_name="/search")
+    finally:
+        demo.close()
