@@ -13,13 +13,13 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from .capabilities import Capabilities
 from .deployment import Deployment
 from .errors import EmptyIndexError, InvalidQueryError, UnknownMetricError
 from .filters import Filter, with_labels
@@ -30,8 +30,7 @@ from .query import Query, SearchQuery, Text, load_query_image
 from .results import Progress, SearchResult, SkippedFile, passing_threshold, summarise_skipped
 
 if TYPE_CHECKING:
-    from .analysis.explanations import Explanation
-    from .results import DuplicateGroup, GalleryMap, GalleryVectors, VectorIdentity
+    from .results import GalleryVectors, VectorIdentity
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +52,13 @@ class Option:
     listed_by_app: bool = False
 
 
-class SearchEngine(abc.ABC):
+class SearchEngine(Capabilities):
     """An image index that ranks its gallery against a query.
 
     Subclasses set the class attributes below and implement ``_index``, ``_rank``,
     ``_image_vector`` (and ``_text_vector`` where ``accepts_text``), ``labels`` and
-    ``__len__``.
+    ``__len__``. What features ask of an engine beyond ranking (engines/capabilities.py)
+    has defaults that say "not supported".
     """
 
     name: ClassVar[str]
@@ -173,35 +173,6 @@ class SearchEngine(abc.ABC):
     def export_details(self) -> dict[str, str]:
         """How the vectors were made, for an export's dataset card (model, backend, precision)."""
         return {}
-
-    def duplicates(
-        self, threshold: float | None = None, metric: str | None = None, *, verify: bool | None = None
-    ) -> list[DuplicateGroup]:
-        """``engines.find_duplicates(self, threshold, metric, verify=verify)``."""
-        from .analysis.duplicates import find_duplicates  # noqa: PLC0415 - a feature, loaded where used
-
-        return find_duplicates(self, threshold, metric, verify=verify)
-
-    def gallery_map(self, metric: str | None = None, *, limit: int | None = None, seed: int = 0) -> GalleryMap:
-        """``engines.map_gallery(self, metric, limit=limit, seed=seed)``."""
-        from .analysis.gallery_map import map_gallery  # noqa: PLC0415 - a feature, loaded where used
-
-        return map_gallery(self, metric, limit=limit, seed=seed)
-
-    def export(self, target: str | Path, *, overwrite: bool = False) -> str:
-        """``engines.export_index(self, target, overwrite=overwrite)``."""
-        from .storage.transfer import export_index  # noqa: PLC0415 - datasets loads on first use
-
-        return export_index(self, target, overwrite=overwrite)
-
-    def explain(
-        self, query: SearchQuery | Query, result: SearchResult | Image.Image | Path | str, metric: str | None = None,
-        grid: tuple[int, int] | None = None, *, query_heatmap: bool = True,
-    ) -> Explanation:
-        """``engines.explain(self, query, result, metric, grid, query_heatmap=...)``: why it matched."""
-        from .analysis.explanations import explain  # noqa: PLC0415 - a feature, loaded where used
-
-        return explain(self, query, result, metric, grid, query_heatmap=query_heatmap)
 
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         """The vector ``query`` is ranked by, in this engine's space."""

@@ -11,6 +11,7 @@ file content, so re-indexing an unchanged gallery computes nothing.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +21,10 @@ import numpy as np
 from PIL import Image
 
 from .analysis.tags import TagRule, TagStore, TagTable, build_table, tag_names
-from .base import FeatureVector, Items, Option, SearchEngine, SkippedFile
+from .base import FeatureVector, Items, Option, SkippedFile
 from .deployment import DEFAULT_MODEL, Deployment
 from .errors import InvalidQueryError
+from .featured import FeaturedEngine
 from .filters import Filter
 from .galleries.items import GalleryItem
 from .metrics import METRICS
@@ -33,7 +35,9 @@ from .results import Progress, SearchResult, VectorIdentity
 from .storage.cache import ContentHashes, VectorCache
 from .vector_engine import VectorEngine
 
-_SHARED: dict[EmbedderConfig, ClipEmbedder] = {}
+#: Held weakly: a model lives while an engine uses it, so an application that drops the
+#: engines of a model (the app's least recently picked one) frees its weights too.
+_SHARED: weakref.WeakValueDictionary[EmbedderConfig, ClipEmbedder] = weakref.WeakValueDictionary()
 _SHARED_LOCK = threading.Lock()
 
 
@@ -44,9 +48,10 @@ def shared_embedder(config: EmbedderConfig | str = DEFAULT_MODEL) -> ClipEmbedde
     if isinstance(config, str):
         config = EmbedderConfig(config)
     with _SHARED_LOCK:
-        if config not in _SHARED:
-            _SHARED[config] = ClipEmbedder(config)
-        return _SHARED[config]
+        embedder = _SHARED.get(config)
+        if embedder is None:
+            embedder = _SHARED[config] = ClipEmbedder(config)
+        return embedder
 
 
 def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:
@@ -54,7 +59,7 @@ def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbe
     return embedder if isinstance(embedder, ClipEmbedder) else shared_embedder(embedder or EmbedderConfig())
 
 
-class UsesEmbedder(SearchEngine):
+class UsesEmbedder(FeaturedEngine):
     """The part of the CLIP and Chroma engines that is the same: queries go through one embedder.
 
     Subclasses set ``self.embedder`` with :func:`resolve_embedder` in their constructor.
@@ -109,7 +114,17 @@ class UsesEmbedder(SearchEngine):
         return count
 
     def _tag_store(self) -> TagStore:
-        return TagStore(self.cache_dir if getattr(self, "cache_enabled", True) else None)
+        return TagStore(self.local_features_dir())
+
+    def local_features_dir(self) -> Path | None:
+        # The CLIP engine may run without a cache (cache=False); the Chroma engine always keeps one.
+        return self.cache_dir if getattr(self, "cache_enabled", True) else None
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.embedder.embed_images(images)
+
+    def model_side(self) -> int | None:
+        return max(1, int(self.embedder.decode_size[0]) // 2)  # decode_size is twice the model's input side
 
     def _tag_key(self) -> tuple[str, str]:
         """Where this engine's tags are kept: its model (vector identity) and its gallery (the

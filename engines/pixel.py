@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .analysis.explanations import Explanation
 from .base import FeatureVector, Option
 from .errors import TooManyCandidatesError, UnreadableImageError
 from .galleries.items import GalleryItem
 from .metrics import METRICS
+from .pixel_explain import exact_colours, exact_pixels
 from .results import DuplicateGroup
 from .vector_engine import VectorEngine
 from .vector_index import Blocks
@@ -135,6 +137,18 @@ class PixelEngine(VectorEngine):
 
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         return self.features_of(image)
+
+    def exact_explanation(
+        self, vector: np.ndarray, picture: Image.Image, query_image: Image.Image | None, metric: str,
+        grid: tuple[int, int] | None,
+    ) -> Explanation | None:
+        # Raw pixels and colour histograms split a score exactly; a hash does not (occlusion).
+        stored = np.asarray(self.features_of(picture))
+        if self.features == "pixels":
+            return exact_pixels(stored, self.size, vector, picture, query_image, metric, grid)
+        if self.features == "histogram":
+            return exact_colours(stored, self.bins, vector, picture, query_image, metric)
+        return None
 
     @property
     def decode_draft(self) -> tuple[int, int]:  # type: ignore[override]

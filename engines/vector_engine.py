@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import FeatureVector, SearchEngine, SearchResult, SkippedFile
+from .base import FeatureVector, SearchResult, SkippedFile
 from .deployment import Deployment
 from .errors import EmptyIndexError
+from .featured import FeaturedEngine
 from .filters import Filter
 from .galleries.items import GalleryItem, hash_or_none
 from .galleries.photo_info import PhotoTable, table_of
@@ -106,7 +107,7 @@ def _gather(vectors: dict[str, np.ndarray], keys: list[str]) -> np.ndarray | Non
     return matrix
 
 
-class VectorEngine(SearchEngine):
+class VectorEngine(FeaturedEngine):
     """A :class:`SearchEngine` over a float32 matrix of per-image vectors."""
 
     #: Whether ``_item_key`` is the file's SHA-256 (then duplicates read no file to hash it).
@@ -123,6 +124,9 @@ class VectorEngine(SearchEngine):
     @classmethod
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
         return {**super().deployment_options(deployment), "cache_dir": deployment.cache_dir}
+
+    def local_features_dir(self) -> Path | None:
+        return self.cache_dir if self.cache_enabled else None
 
     # -- what subclasses provide ---------------------------------------------------------
     @abc.abstractmethod

@@ -216,7 +216,7 @@ def test_a_keypoint_cache_entry_of_the_wrong_shape_is_dropped_and_computed_again
 
     import numpy as np
 
-    from engines.analysis.verify import LocalFeatures
+    from engines.analysis.local_features import LocalFeatures
     from engines.testing import make_photo
 
     photo = tmp_path / "p.jpg"

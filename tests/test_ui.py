@@ -208,7 +208,7 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
     )
     assert list(table.columns[:5]) == ["engine", "metric", "queries", "P@1", "P@3"]
     assert list(table["metric"]) == ["l1", "cosine", "l1", "cosine"] and set(table["queries"]) == {4}
-    assert table["engine"][0] == "pixel (features=pixels)" and table["engine"][2] == "clip"
+    assert table["engine"][0] == "pixel (features=pixels)" and table["engine"][2] == "clip (model=tiny-clip0)"
     assert set(plot["value"]["k"]) == set(range(1, evaluate_tab.PLOT_MAX_K + 1))
     assert plot["y_lim"][1] >= plot["value"]["precision"].max() and plot["x_lim"] == [1, evaluate_tab.PLOT_MAX_K]
     with open(csv_file, newline="") as handle:
@@ -322,15 +322,17 @@ def test_models_picked_by_visitors_are_unloaded_least_recently_used_first(tiny_c
     service = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=2)), model=tiny_clip,
                                       models_dir=str(models), cache_dir=str(tmp_path / "cache")))
     default, _, _ = service.current("clip", service.config.data, {})
-    loaded = []
+    loaded, models = [], []
     for model in picked[:MAX_PICKED_MODELS]:
         engine, _, _ = service.current("clip", service.config.data, {"model": model})
         loaded.append(weakref.ref(engine))
+        models.append(weakref.ref(engine.embedder))  # type: ignore[attr-defined]
         del engine
     assert all(ref() is not None for ref in loaded)  # within the bound, every pick stays loaded
     service.current("clip", service.config.data, {"model": picked[0]})  # the first is used again
     service.current("clip", service.config.data, {"model": picked[-1]})  # one more than the bound
     assert loaded[0]() is not None and loaded[1]() is None  # the least recently used went
+    assert models[1]() is None  # with its model's weights
     assert service.built("clip", service.config.data, {}) is default  # the app's own stays
     again, _, _ = service.current("clip", service.config.data, {"model": picked[1]})  # and loads again
     assert again.search(Text("red"), k=1)

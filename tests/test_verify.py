@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from engines import create_engine
-from engines.analysis.verify import MIN_INLIERS, LocalFeatures, match
+from engines.analysis.local_features import LocalFeatures
+from engines.analysis.verify import MIN_INLIERS, match
 from engines.galleries.items import GalleryItem
 
 pytest.importorskip("cv2", reason="verification needs opencv-python-headless (requirements.txt)")

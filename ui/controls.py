@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -19,6 +20,7 @@ from .messages import USER_ERRORS
 if TYPE_CHECKING:
     from engines.model.catalog import ModelEntry
 
+    from .config import AppConfig
     from .service import SearchService
 
 
@@ -138,3 +140,16 @@ def stop_button(service: SearchService, controls: EngineControls, source: gr.Sta
     button.click(on_stop, [source, controls.engine, *controls.inputs], None, api_visibility="private",
                  concurrency_limit=None, queue=False)
     return button
+
+
+def example_queries(config: AppConfig) -> list[list[str]]:
+    """One test image per class of the start-up gallery, when it is a local folder."""
+    test = Path(config.data) / "test"
+    if not test.is_dir():
+        return []
+    from engines import list_image_files
+
+    per_class: dict[str, str] = {}
+    for path in list_image_files(test):
+        per_class.setdefault(Path(path).parent.name, path)
+    return [[path] for path in list(per_class.values())[:12]]

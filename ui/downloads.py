@@ -18,8 +18,40 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import tempfile
+import time
+import weakref
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+
+#: How long a download file (CSV) is kept: long enough to be fetched, short enough that
+#: a day of use leaves no pile in /tmp.
+SCRATCH_MAX_AGE_S = 600
+SCRATCH_MAX_FILES = 64
+
+
+class Scratch:
+    """Files made for download: one folder per service, emptied as they age and removed with
+    it; Gradio serves its own copies of them."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="image-search-")
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+    def file(self, prefix: str, suffix: str) -> str:
+        """A new file; files made more than ``SCRATCH_MAX_AGE_S`` ago (or beyond the newest
+        ``SCRATCH_MAX_FILES``) are removed."""
+        now = time.time()
+        with os.scandir(self.folder) as listing:
+            entries = sorted(((entry.stat().st_mtime, entry.path) for entry in listing), reverse=True)
+        for number, (made, path) in enumerate(entries):
+            if number >= SCRATCH_MAX_FILES or now - made > SCRATCH_MAX_AGE_S:
+                Path(path).unlink(missing_ok=True)
+        handle, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.folder)
+        os.close(handle)
+        return path
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -71,7 +72,9 @@ def run_evaluation(
                 continue
             used = service.choices_for(name, choices)
             if engine_info(name).accepts_text:  # a learned engine: its row names the model that answered
-                used = {"model": service.deployment.model, **used}
+                model = str(used.get("model") or service.deployment.model)
+                # a model folder by its name: the server's folders are not the visitor's business
+                used = {**used, "model": os.path.basename(model.rstrip("/")) if os.path.isdir(model) else model}
             rows += evaluate(
                 engine, gallery["train"], queries, metrics=chosen, ks=sorted(set(ks) | set(plot_ks)),
                 settings=",".join(f"{key}={value}" for key, value in used.items()), progress=progress is not None,

@@ -14,7 +14,8 @@ from engines.results import printable
 from . import map_view
 from .controls import EngineControls, progress_bar, stop_button
 from .messages import USER_ERRORS, count, in_the_page
-from .service import THUMBNAIL_WORKERS, SearchService
+from .service import SearchService
+from .tiles import THUMBNAIL_WORKERS
 
 if TYPE_CHECKING:  # the page hands the Search tab's hooks over; no tab imports another
     from .search_tab import SearchHooks

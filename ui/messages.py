@@ -151,7 +151,7 @@ def only_trusted_files(component: C, trusted: Callable[[str], bool]) -> C:
     Gradio checks upload-folder membership only for file dicts that carry ``meta``: a bare
     ``{"path": "/etc/x.jpg"}`` sent to a page event would otherwise be opened by the
     component's own preprocessing (``Image.open``) before any handler sees it.
-    ``trusted`` is ``SearchService.trusted_upload``. Wraps the instance, as
+    ``trusted`` is ``Uploads.trusted`` (ui/uploads.py). Wraps the instance, as
     ``explain_bad_input`` does.
     """
     original = component.preprocess  # type: ignore[attr-defined]

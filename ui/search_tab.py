@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -12,8 +11,7 @@ from engines import Filter, engine_info
 from engines.results import printable
 
 from . import photo_filters, tags_view
-from .config import AppConfig
-from .controls import EngineControls, progress_bar, stop_button
+from .controls import EngineControls, example_queries, progress_bar, stop_button
 from .feedback import (
     MAX_K,
     Shown,
@@ -54,7 +52,7 @@ def search(
     feedback and the threshold work on.
     """
     try:
-        path = service.query_image(image, source)
+        path = service.uploads.query_image(image, source)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     session = new_session(source, name, choices, metric, k, labels, path, text, chosen)
@@ -131,7 +129,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 # decode and re-save it, whatever its size, before the engines' pixel budget).
                 type="filepath", image_mode=None, label="Query image", sources=["upload", "clipboard", "webcam"],
                 elem_id="query-image", height=280,
-            ), "an image: a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF file"), service.trusted_upload)
+            ), "an image: a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF file"), service.uploads.trusted)
             text = gr.Textbox(
                 label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts,
                 elem_id="query-text", placeholder=TEXT_PLACEHOLDER,
@@ -293,16 +291,3 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     threshold.release(on_threshold, [session, threshold], [results, summary_line], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
     return SearchHooks(image, text, then_search, tags_view.TagControls(pickers.tags, teach_choice), pickers.cameras)
-
-
-def example_queries(config: AppConfig) -> list[list[str]]:
-    """One test image per class of the start-up gallery, when it is a local folder."""
-    test = Path(config.data) / "test"
-    if not test.is_dir():
-        return []
-    from engines import list_image_files
-
-    per_class: dict[str, str] = {}
-    for path in list_image_files(test):
-        per_class.setdefault(Path(path).parent.name, path)
-    return [[path] for path in list(per_class.values())[:12]]

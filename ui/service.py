@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 from PIL import Image
 
 from engines import (
     EngineError,
-    GalleryItem,
     IndexCancelledError,
     IndexProgress,
     InvalidQueryError,
@@ -39,22 +33,19 @@ from engines.storage.cache import default_cache_dir
 
 from .background import BackgroundWorker, release_memory
 from .config import AppConfig
+from .downloads import Scratch
 from .galleries import Galleries
-from .images import Thumbnails, caption, placeholder
+from .images import Thumbnails
 from .messages import user_error
+from .tiles import Tiles
+from .uploads import Uploads
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 #: How often a running build writes its counts to the log.
 LOG_PROGRESS_EVERY_S = 10.0
-#: How long a download file (CSV) is kept: long enough to be fetched, short enough that
-#: a day of use leaves no pile in /tmp.
-SCRATCH_MAX_AGE_S = 600
-SCRATCH_MAX_FILES = 64
 #: Models besides the app's own kept loaded at once (each holds its weights and ONNX sessions).
 MAX_PICKED_MODELS = 2
-#: Threads that make missing thumbnails for one page of results (decoding releases the GIL).
-THUMBNAIL_WORKERS = 2
 
 
 class SearchService:
@@ -81,10 +72,12 @@ class SearchService:
         #: Models picked by visitors (not the app's own), least recently used first.
         self._model_use: dict[str, float] = {}
         self.thumbnails = Thumbnails((self.deployment.cache_dir or default_cache_dir()) / "thumbnails")
+        self._tiles = Tiles(self.thumbnails, self.is_gallery_file)
         #: Files made for download (CSV): one folder per service, emptied as they age and removed
         #: with the service; Gradio serves its own copies of them.
-        self._scratch = tempfile.mkdtemp(prefix="image-search-")
-        weakref.finalize(self, shutil.rmtree, self._scratch, True)
+        self._scratch = Scratch()
+        #: Query images a request names: trusted only where Gradio wrote them or in a gallery.
+        self.uploads = Uploads(self.galleries, self.gallery)
         #: Duplicates runs and maps: off the search path (ui/background.py).
         self.in_background = BackgroundWorker().run
         #: Reading photos' headers (dates, cameras) on a worker of its own: it must not wait
@@ -114,47 +107,6 @@ class SearchService:
     def is_gallery_file(self, path: str) -> bool:
         return self.galleries.is_gallery_file(path)
 
-    def trusted_upload(self, path: str) -> bool:
-        """Whether a request may name ``path`` as an image: inside Gradio's upload folder (its
-        real location too), or a file of a loaded gallery. Decided on the written path first,
-        so a path elsewhere is refused without a system call on it (not even a stat)."""
-        absolute, uploads = os.path.abspath(path), _upload_folder()
-        if _inside(absolute, uploads):
-            return _inside(os.path.realpath(absolute), uploads)
-        return self.galleries.within_roots(absolute) and self.is_gallery_file(absolute)
-
-    def query_image(self, value: Any, source: str | None = None) -> str | None:
-        """The server path of the query image a request names, or ``None`` for no image.
-
-        ``value`` is what Gradio hands over (a path for the page's ``gr.Image``, a file dict
-        or ``FileData`` for the API and MCP). Gradio checks that an upload lies in its upload
-        folder only for file dicts that carry ``meta``: a bare ``{"path": "/any/file"}``
-        reaches the handler. So a path is trusted only where its real location is inside
-        Gradio's upload folder (what Gradio wrote: uploads, and the results and examples it
-        copied there) or is a file of a loaded gallery (``source``'s is loaded for it);
-        anything else is refused before it is opened or looked at.
-        """
-        if value is None or value == "":
-            return None
-        if isinstance(value, dict):
-            path = value.get("path")
-        elif isinstance(value, (str, os.PathLike)):
-            path = value
-        else:
-            path = getattr(value, "path", None)
-        if not isinstance(path, (str, os.PathLike)) or not str(path) or "\x00" in str(path):
-            raise InvalidQueryError("Expected the query image as an uploaded file")
-        path = str(path)
-        if self.trusted_upload(path):
-            return path
-        if source is not None and self.galleries.within_roots(os.path.abspath(path)):
-            self.gallery(source)  # a file of the gallery searched, before its first search
-            if self.trusted_upload(path):
-                return path
-        raise InvalidQueryError(
-            "The query image must be uploaded with the request (a path on the server is not accepted)"
-        )
-
     def shown(self, path: str) -> str:
         return self.galleries.shown(path)
 
@@ -167,16 +119,8 @@ class SearchService:
             self._built_from.pop(key, None)
 
     def scratch_file(self, prefix: str, suffix: str) -> str:
-        """A new file for a download; files made more than ``SCRATCH_MAX_AGE_S`` ago are removed."""
-        now = time.time()
-        with os.scandir(self._scratch) as listing:
-            entries = sorted(((entry.stat().st_mtime, entry.path) for entry in listing), reverse=True)
-        for number, (made, path) in enumerate(entries):
-            if number >= SCRATCH_MAX_FILES or now - made > SCRATCH_MAX_AGE_S:
-                Path(path).unlink(missing_ok=True)
-        handle, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self._scratch)
-        os.close(handle)
-        return path
+        """A new file for a download (``ui.downloads.Scratch``)."""
+        return self._scratch.file(prefix, suffix)
 
     def user_error(self, exc: Exception) -> Exception:
         """``exc`` in the app's words (``messages.user_error``), server paths left out when public."""
@@ -185,48 +129,16 @@ class SearchService:
         return error
 
     def picture(self, result: SearchResult, gallery: Gallery) -> tuple[Any, str]:
-        """(thumbnail file or placeholder image, note) for one result of ``gallery``: a file
-        deleted since indexing, or one that is not an image of a loaded gallery, becomes a
-        placeholder with the reason instead of a broken tile."""
-        if result.path is None:
-            items = gallery.splits["train"]
-            if not 0 <= result.position < len(items):
-                return placeholder(), "not in the loaded gallery"
-            item = items[result.position]
-        elif not os.path.isfile(result.path):
-            return placeholder(), "file no longer exists"
-        elif not self.is_gallery_file(result.path):
-            return placeholder(), "not in the loaded gallery"
-        else:
-            item = GalleryItem(result.label, result.path)
-        try:
-            return self.thumbnails.file_of(item), ""
-        except (EngineError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-            return placeholder(), f"cannot be read ({reason})"
+        """(thumbnail or placeholder, note) for one result (``ui.tiles.Tiles.picture``)."""
+        return self._tiles.picture(result, gallery)
 
     def tiles(self, results: Sequence[SearchResult], gallery: Gallery,
               tags: Mapping[str, str] | None = None) -> list[tuple[Any, str]]:
-        """(picture, caption) of each result, for a ``gr.Gallery``, with its tags (by record)
-        where given; missing thumbnails are made in parallel."""
-        def tile(result: SearchResult) -> tuple[Any, str]:
-            picture, note = self.picture(result, gallery)
-            return picture, caption(result, note, (tags or {}).get(result.record, ""))
-
-        if len(results) < 2:
-            return [tile(result) for result in results]
-        with ThreadPoolExecutor(THUMBNAIL_WORKERS) as pool:
-            return list(pool.map(tile, results))
+        """(picture, caption) of each result, for a ``gr.Gallery`` (``ui.tiles.Tiles.tiles``)."""
+        return self._tiles.tiles(results, gallery, tags)
 
     def small_picture(self, result: SearchResult, gallery: Gallery, size: tuple[int, int]) -> Image.Image | None:
-        """A decoded picture of ``result`` of at most ``size`` (the map's), or ``None``."""
-        found, _ = self.picture(result, gallery)
-        if not isinstance(found, str):
-            return None
-        with Image.open(found) as thumb:
-            picture = thumb.convert("RGB")
-        picture.thumbnail(size)
-        return picture
+        return self._tiles.small_picture(result, gallery, size)
 
     @property
     def models(self) -> list[ModelEntry]:
@@ -357,17 +269,6 @@ class SearchService:
             return False
         stop.set()
         return True
-
-
-def _upload_folder() -> str:
-    """Where Gradio writes uploads and copies the files it sends (its own setting)."""
-    from gradio.utils import get_upload_folder
-
-    return os.path.realpath(get_upload_folder())
-
-
-def _inside(real: str, folder: str) -> bool:
-    return real != folder and real.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _reporter(

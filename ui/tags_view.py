@@ -55,7 +55,7 @@ def name_tags(service: SearchService, source: str, name: str, choices: Mapping[s
     (table rows, a line, the picker's and the teach list's choices)."""
     engine = tagging_engine(service, source, name, choices, progress)
     try:
-        table = engine.tag(words if words.strip() else None)  # type: ignore[attr-defined]
+        table = engine.tag(words if words.strip() else None)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     names = list(table.names)
@@ -71,7 +71,7 @@ def name_tags(service: SearchService, source: str, name: str, choices: Mapping[s
 def tag_notes(service: SearchService, session: SearchSession) -> dict[str, str]:
     """Each result's tags, by record, for its caption (nothing when the engine has none)."""
     engine = service.built(session.name, session.source, session.choices)
-    table = engine.tag_table() if engine is not None and hasattr(engine, "tag_table") else None
+    table = engine.tag_table() if engine is not None else None
     if table is None:
         return {}
     found = {r.record: ", ".join(table.tags_of(r.record)) for r in session.results if r.record}
@@ -86,8 +86,8 @@ def teach(service: SearchService, session: SearchSession | None, tag: str | None
         raise gr.Error("Choose the tag these marks are about (name tags in the Gallery tab).")
     engine = tagging_engine(service, session.source, session.name, session.choices)
     try:
-        before = engine.tag_table()  # type: ignore[attr-defined]
-        after = engine.teach_tag(tag, session.relevant, session.irrelevant)  # type: ignore[attr-defined]
+        before = engine.tag_table()
+        after = engine.teach_tag(tag, session.relevant, session.irrelevant)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     column = [n.casefold() for n in after.names].index(tag.strip().casefold())

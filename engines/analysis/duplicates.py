@@ -32,9 +32,10 @@ from ..galleries.items import GalleryItem
 from ..results import DuplicateGroup, GalleryVectors, SearchResult
 from .keeper import keeper_of
 from .linkage import complete_linkage
+from .local_features import LocalFeatures
 from .matches import Match
 from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
-from .verify import LocalFeatures, PairVerifier, opencv_available
+from .verify import PairVerifier, opencv_available
 
 KINDS = ("exact", "near")
 #: With verification, each image's nearest few are candidates too, however far (benchmarks/duplicates.py).
@@ -71,7 +72,7 @@ def find_duplicates(
     vectors = engine.vectors(content_hashes=True)
     verifier = None
     if verify:
-        features = LocalFeatures(getattr(engine, "cache_dir", None) if getattr(engine, "cache_enabled", True) else None)
+        features = LocalFeatures(engine.local_features_dir())
         verifier = PairVerifier(vectors.items, features, vectors.hashes)
 
     return group_duplicates(vectors, metric, float(threshold), higher_is_better=metric in engine.higher_is_better,

@@ -131,12 +131,11 @@ def explain(
     if isinstance(query, Query) and len(query.positive) == 1 and not query.negative:
         asked = query.weighted("positive")[0][1]  # a Query of one example is that example
     query_image = _as_image(engine, asked) if query_heatmap and not isinstance(asked, (Text, Query)) else None
-    features = getattr(engine, "features", None)  # the pixel engine's feature kind
-    if features == "pixels":
-        return _exact_pixels(engine, engine.query_vector(query), picture, query_image, metric, grid)
-    if features == "histogram":
-        return _exact_colours(engine, engine.query_vector(query), picture, query_image, metric)
-    return _occlusion(engine, engine.query_vector(query), picture, query_image, metric, grid or OCCLUSION_GRID)
+    vector = engine.query_vector(query)
+    exact = engine.exact_explanation(vector, picture, query_image, metric, grid)
+    if exact is not None:  # raw pixels and colour histograms: each pixel's own share
+        return exact
+    return _occlusion(engine, vector, picture, query_image, metric, grid or OCCLUSION_GRID)
 
 
 def _as_image(engine: SearchEngine, item: object) -> Image.Image | None:
@@ -155,41 +154,6 @@ def _result_image(engine: SearchEngine, result: SearchResult | Image.Image | Pat
             raise UnreadableImageError(result.path, "the file is gone (deleted or moved since it was indexed)")
         result = Path(result.path)
     return load_query_image(result, engine.decode_draft)
-
-
-def _exact_pixels(
-    engine: SearchEngine, vector: np.ndarray, picture: Image.Image, query_image: Image.Image | None, metric: str,
-    grid: tuple[int, int] | None,
-) -> Explanation:
-    width, height = engine.size  # type: ignore[attr-defined]
-    stored = np.asarray(engine._image_vector(picture))
-    per_pixel = shares(vector, stored, metric).reshape(height, width, 3).sum(axis=2)
-    heat = heat_from_shares(_pool(per_pixel, grid) if grid is not None else per_pixel, metric)
-    return Explanation(
-        heat, overlay(picture, heat), "exact", metric, score_of(vector, stored, metric),
-        heat if query_image is not None else None, overlay(query_image, heat) if query_image is not None else None,
-    )
-
-
-def _exact_colours(
-    engine: SearchEngine, vector: np.ndarray, picture: Image.Image, query_image: Image.Image | None, metric: str,
-) -> Explanation:
-    stored = np.asarray(engine._image_vector(picture))
-    heat_per_colour = heat_from_shares(shares(vector, stored, metric), metric)
-    bins = engine.bins  # type: ignore[attr-defined]
-
-    def painted(image: Image.Image) -> np.ndarray:
-        thumb = image.copy()
-        thumb.thumbnail((128, 128), Image.Resampling.BILINEAR)
-        rgb = np.asarray(thumb, dtype=np.uint16) * bins // 256
-        return heat_per_colour[(rgb[..., 0] * bins + rgb[..., 1]) * bins + rgb[..., 2]]
-
-    heat = painted(picture)
-    query_heat = painted(query_image) if query_image is not None else None
-    return Explanation(
-        heat, overlay(picture, heat), "colours", metric, score_of(vector, stored, metric),
-        query_heat, overlay(query_image, query_heat) if query_image is not None and query_heat is not None else None,
-    )
 
 
 def occluded(image: Image.Image, grid: tuple[int, int]) -> list[Image.Image]:
@@ -239,10 +203,9 @@ def _drops(vector: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
 
 def _at_model_size(engine: SearchEngine, image: Image.Image) -> Image.Image:
     """``image`` shrunk to the side the model reads (so 17 copies are not each resized again)."""
-    embedder = getattr(engine, "embedder", None)
-    if embedder is None:
+    side = engine.model_side()
+    if side is None:
         return image
-    side = max(1, int(embedder.decode_size[0]) // 2)  # decode_size is twice the model's input side
     scale = side / min(image.size)
     if scale >= 1:
         return image
@@ -251,14 +214,12 @@ def _at_model_size(engine: SearchEngine, image: Image.Image) -> Image.Image:
 
 
 def _batch_embedder(engine: SearchEngine) -> Callable[[list[Image.Image]], np.ndarray]:
-    """Images to the engine's vectors, in one batch where the engine has an embedder."""
-    embedder = getattr(engine, "embedder", None)
-    if embedder is not None:
-        return lambda images: np.asarray(embedder.embed_images(images))
-    return lambda images: np.stack([np.asarray(engine._image_vector(image)) for image in images])
+    """Images to the engine's vectors, in one batch where the engine batches."""
+    return lambda images: np.asarray(engine.embed_images(images))
 
 
-def _pool(cells: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def pool(cells: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``cells`` summed over ``grid`` (columns, rows) of about equal parts."""
     columns, rows = grid
     height, width = cells.shape
     if not (1 <= columns <= width and 1 <= rows <= height):

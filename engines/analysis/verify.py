@@ -17,15 +17,13 @@ by the file's content (``local-features/``): a second duplicates run reads them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -33,6 +31,9 @@ from PIL import Image
 from ..errors import EngineError
 from ..galleries.items import GalleryItem
 from .matches import CHECK_SIDE, MAX_CHANGED, Match, changed_share, shown
+
+if TYPE_CHECKING:
+    from .local_features import LocalFeatures
 
 log = logging.getLogger(__name__)
 
@@ -89,78 +90,6 @@ def _cv2() -> Any:
     except ImportError as exc:
         raise EngineError("verifying near duplicates needs OpenCV: pip install opencv-python-headless") from exc
     return cv2
-
-
-class LocalFeatures:
-    """ORB keypoints and descriptors of gallery images, computed once and kept on disk."""
-
-    def __init__(self, folder: Path | None) -> None:
-        self.folder = folder / "local-features" if folder is not None else None
-        self._memory: dict[str, Features | None] = {}
-
-    def key(self, item: GalleryItem, content_hash: str | None) -> str:
-        basis = content_hash or (item.stat_key() if item.path is not None else hashlib.sha256(item.data or b"").hexdigest())
-        return hashlib.sha256(f"{FORMAT}:{KEYPOINTS}:{SIDE}:{basis}".encode()).hexdigest()
-
-    def of(self, item: GalleryItem, content_hash: str | None = None) -> Features | None:
-        """The image's features, or ``None`` if it cannot be read (then it verifies nothing)."""
-        key = self.key(item, content_hash)
-        if key in self._memory:
-            return self._memory[key]
-        found = self._load(key)
-        if found is None:
-            found = compute_features(item)
-            if found is not None:
-                self._store(key, found)
-        self._memory[key] = found
-        return found
-
-    def _path(self, key: str) -> Path | None:
-        return self.folder / key[:2] / f"{key}.npz" if self.folder is not None else None
-
-    def _load(self, key: str) -> Features | None:
-        path = self._path(key)
-        if path is None or not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                xy, descriptors, frame = stored["xy"], stored["descriptors"], stored["frame"]
-                problem = _features_problem(xy, descriptors, frame)
-                if problem is None:
-                    width, height = (float(v) for v in frame)
-                    return Features(xy.astype(np.float32), descriptors.astype(np.uint8), (width, height))
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            problem = str(exc) or type(exc).__name__
-        # A damaged or foreign entry is dropped and computed again: it must never stop a run.
-        log.warning("dropping the cached local features %s (%s); they are computed again", path.name, problem)
-        path.unlink(missing_ok=True)
-        return None
-
-    def _store(self, key: str, features: Features) -> None:
-        path = self._path(key)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.partial")
-            with open(partial, "wb") as out:
-                np.savez(out, xy=features.xy, descriptors=features.descriptors, frame=np.array(features.frame))
-            os.replace(partial, path)
-        except OSError as exc:  # a read-only cache still verifies, only again next time
-            log.warning("cannot keep local features in %s: %s", path.parent, exc)
-
-
-def _features_problem(xy: np.ndarray, descriptors: np.ndarray, frame: np.ndarray) -> str | None:
-    """What is wrong with stored features (shapes, types, values), or ``None``."""
-    if xy.ndim != 2 or xy.shape[1:] != (2,) or descriptors.ndim != 2 or descriptors.shape[1:] != (32,):
-        return f"shapes {xy.shape} and {descriptors.shape}, expected (n, 2) and (n, 32)"
-    if len(xy) != len(descriptors) or len(xy) > 4 * KEYPOINTS or frame.shape != (2,):
-        return "counts that do not agree"
-    if xy.dtype.kind != "f" or descriptors.dtype != np.uint8 or frame.dtype.kind != "f":
-        return f"types {xy.dtype}, {descriptors.dtype}, {frame.dtype}"
-    if not (np.isfinite(xy).all() and np.isfinite(frame).all() and (frame > 0).all() and (frame <= 1).all()):
-        return "values out of range"
-    return None
 
 
 def compute_features(item: GalleryItem) -> Features | None:

@@ -16,7 +16,6 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,44 +27,13 @@ from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageEr
 from ..galleries.items import GalleryItem
 from ..storage.cache import default_cache_dir
 from . import efficientnet, packaged
+from .config import EmbedderConfig
 from .family import ModelFamily
 from .hub import first_line, load_clip, model_identity
-from .onnx_backend import BACKENDS, PRECISIONS, OnnxTowers, load_towers, onnxruntime_available
+from .onnx_backend import OnnxTowers, load_towers, onnxruntime_available
 from .preprocess import ClipPreprocess, field
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmbedderConfig:
-    """Which model makes the vectors, and how: every setting of a :class:`ClipEmbedder`.
-
-    ``model`` is a Hub id or a local directory; ``device`` defaults to the GPU when one
-    is present. ``batch_size`` images go through the model at once while ``workers``
-    threads decode and preprocess the next batches.
-    """
-
-    model: str = DEFAULT_MODEL
-    revision: str | None = None
-    device: str | None = None
-    batch_size: int | None = None
-    workers: int | None = None
-    #: ``auto`` (ONNX Runtime on a CPU when it is installed, PyTorch on a GPU), ``torch``, ``onnx``.
-    backend: str = "auto"
-    #: ``fp32``, or ``int8`` (ONNX only: dynamically quantised weights; faster, slightly different vectors).
-    precision: str = "fp32"
-    #: Where exported ONNX graphs are kept; ``None``: ``onnx/`` in the default cache folder.
-    export_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"Expected batch_size of at least 1, got {self.batch_size}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"Expected backend to be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"Expected precision to be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.precision == "int8" and self.backend == "torch":
-            raise ValueError("Expected backend onnx or auto with precision int8 (PyTorch runs fp32 only), got torch")
 
 
 class ClipEmbedder:
@@ -116,26 +84,15 @@ class ClipEmbedder:
 
     def _load_packaged(self) -> None:
         """An image model whose weights ship in a package (engines/model/packaged.py): no
-        network, no processor; its own preprocessing and, on a CPU, its own ONNX export."""
+        processor; its own preprocessing and, on a CPU, its own ONNX export."""
         try:
-            network = efficientnet.load_network()
+            network, onnx, device = packaged.load(self.model_name, self.config, self._device)
         except ModelUnavailableError as exc:
             self._error = exc
             raise
-        self._family = packaged.IMAGES_ONLY
-        device = self._device or "cpu"
-        backend = self.config.backend
-        onnx: OnnxTowers | packaged.OnnxImageModel | None = None
-        if backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available():
-            root = Path(self.config.export_dir) if self.config.export_dir else default_cache_dir() / "onnx"
-            try:
-                onnx = packaged.load_onnx(network, self.model_name, root, self.config.precision)
-            except Exception as exc:  # export and session creation raise many types
-                log.warning("could not run %s on ONNX Runtime (%s: %s); using PyTorch in fp32",
-                            self.model_name, type(exc).__name__, first_line(exc))
-        self._onnx = onnx
+        self._family, self._onnx = packaged.IMAGES_ONLY, onnx
         self._fast_preprocess = efficientnet.LitePreprocess()
-        self._processor, self._device, self._model = None, device, network.to(device)
+        self._processor, self._device, self._model = None, device, network
 
     def _onnx_towers(self, model: Any, device: str) -> OnnxTowers | None:
         """The ONNX sessions for ``model`` when the ONNX backend is chosen, else ``None``.

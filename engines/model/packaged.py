@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ..storage.cache import default_cache_dir
 from . import efficientnet
+from .config import EmbedderConfig
 from .family import ModelFamily
-from .onnx_backend import OPSET, export_folder, physical_cores
+from .onnx_backend import OPSET, export_folder, onnxruntime_available, physical_cores
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,24 @@ class OnnxImageModel:
 
     def text(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError("an image model has no text tower")
+
+
+def load(model: str, config: EmbedderConfig, device: str | None) -> tuple[Any, OnnxImageModel | None, str]:
+    """(network on its device, ONNX session or ``None``, device) for the packaged ``model``:
+    ONNX Runtime on a CPU unless the config asks for PyTorch; an export that fails falls
+    back to PyTorch in fp32, with one logged reason."""
+    network = efficientnet.load_network()
+    device = device or "cpu"
+    backend = config.backend
+    onnx = None
+    if backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available():
+        root = Path(config.export_dir) if config.export_dir else default_cache_dir() / "onnx"
+        try:
+            onnx = load_onnx(network, model, root, config.precision)
+        except Exception as exc:  # export and session creation raise many types
+            log.warning("could not run %s on ONNX Runtime (%s: %s); using PyTorch in fp32", model,
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+    return network.to(device), onnx, device
 
 
 def calibration_batch() -> np.ndarray:

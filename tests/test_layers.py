@@ -1,0 +1,121 @@
+"""The house's layers, checked over the import graph (every import, also those inside
+functions; ``TYPE_CHECKING`` blocks aside): no circle, nothing running back up, modules of a
+readable size, and no feature reaching into an engine's attributes."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGES = ("engines", "ui")
+MAX_LINES = 300
+#: The contract: what it may import of the package (nothing that is built on it).
+CONTRACT = {"engines.base", "engines.capabilities"}
+BUILT_ON_THE_CONTRACT = ("engines.analysis", "engines.storage", "engines.featured", "engines.pixel", "engines.clip",
+                         "engines.chroma", "engines.vector_engine", "engines.registry")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The package's modules ``name`` imports, anywhere but under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+               and "TYPE_CHECKING" in ast.unparse(block.test) for node in ast.walk(block)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                full = f"{target}.{alias.name}"
+                found.add(full if full in known else target)
+    return {module for module in found if module in known and module != name}
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in edges[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in edges:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circle() -> None:
+    assert cycles(graph()) == []
+
+
+def test_the_checker_sees_a_circle() -> None:  # the positive control of the test above
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_nothing_runs_back_up() -> None:
+    edges = graph()
+    for name, targets in edges.items():
+        if name.startswith("engines"):
+            assert not {t for t in targets if t.startswith("ui")}, f"{name} imports the app"
+        if name in CONTRACT:
+            assert not {t for t in targets if t.startswith(BUILT_ON_THE_CONTRACT)}, f"the contract {name} imports a feature"
+    assert "engines.analysis.duplicates" in edges["engines.featured"]  # the features are found (positive control)
+
+
+def test_modules_stay_readable() -> None:
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_no_feature_reaches_into_an_engine() -> None:
+    """What a feature needs from an engine is a method the contract declares (engines/capabilities.py)."""
+    reaching = re.compile(r"(getattr|hasattr)\(engine\b|engine\.\w+.*type: ignore\[attr-defined\]")
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in [*(ROOT / "ui").rglob("*.py"),
+                                                               *(ROOT / "engines" / "analysis").rglob("*.py")]
+             for number, line in enumerate(path.read_text().splitlines(), start=1) if reaching.search(line)]
+    assert found == []
+    assert reaching.search('x = getattr(engine, "embedder", None)')  # the pattern matches what it forbids

@@ -1,0 +1,77 @@
+"""Query images a request names: trusted only where Gradio wrote them, or in a gallery.
+
+Gradio checks that a file dict lies in its upload folder only when the dict carries
+``meta``: a bare ``{"path": "/any/file"}`` reaches a handler, and a page event's component
+would open it itself. Every door that takes a query image (the page, the named API, MCP)
+asks :class:`Uploads` first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from engines import InvalidQueryError
+
+from .galleries import Galleries
+
+
+class Uploads:
+    """Decides whether a path a request names may be read as a query image."""
+
+    def __init__(self, galleries: Galleries, load: Callable[[str], object]) -> None:
+        self._galleries = galleries
+        self._load = load
+
+    def trusted(self, path: str) -> bool:
+        """Whether a request may name ``path`` as an image: inside Gradio's upload folder (its
+        real location too), or a file of a loaded gallery. Decided on the written path first,
+        so a path elsewhere is refused without a system call on it (not even a stat)."""
+        absolute, uploads = os.path.abspath(path), _upload_folder()
+        if _inside(absolute, uploads):
+            return _inside(os.path.realpath(absolute), uploads)
+        return self._galleries.within_roots(absolute) and self._galleries.is_gallery_file(absolute)
+
+    def query_image(self, value: Any, source: str | None = None) -> str | None:
+        """The server path of the query image a request names, or ``None`` for no image.
+
+        ``value`` is what Gradio hands over (a path for the page's ``gr.Image``, a file dict
+        or ``FileData`` for the API and MCP). Gradio checks that an upload lies in its upload
+        folder only for file dicts that carry ``meta``: a bare ``{"path": "/any/file"}``
+        reaches the handler. So a path is trusted only where its real location is inside
+        Gradio's upload folder (what Gradio wrote: uploads, and the results and examples it
+        copied there) or is a file of a loaded gallery (``source``'s is loaded for it);
+        anything else is refused before it is opened or looked at.
+        """
+        if value is None or value == "":
+            return None
+        if isinstance(value, dict):
+            path = value.get("path")
+        elif isinstance(value, (str, os.PathLike)):
+            path = value
+        else:
+            path = getattr(value, "path", None)
+        if not isinstance(path, (str, os.PathLike)) or not str(path) or "\x00" in str(path):
+            raise InvalidQueryError("Expected the query image as an uploaded file")
+        path = str(path)
+        if self.trusted(path):
+            return path
+        if source is not None and self._galleries.within_roots(os.path.abspath(path)):
+            self._load(source)  # a file of the gallery searched, before its first search
+            if self.trusted(path):
+                return path
+        raise InvalidQueryError(
+            "The query image must be uploaded with the request (a path on the server is not accepted)"
+        )
+
+
+def _upload_folder() -> str:
+    """Where Gradio writes uploads and copies the files it sends (its own setting)."""
+    from gradio.utils import get_upload_folder
+
+    return os.path.realpath(get_upload_folder())
+
+
+def _inside(real: str, folder: str) -> bool:
+    return real != folder and real.startswith(folder.rstrip(os.sep) + os.sep)
