@@ -77,7 +77,9 @@ def run(service: SearchService, session: SearchSession, query: SearchQuery | Que
     try:
         engine, gallery, note = service.current(session.name, session.source, session.choices,
                                                 progress=progress_bar(progress))
-        session = replace(session, metric=engine.check_metric(session.metric), note=note)
+        model = engine.export_details().get("model", "")
+        session = replace(session, metric=engine.check_metric(session.metric), note=note,
+                          model=os.path.basename(model.rstrip("/")) if os.path.isdir(model) else model)
         started = time.perf_counter()
         results = engine.search(query, k=session.k, metric=session.metric, labels=list(session.labels) or None,
                                 filter=session.filter)
@@ -112,7 +114,8 @@ def summary(session: SearchSession, shown: int) -> str:
     head = f"**{count(shown, 'result')}**" if shown == found else f"**{shown} of {found} results** pass the threshold"
     rounds = f" · refined {session.rounds}×" if session.rounds else ""
     note = f"\n\n**{session.note}.**" if session.note else ""
-    return (f"{asked(session)}, {engine_info(session.name).title}, {session.metric} ({better}): {head} in "
+    title = engine_info(session.name).title + (f" ({session.model})" if session.model else "")
+    return (f"{asked(session)}, {title}, {session.metric} ({better}): {head} in "
             f"{session.elapsed_ms:.0f} ms from {count(session.total, 'image')}{rounds}{note}")
 
 

@@ -35,6 +35,8 @@ class SearchSession:
     note: str = field(default="", compare=False)
     #: Dates, cameras, location asked for (``labels`` stay apart: the page's own picker).
     filter: Filter | None = None
+    #: The model that made the vectors, for a learned engine ("" for pixels): the summary names it.
+    model: str = field(default="", compare=False)
 
     @property
     def higher_is_better(self) -> bool:
