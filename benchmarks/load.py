@@ -88,7 +88,7 @@ def one_search(client: Client, query: str, n: int) -> tuple[float, str | None]:
         found = client.predict(image=client.file(query), engine=engine, metric=metric, k=5, api_name="/search")
         ranks = [r["rank"] for r in found["results"]]  # type: ignore[index]
         error = None if ranks == [1, 2, 3, 4, 5] else f"malformed answer from {engine}"
-    except Exception as exc:  # every failure counts, whatever its type
+    except Exception as exc:  # noqa: BLE001 - every failure counts, whatever its type
         error = f"{engine}: {type(exc).__name__}: {exc}"
     return (time.perf_counter() - started) * 1000, error
 
@@ -157,7 +157,7 @@ def searches_alone(url: str, queries: list[str], clients: int, searches: int, de
                 try:
                     client.predict(engine=engine, api_name="/build_index")
                     reindexes.append(engine)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure is counted and reported
                     reindexes.append(f"error {type(exc).__name__}: {exc}")
 
     def client_run(c: int) -> list[tuple[float, str | None]]:
@@ -216,7 +216,7 @@ def mixed_rounds(url: str, queries: list[str], server: subprocess.Popen[bytes], 
                 try:
                     client.predict(**call, api_name="/search" if api == "switch" else f"/{api}")
                     done.append(1)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure is counted and reported
                     print(f"    {api}: {type(exc).__name__}: {exc}")
                 step += 1
 

@@ -63,7 +63,7 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 found = evaluate(engine, gallery["train"], queries, metrics=metrics, ks=(1, 10), progress=False)
-            except Exception as exc:  # a model that cannot load here is reported, not fatal
+            except Exception as exc:  # noqa: BLE001 - a model that cannot load here is reported, not fatal
                 print(f"{label}: not measured ({type(exc).__name__}: {exc})")
                 continue
             for row in found:

@@ -32,11 +32,6 @@ class EngineInfo:
     options: tuple[Option, ...]
 
 
-def register(name: str, module: str, cls: str) -> None:
-    """Make ``create_engine(name)`` build ``module.cls``."""
-    _REGISTRY[name] = (module, cls)
-
-
 def available_engines() -> dict[str, str]:
     """Registered engine names and their titles, in registration order."""
     return {name: engine_class(name).title for name in _REGISTRY}

@@ -161,10 +161,6 @@ class IndexProgress:
     seconds: float
 
     @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
-
-    @property
     def rate(self) -> float:
         """Images per second so far."""
         return self.done / self.seconds if self.seconds > 0 else 0.0

@@ -120,15 +120,29 @@ def watched_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 OPENED: list[str] = []
 
 
-#: Fixtures that start real servers: tests using them are integration tests.
-INTEGRATION_FIXTURES = {"chroma_server", "local_ray"}
+#: Fixtures that start real servers (Ray, a Chroma server, the app): tests using them are integration tests.
+INTEGRATION_FIXTURES = {"chroma_server", "local_ray", "served", "app"}
+#: What a test's own code does when it starts a process or a server.
+_STARTS_SOMETHING = ("subprocess.", "page.launch(", "launch(demo", "sync_playwright")
+
+
+def starts_something(item: pytest.Item) -> bool:
+    """Whether the test starts a process, a launched app or a browser itself (read from its code)."""
+    import inspect
+
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return False
+    return any(word in source for word in _STARTS_SOMETHING)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tests against real servers (Ray, a Chroma server, a browser, a launched
-    app under load) ``integration``: ``pytest -m "not integration"`` is the quick loop, and
-    the README's command runs everything."""
+    """Mark the tests that start something (a subprocess, a launched app, a real server, a
+    browser) ``integration``: ``pytest -m "not integration"`` is the quick loop of
+    in-process tests, and the README's command runs everything."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if names & INTEGRATION_FIXTURES or item.path.name == "test_browser.py" or "concurrent_clients" in item.name:
+        if names & INTEGRATION_FIXTURES or item.path.name == "test_browser.py" or starts_something(item):
             item.add_marker(pytest.mark.integration)

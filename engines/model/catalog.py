@@ -67,7 +67,7 @@ def cached_models() -> dict[str, str]:
 
     try:
         cache = scan_cache_dir(constants.HF_HUB_CACHE)  # read now: HF_HUB_CACHE may have changed since import
-    except Exception as exc:  # no cache folder yet, or one that cannot be read: nothing cached
+    except Exception as exc:  # noqa: BLE001 - no cache folder yet, or one that cannot be read: nothing cached
         log.debug("no Hugging Face cache to scan (%s)", exc)
         return {}
     found: dict[str, str] = {}

@@ -118,7 +118,7 @@ class ClipEmbedder:
                 model, model_identity(self.model_name, model, self.config.revision), root, self.config.precision,
                 self._family.text_inputs, int(vision.image_size),
             )
-        except Exception as exc:  # export and session creation raise many types
+        except Exception as exc:  # noqa: BLE001 - export and session creation raise many types
             log.warning(
                 "could not run the CLIP model %s on ONNX Runtime (%s: %s); using PyTorch in fp32",
                 self.model_name, type(exc).__name__, first_line(exc),

@@ -83,7 +83,7 @@ def load(model: str, config: EmbedderConfig, device: str | None) -> tuple[Any, O
         root = Path(config.export_dir) if config.export_dir else default_cache_dir() / "onnx"
         try:
             onnx = load_onnx(network, model, root, config.precision)
-        except Exception as exc:  # export and session creation raise many types
+        except Exception as exc:  # noqa: BLE001 - export and session creation raise many types
             log.warning("could not run %s on ONNX Runtime (%s: %s); using PyTorch in fp32", model,
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
     return network.to(device), onnx, device

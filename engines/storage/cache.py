@@ -118,7 +118,7 @@ class VectorCache:
                     self.whole_extras = {name: array for name, array in extras.items() if array is not None}
             except FileNotFoundError:
                 continue  # merged away by another process meanwhile
-            except Exception as exc:  # a damaged shard must not break indexing
+            except Exception as exc:  # noqa: BLE001 - a damaged shard must not break indexing
                 log.warning("ignoring unreadable cache shard %s: %s", shard, exc)
         return vectors
 
