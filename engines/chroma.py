@@ -31,7 +31,7 @@ from .galleries.photo_info import PhotoInfoCache
 from .model.embedder import ClipEmbedder, EmbedderConfig
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress
-from .storage.cache import ContentHashes, default_cache_dir
+from .storage.cache import ContentHashes
 from .storage.chroma_db import (
     ChromaDatabase,
     CollectionMissingError,
@@ -42,6 +42,7 @@ from .storage.chroma_db import (
     record_metadata,
 )
 from .storage.chroma_query import distance_score, nearest_records
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,12 @@ class ChromaEngine(UsesEmbedder):
         if path is not None and host is not None:
             raise ValueError("Expected either path (embedded Chroma) or host (a Chroma server), not both")
         self.embedder = resolve_embedder(embedder)
-        folder = None if host is not None else Path(path) if path is not None else default_cache_dir() / "chroma"
+        folder = None if host is not None else Path(path) if path is not None else Workspace.at(None).chroma
         self.db = ChromaDatabase(path=folder, host=host, port=port)
         self._collection = collection
         self.collection_prefix = collection_prefix(collection or gallery or "gallery")
         #: Where the content hashes of gallery files are remembered between runs.
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = Workspace.at(cache_dir).root
         self._state: _State | None = None
         self._attached = False
 
@@ -122,7 +123,7 @@ class ChromaEngine(UsesEmbedder):
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
         where: dict[str, Any] = (
             {"host": deployment.chroma_host, "port": deployment.chroma_port} if deployment.chroma_host
-            else {"path": deployment.chroma_path or (deployment.cache_dir or default_cache_dir()) / "chroma"}
+            else {"path": deployment.chroma_path or Workspace.at(deployment.cache_dir).chroma}
         )
         return {
             **super().deployment_options(deployment), **where,
@@ -175,8 +176,8 @@ class ChromaEngine(UsesEmbedder):
         self._collections().mark(collections, complete=False)
         limit = self.db.max_write_batch()
         existing = existing_by_space["cosine"]
-        hashes = ContentHashes(self.cache_dir / "content-hashes.json")
-        photos = PhotoInfoCache(self.cache_dir / "photo-info.json")
+        hashes = ContentHashes(Workspace(self.cache_dir).content_hashes)
+        photos = PhotoInfoCache(Workspace(self.cache_dir).photo_info)
         shared = ThroughClipCache(self.embedder, self.cache_dir, hashes)
         try:
             run = run_pipeline(

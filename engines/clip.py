@@ -34,6 +34,7 @@ from .query import Query, SearchQuery, Text
 from .results import Progress, SearchResult, VectorIdentity
 from .storage.cache import ContentHashes, VectorCache
 from .vector_engine import VectorEngine
+from .workspace import Workspace
 
 #: Held weakly: a model lives while an engine uses it, so an application that drops the
 #: engines of a model (the app's least recently picked one) frees its weights too.
@@ -80,7 +81,7 @@ class UsesEmbedder(FeaturedEngine):
     def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
         options = {"model": deployment.model, "backend": deployment.backend, "precision": deployment.precision}
         if deployment.cache_dir is not None:
-            options["export_dir"] = str(deployment.cache_dir / "onnx")
+            options["export_dir"] = str(Workspace(deployment.cache_dir).onnx)
         return {**super().deployment_options(deployment), **options}
 
     def vector_identity(self) -> VectorIdentity:
@@ -204,7 +205,7 @@ class ThroughClipCache:
 
     def __init__(self, embedder: ClipEmbedder, cache_dir: Path, hashes: ContentHashes) -> None:
         self.embedder, self.hashes = embedder, hashes
-        self.cache = VectorCache(cache_dir / "clip", embedder.identity())
+        self.cache = VectorCache(Workspace(cache_dir).vectors("clip"), embedder.identity())
         self.known = self.cache.load(embedder.dim)
         #: How many vectors came from the cache instead of the model.
         self.reused = 0
@@ -259,7 +260,7 @@ class ClipEngine(UsesEmbedder, VectorEngine):
         return self.embedder.identity()
 
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
-        self._hashes = ContentHashes(self.cache_dir / "content-hashes.json") if self.cache_enabled else None
+        self._hashes = ContentHashes(Workspace(self.cache_dir).content_hashes) if self.cache_enabled else None
         try:
             return super()._index(gallery, skipped, progress=progress)
         finally:

@@ -25,8 +25,9 @@ from .galleries.items import GalleryItem, hash_or_none
 from .galleries.photo_info import PhotoTable, table_of
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress, VectorIdentity
-from .storage.cache import ContentHashes, VectorCache, default_cache_dir
+from .storage.cache import ContentHashes, VectorCache
 from .vector_index import Blocks, VectorIndex
+from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class VectorEngine(FeaturedEngine):
         if cache not in {True, False, "on", "off"} or isinstance(cache, int) and not isinstance(cache, bool):
             raise ValueError(f"Expected cache to be True or False ('on' or 'off'), got {cache!r}")
         self.cache_enabled = cache in {True, "on"}
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = Workspace.at(cache_dir).root
         self._snapshot: _Snapshot | None = None
 
     @classmethod
@@ -147,7 +148,7 @@ class VectorEngine(FeaturedEngine):
 
     # -- the shared flow -------------------------------------------------------------------
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
-        cache = VectorCache(self.cache_dir / self.name, self._cache_namespace()) if self.cache_enabled else None
+        cache = VectorCache(Workspace(self.cache_dir).vectors(self.name), self._cache_namespace()) if self.cache_enabled else None
         store = _CachedVectors(cache, self._dim())
         run = run_pipeline(
             self, gallery, key=self._item_key, compute=self._compute, store=store, skipped=skipped, progress=progress,
@@ -249,7 +250,7 @@ class VectorEngine(FeaturedEngine):
         duplicates threshold stats nothing), remembered by path, size and time in the cache
         folder (only new or changed files are read); ``None`` where unreadable."""
         if not snapshot.hashes:
-            known = ContentHashes(self.cache_dir / "content-hashes.json") if self.cache_enabled else None
+            known = ContentHashes(Workspace(self.cache_dir).content_hashes) if self.cache_enabled else None
             try:
                 snapshot.hashes[:] = [tuple(hash_or_none(item, known) for item in snapshot.items)]
             finally:

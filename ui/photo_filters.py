@@ -12,7 +12,7 @@ import numpy as np
 
 from engines import Filter, GalleryItem, InvalidQueryError, SearchResult
 from engines.galleries.photo_info import PhotoInfoCache, table_of
-from engines.storage.cache import default_cache_dir
+from engines.workspace import Workspace
 
 from .messages import USER_ERRORS, count, in_the_page
 from .service import SearchService
@@ -88,7 +88,7 @@ def photo_details(service: SearchService, source: str) -> tuple[Any, str]:
     of the gallery's photos once (then remembered in the cache folder)."""
     try:
         gallery = service.gallery(source)
-        cache = service.deployment.cache_dir or default_cache_dir()
+        cache = Workspace.at(service.deployment.cache_dir).root
         table = service.reading_photos(lambda: table_of(gallery["train"], cache))
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
@@ -115,7 +115,7 @@ def ordered(service: SearchService, results: tuple[SearchResult, ...], order: st
     Each result keeps its rank: the place it had by score."""
     if order not in ORDERS[1:]:
         return tuple(sorted(results, key=lambda r: r.rank))
-    cache = PhotoInfoCache((service.deployment.cache_dir or default_cache_dir()) / "photo-info.json")
+    cache = PhotoInfoCache(Workspace.at(service.deployment.cache_dir).photo_info)
     try:
         taken = {r.rank: cache.of(GalleryItem(r.label, r.path)).taken if r.path else None for r in results}
     finally:

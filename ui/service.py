@@ -29,7 +29,7 @@ from engines import (
 from engines.galleries.gallery import Gallery
 from engines.model.catalog import ModelEntry, catalog
 from engines.model.packaged import model_or_packaged
-from engines.storage.cache import default_cache_dir
+from engines.workspace import Workspace
 
 from .background import BackgroundWorker, release_memory
 from .config import AppConfig
@@ -71,7 +71,7 @@ class SearchService:
         self._models: list[ModelEntry] | None = None
         #: Models picked by visitors (not the app's own), least recently used first.
         self._model_use: dict[str, float] = {}
-        self.thumbnails = Thumbnails((self.deployment.cache_dir or default_cache_dir()) / "thumbnails")
+        self.thumbnails = Thumbnails(Workspace.at(self.deployment.cache_dir).thumbnails)
         self._tiles = Tiles(self.thumbnails, self.is_gallery_file)
         #: Files made for download (CSV): one folder per service, emptied as they age and removed
         #: with the service; Gradio serves its own copies of them.

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..galleries.items import GalleryItem
+from ..workspace import Workspace
 from .verify import FORMAT, KEYPOINTS, SIDE, Features, compute_features
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class LocalFeatures:
     """ORB keypoints and descriptors of gallery images, computed once and kept on disk."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.folder = folder / "local-features" if folder is not None else None
+        self.folder = Workspace(folder).local_features if folder is not None else None
         self._memory: dict[str, Features | None] = {}
 
     def key(self, item: GalleryItem, content_hash: str | None) -> str:

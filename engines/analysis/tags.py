@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import InvalidQueryError
 from ..galleries.images import open_regular
 from ..storage.cache import atomic_write_bytes
+from ..workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 SPREAD = 3.0
 #: At most this many tags, each at most this many characters (they are sentences to embed).
 MAX_TAGS, MAX_TAG_LENGTH = 50, 100
-TAGS_FILE = "tags.json"
 
 
 def tag_names(words: str | Sequence[str]) -> tuple[str, ...]:
@@ -173,7 +173,7 @@ class TagStore:
     wrong shape is a warning and no tags, never an error or a hang."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.path = folder / TAGS_FILE if folder is not None else None
+        self.path = Workspace(folder).tags if folder is not None else None
         self._memory: dict[str, object] = {}
         self._lock = threading.Lock()
 

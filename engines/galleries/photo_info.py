@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..storage.cache import atomic_write_bytes
+from ..workspace import Workspace
 from .exif import safe_exif
 from .images import open_regular, register_heif
 from .items import GalleryItem
@@ -202,7 +203,7 @@ class PhotoTable:
 
 def table_of(items: Sequence[GalleryItem], cache_dir: Path | None) -> PhotoTable:
     """The details of ``items`` (headers read once, then remembered in ``cache_dir``)."""
-    cache = PhotoInfoCache(cache_dir / "photo-info.json" if cache_dir is not None else None)
+    cache = PhotoInfoCache(Workspace(cache_dir).photo_info if cache_dir is not None else None)
     try:
         return PhotoTable.of([cache.of(item) for item in items])
     finally:

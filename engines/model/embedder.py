@@ -25,7 +25,7 @@ from PIL import Image
 from ..deployment import DEFAULT_MODEL
 from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from ..galleries.items import GalleryItem
-from ..storage.cache import default_cache_dir
+from ..workspace import Workspace
 from . import efficientnet, packaged
 from .config import EmbedderConfig
 from .family import ModelFamily
@@ -111,7 +111,7 @@ class ClipEmbedder:
             log.warning("the NaFlex model %s takes a varying number of patches, which the ONNX export does not; "
                         "it runs on PyTorch in fp32", self.model_name)
             return None
-        root = Path(self.config.export_dir) if self.config.export_dir else default_cache_dir() / "onnx"
+        root = Path(self.config.export_dir) if self.config.export_dir else Workspace.at(None).onnx
         vision = getattr(model.config, "vision_config", model.config)
         try:
             return load_towers(

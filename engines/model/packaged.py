@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage.cache import default_cache_dir
+from ..workspace import Workspace
 from . import efficientnet
 from .config import EmbedderConfig
 from .family import ModelFamily
@@ -80,7 +80,7 @@ def load(model: str, config: EmbedderConfig, device: str | None) -> tuple[Any, O
     backend = config.backend
     onnx = None
     if backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available():
-        root = Path(config.export_dir) if config.export_dir else default_cache_dir() / "onnx"
+        root = Path(config.export_dir) if config.export_dir else Workspace.at(None).onnx
         try:
             onnx = load_onnx(network, model, root, config.precision)
         except Exception as exc:  # noqa: BLE001 - export and session creation raise many types

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UnreadableImageError
 from ..galleries.items import GalleryItem
-from ..storage.cache import default_cache_dir
+from ..workspace import Workspace
 from .embedder import ClipEmbedder, EmbedderConfig
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class RayEmbedder(ClipEmbedder):
     def __init__(self, config: EmbedderConfig | None = None, *, actors: int | None = None) -> None:
         config = config or EmbedderConfig()
         if config.export_dir is None:  # actors find the exported ONNX graphs where this process does
-            config = replace(config, export_dir=str(default_cache_dir() / "onnx"))
+            config = replace(config, export_dir=str(Workspace.at(None).onnx))
         super().__init__(config)
         self.actors = actors
 

@@ -30,16 +30,11 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..galleries.items import GalleryItem
 
+
 log = logging.getLogger(__name__)
 
 #: Bump when what a cached vector means changes (decoding, preprocessing, layout).
 CACHE_FORMAT = 2  # 2: images decoded at the size the engine needs (JPEG DCT scaling, Image.reduce)
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/image-search``, else ``~/.cache/image-search``; engines take ``cache_dir`` to override."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "image-search"
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
