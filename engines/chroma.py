@@ -24,7 +24,7 @@ import numpy as np
 from .base import FeatureVector, SearchResult, SkippedFile
 from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
 from .deployment import Deployment
-from .errors import EmptyIndexError
+from .errors import EmptyIndexError, InvalidQueryError
 from .filters import Filter
 from .galleries.items import GalleryItem
 from .galleries.photo_info import PhotoInfoCache
@@ -243,6 +243,9 @@ class ChromaEngine(UsesEmbedder):
         state = self._state
         if state is None:  # pragma: no cover - len() == 0 is refused before this
             return []
+        if chosen is not None and chosen.text:
+            raise InvalidQueryError("Expected the CLIP or pixel engine for a filter by the words photos show; "
+                                    "the Chroma engine does not filter by them yet")
         where = chosen.where() if chosen is not None else None
         try:
             with self.db.guard("query the collection"):

@@ -54,17 +54,19 @@ class Filter:
     """Keep gallery images of these ``labels``, ``taken`` between two dates (either may be
     ``None``; a date includes its whole day), by one of these ``camera`` names ("Make Model"
     as ``PhotoInfo.camera`` says, any case), with or without a GPS position, and carrying every
-    one of these ``tags`` (the user's words, ``engine.tag``: CLIP-family engines)."""
+    one of these ``tags`` (the user's words, ``engine.tag``: CLIP-family engines), and showing
+    the words ``text`` (read by the words engine, ``create_engine("ocr")``, for the same photos)."""
 
     labels: tuple[str, ...] | None
     taken: tuple[float | None, float | None] | None
     camera: tuple[str, ...] | None
     has_location: bool | None
     tags: tuple[str, ...] | None
+    text: tuple[str, ...] | None
 
     def __init__(self, labels: str | Sequence[str] | None = None, taken: tuple[When, When] | None = None,
                  camera: str | Sequence[str] | None = None, has_location: bool | None = None,
-                 tags: str | Sequence[str] | None = None) -> None:
+                 tags: str | Sequence[str] | None = None, text: str | Sequence[str] | None = None) -> None:
         span = None
         if taken is not None:
             if not isinstance(taken, (tuple, list)) or len(taken) != 2:
@@ -81,6 +83,7 @@ class Filter:
         object.__setattr__(self, "camera", _names(camera))
         object.__setattr__(self, "has_location", has_location)
         object.__setattr__(self, "tags", _names(tags))
+        object.__setattr__(self, "text", _names(text))
 
     @property
     def reads_photos(self) -> bool:
@@ -141,4 +144,4 @@ def with_labels(chosen: Filter | None, labels: str | Sequence[str] | None) -> Fi
     if chosen.labels is not None:
         raise InvalidQueryError("Expected labels in the filter or as labels=, got both")
     return Filter(labels=names, taken=chosen.taken, camera=chosen.camera, has_location=chosen.has_location,
-                  tags=chosen.tags)
+                  tags=chosen.tags, text=chosen.text)

@@ -26,7 +26,7 @@ from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
 from .model.packaged import model_or_packaged
-from .registry import available_engines, create_engine, engine_class
+from .registry import available_engines, create_engine, engine_class, uses_a_model
 from .settings import INDEX, add_arguments, deployment_from, from_environment
 
 
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hide_library_progress()
         gallery = load_gallery(gallery_name(parse_source(args.data)))
         deployment = deployment_from(args, gallery.source)
-        if engine_class(args.engine).accepts_text:  # without the CLIP model here: the packaged one, said so
+        if uses_a_model(args.engine):  # without the CLIP model here: the packaged one, said so
             model, note = model_or_packaged(deployment.model)
             if note:
                 print(f"image-search: {note}", file=sys.stderr)

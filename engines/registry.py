@@ -16,6 +16,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "pixel": ("engines.pixel", "PixelEngine"),
     "clip": ("engines.clip", "ClipEngine"),
     "chroma": ("engines.chroma", "ChromaEngine"),
+    "ocr": ("engines.words", "WordsEngine"),
 }
 
 
@@ -52,6 +53,11 @@ def engine_info(name: str) -> EngineInfo:
     return EngineInfo(
         name, cls.title, tuple(cls.metrics), cls.default_metric, cls.higher_is_better, cls.accepts_text, cls.options
     )
+
+
+def uses_a_model(name: str) -> bool:
+    """Whether engine ``name`` makes its vectors with a model the application chooses (``--model``)."""
+    return any(option.name == "model" for option in engine_class(name).options)
 
 
 def _embedder_fields(cls: type[SearchEngine]) -> list[str]:

@@ -28,8 +28,8 @@ from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
 from .model.packaged import model_or_packaged
-from .query import Query, SearchQuery, parse_text_query
-from .registry import available_engines, create_engine, engine_class
+from .query import Query, SearchQuery, Text, parse_text_query
+from .registry import available_engines, create_engine, engine_class, uses_a_model
 from .results import SearchResult, printable
 from .settings import SEARCH, add_arguments, deployment_from, from_environment
 
@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("query", nargs="?", help="a sentence, or sentences joined rclip's way: 'a dog + a beach - snow', '2:a dog'")
     p.add_argument("--image", type=Path, metavar="PATH", help="an image to search with (with a sentence: both)")
+    p.add_argument("--words", metavar="TEXT", help="find the photos that show these words (the words engine, ocr)")
     add_arguments(p, SEARCH, from_environment(SEARCH), required=frozenset({"data"}))
     p.add_argument("--engine", choices=list(available_engines()), default="clip")
     p.add_argument("--k", "-k", type=_k, default=10, help="how many results (default 10)")
@@ -134,12 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.no_progress:
             hide_library_progress()
-        query = build_query(args.query, args.image)
+        query: SearchQuery | Query
+        if args.words is not None:
+            if args.query is not None or args.image is not None:
+                raise ValueError("--words goes alone: the words photos show, without a sentence or --image")
+            args.engine, query = "ocr", Text(args.words)
+        else:
+            query = build_query(args.query, args.image)
         if args.query is not None and not engine_class(args.engine).accepts_text:
             raise ValueError(f"the {args.engine} engine searches by image only: use --image, or --engine clip")
         gallery = load_gallery(gallery_name(parse_source(args.data)))
         deployment = deployment_from(args, gallery.source)
-        if engine_class(args.engine).accepts_text:  # a learned engine: its model, or the packaged one offline
+        if uses_a_model(args.engine):  # a learned engine: its model, or the packaged one offline
             model, note = model_or_packaged(deployment.model)
             if note and args.query is not None:
                 raise ValueError(note)  # a sentence cannot be answered by an image model

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.words import TextStore, shown_by
 from .base import FeatureVector, SearchResult, SkippedFile
 from .deployment import Deployment
 from .errors import EmptyIndexError
@@ -204,6 +205,9 @@ class VectorEngine(FeaturedEngine):
         rows = None
         if chosen is not None:
             tagged = self._tag_mask(chosen.tags, snapshot.keys) if chosen.tags else None
+            if chosen.text:
+                worded = self._words_mask(chosen.text, snapshot)
+                tagged = worded if tagged is None else tagged & worded
             rows = np.flatnonzero(chosen.keeps(snapshot.labels, self.photo_table() if chosen.reads_photos else None,
                                                tagged))
             if not len(rows):
@@ -215,6 +219,17 @@ class VectorEngine(FeaturedEngine):
             item = snapshot.items[row]
             results.append(SearchResult(rank, item.label, float(score), item.path, item.position, snapshot.keys[row]))
         return results
+
+    def _words_mask(self, text: Sequence[str], snapshot: _Snapshot) -> np.ndarray:
+        """Which rows show the words ``text`` (read by the words engine into the same workspace)."""
+        workspace = Workspace(self.cache_dir)
+        if self._keys_are_content_hashes:
+            hashes: list[str | None] = list(snapshot.keys)
+        else:
+            known = ContentHashes(workspace.content_hashes)
+            hashes = [hash_or_none(item, known) for item in snapshot.items]
+            known.save()
+        return shown_by(text, hashes, TextStore(workspace.text))
 
     def photo_table(self) -> PhotoTable:
         """The indexed photos' dates, cameras and locations (headers read on first use, then

@@ -6,6 +6,7 @@
         photo-info.json              dates, cameras, locations read from photo headers
         local-features/              keypoints of verified duplicates, by content
         tags.json                    tags per model and gallery
+        text/                        the words each photo shows (the words engine), by content
         onnx/                        exported ONNX graphs, per model, precision and versions
         chroma/                      the embedded Chroma database (unless --chroma-path)
         thumbnails/                  the page's thumbnails
@@ -55,6 +56,10 @@ class Workspace:
     @property
     def tags(self) -> Path:
         return self.root / "tags.json"
+
+    @property
+    def text(self) -> Path:
+        return self.root / "text"
 
     @property
     def onnx(self) -> Path:

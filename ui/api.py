@@ -69,11 +69,15 @@ def build(service: SearchService) -> None:
         options: dict[str, str] | None, gallery: str | None, photos: dict[str, Any] | None = None,
     ) -> SearchSession:
         picked = photos or {}
-        unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location"}
+        unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location", "words"}
         if unknown:
-            raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location; got {sorted(unknown)}")
-        located = _located(picked.get("has_location"))
-        chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"), located)
+            raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location, words; "
+                           f"got {sorted(unknown)}")
+        words = picked.get("words")
+        if words is not None and not isinstance(words, str):
+            raise gr.Error(f"Expected photos.words to be text, got {words!r}")
+        chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"),
+                                         _located(picked.get("has_location")), None, words)
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
                                           classes or [], image, text, chosen=chosen)
         return session
@@ -93,16 +97,16 @@ def build(service: SearchService) -> None:
         Args:
             image: the query image (upload it with gradio_client's handle_file).
             text: a sentence (CLIP engines); rclip's syntax combines several: "a dog + a beach - snow".
-            engine: pixel, clip or chroma.
+            engine: pixel, clip, chroma, or ocr (the words photos show: give them as text).
             metric: the engine's metric (default: its own); l1 and l2 are distances, cosine, correlation and ip similarities.
             k: how many results, 1 to 1000.
             threshold: drop results worse than this score in the metric's direction.
             classes: keep only images of these classes (folders).
             options: the engine's own choices, e.g. {"features": "histogram"} for the pixel engine.
             gallery: a gallery folder (under the app's gallery roots) or an allowed Hub dataset id; default: the app's.
-            photos: only photos taken between dates, by cameras, with or without a location:
+            photos: only photos taken between dates, by cameras, with or without a location, showing words:
                 {"taken_from": "2023-01-01", "taken_to": "2023-12-31", "cameras": ["Apple iPhone 13"],
-                 "has_location": true}, any of them.
+                 "has_location": true, "words": "receipt"}, any of them.
         Returns:
             {"results": [{"rank", "score", "match" (SigLIP sentences), "label", "file", "position"}], "metric", "searched",
             "milliseconds"}

@@ -10,6 +10,7 @@ import gradio as gr
 
 from engines import available_engines, engine_info
 from engines.evaluate import EvaluationRow, evaluate, evaluation_queries
+from engines.registry import uses_a_model
 
 from .controls import EngineControls, engine_choices
 from .downloads import write_csv
@@ -71,7 +72,7 @@ def run_evaluation(
                 failures.append(f"{title} offers none of the chosen metrics")
                 continue
             used = service.choices_for(name, choices)
-            if engine_info(name).accepts_text:  # a learned engine: its row names the model that answered
+            if uses_a_model(name):  # a learned engine: its row names the model that answered
                 model = str(used.get("model") or service.deployment.model)
                 # a model folder by its name: the server's folders are not the visitor's business
                 used = {**used, "model": os.path.basename(model.rstrip("/")) if os.path.isdir(model) else model}

@@ -28,15 +28,18 @@ class FilterControls:
     located: gr.Radio
     #: The user's tags (CLIP-family engines), named in the Gallery tab.
     tags: gr.Dropdown
+    #: Words the photos must show (read by the words engine).
+    words: gr.Textbox
 
     @property
     def inputs(self) -> list[Any]:
-        return [self.taken_from, self.taken_to, self.cameras, self.located, self.tags]
+        return [self.taken_from, self.taken_to, self.cameras, self.located, self.tags, self.words]
 
 
 def build(service: SearchService, source: gr.State) -> FilterControls:
     """The pickers (inside the Search tab's query column), in a closed accordion."""
-    with gr.Accordion("Only photos taken… (dates, cameras, location, tags)", open=False, elem_id="photo-filters"):
+    with gr.Accordion("Only photos taken… (dates, cameras, location, tags, words)", open=False,
+                      elem_id="photo-filters"):
         with gr.Row():
             taken_from = gr.Textbox(label="Taken from", placeholder="2023-01-01", elem_id="taken-from")
             taken_to = gr.Textbox(label="Taken until", placeholder="2023-12-31", elem_id="taken-to")
@@ -44,6 +47,8 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
         located = gr.Radio(list(LOCATED), value="any", label="Location", elem_id="located")
         tags = gr.Dropdown([], multiselect=True, label="Carrying every one of these tags (name them in the Gallery tab)",
                            elem_id="tag-picker")
+        words = gr.Textbox(label="Showing these words (read them first: the Words in photos engine's index)",
+                           placeholder="receipt 42.50", elem_id="words-filter", max_length=200)
         read = gr.Button("Read the photos' dates and cameras", size="sm", elem_id="read-photo-details")
         said = gr.Markdown(elem_id="photo-details")
 
@@ -52,7 +57,7 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
 
     read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_limit=1,
                concurrency_id="photo_details")
-    return FilterControls(taken_from, taken_to, cameras, located, tags)
+    return FilterControls(taken_from, taken_to, cameras, located, tags, words)
 
 
 def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.Dropdown) -> None:
@@ -70,15 +75,16 @@ def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.
 
 
 def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None,
-              tags: list[str] | None = None) -> Filter | None:
+              tags: list[str] | None = None, words: str | None = None) -> Filter | None:
     """The pickers as a ``Filter`` (``None``: nothing chosen)."""
     has_location = {"with a location": True, "without": False}.get(located or "any")
+    words = (words or "").strip()[:200]
     if (not (taken_from or "").strip() and not (taken_to or "").strip() and not cameras and has_location is None
-            and not tags):
+            and not tags and not words):
         return None
     try:
         return Filter(taken=((taken_from or "").strip() or None, (taken_to or "").strip() or None),
-                      camera=cameras or None, has_location=has_location, tags=tags or None)
+                      camera=cameras or None, has_location=has_location, tags=tags or None, text=words or None)
     except InvalidQueryError as exc:
         raise gr.Error(str(exc)) from exc
 

@@ -29,6 +29,7 @@ from engines import (
 from engines.galleries.gallery import Gallery
 from engines.model.catalog import ModelEntry, catalog
 from engines.model.packaged import model_or_packaged
+from engines.registry import uses_a_model
 from engines.workspace import Workspace
 
 from .background import BackgroundWorker, release_memory
@@ -247,7 +248,7 @@ class SearchService:
         engine = self.engine(name, gallery, choices, progress=progress)
         pending = self.galleries.pending.get(gallery.source)
         note = "" if pending is None else f"{pending[1].describe()} since the index was built: press Update to add them"
-        if self.model_note and engine_info(name).accepts_text and not (choices or {}).get("model"):
+        if self.model_note and uses_a_model(name) and not (choices or {}).get("model"):
             note = "; ".join(part for part in (self.model_note, note) if part)
         return engine, gallery, note
 

@@ -259,10 +259,17 @@ class ContentHashes:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._known: dict[str, str] = {}
         try:
-            self._known: dict[str, str] = json.loads(path.read_text())
+            from ..galleries.images import open_regular  # noqa: PLC0415 - galleries import this module
+
+            with open_regular(path) as handle:  # a FIFO in its place is refused, not waited on
+                found = json.loads(handle.read())
+            # Read by shape: a hash is a 64-character text, anything else is read again.
+            if isinstance(found, dict):
+                self._known = {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
         except FileNotFoundError:
-            self._known = {}
+            pass
         except (OSError, ValueError) as exc:  # damaged: start again, it is only a shortcut
             log.warning("ignoring unreadable %s: %s", path, exc)
             self._known = {}

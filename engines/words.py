@@ -1,0 +1,187 @@
+"""The words engine: find the photos that show the words a user types (signs, receipts,
+screenshots), offline, under the same contract as the others.
+
+``index`` reads each photo's text lines once (engines/analysis/words.py: RapidOCR's PP-OCR
+models, ONNX Runtime, the models inside the ``rapidocr`` wheel) and keeps them by the file's
+content in the workspace, one small file a photo, so a build that is stopped or killed
+resumes where it stopped and an unchanged gallery reads nothing. ``search(Text("invoice
+42.50"))`` ranks the photos by how well their words match (scores from 0 to 1.1, higher is
+better); an image query is refused: this engine reads words, not pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from PIL import Image
+
+from .analysis.words import MIN_SCORE, TextLine, TextStore, match, read_lines, words_of
+from .base import FeatureVector, SearchEngine, SkippedFile
+from .deployment import Deployment
+from .errors import IndexCancelledError, InvalidQueryError, UnreadableImageError
+from .filters import Filter
+from .galleries.images import os_reason
+from .galleries.items import GalleryItem
+from .galleries.photo_info import table_of
+from .query import Query, SearchQuery, Text
+from .results import IndexProgress, Progress, SearchResult
+from .storage.cache import ContentHashes
+from .workspace import Workspace
+
+#: Photos are read at most this many pixels on their longest side: 12-MP phone photos keep
+#: text of ~1% of their height readable (benchmarks/ocr.py measured the sizes).
+READ_SIDE = 1600
+
+
+class WordsEngine(SearchEngine):
+    """Photos ranked by the words they show."""
+
+    name = "ocr"
+    title = "Words in photos"
+    metrics = ("words",)
+    default_metric = "words"
+    higher_is_better = frozenset({"words"})
+    accepts_text = True
+
+    def __init__(self, *, cache_dir: str | Path | None = None, side: int = READ_SIDE,
+                 min_score: float = MIN_SCORE) -> None:
+        super().__init__()
+        if side < 256:
+            raise ValueError(f"Expected side of at least 256 pixels, got {side}")
+        self.workspace = Workspace.at(cache_dir)
+        self.side = int(side)
+        self.min_score = float(min_score)
+        self._store = TextStore(self.workspace.text)
+        self._rows: list[tuple[GalleryItem, str, list[TextLine]]] = []
+
+    @classmethod
+    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
+        return {"cache_dir": deployment.cache_dir}
+
+    def local_features_dir(self) -> Path | None:
+        return self.workspace.root
+
+    # -- indexing: read each photo's text once ----------------------------------------------
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
+        hashes = ContentHashes(self.workspace.content_hashes)
+        rows: list[tuple[GalleryItem, str, list[TextLine]]] = []
+        todo: list[tuple[GalleryItem, str]] = []
+        for item in gallery:
+            if item.refused is not None:
+                self._skip(skipped, item.source, item.refused)
+                continue
+            if item.listed_size == 0:
+                self._skip(skipped, item.source, "empty file")
+                continue
+            try:
+                key = hashes.of(item)
+            except OSError as exc:
+                self._skip(skipped, item.source, os_reason(exc))
+                continue
+            except UnreadableImageError as exc:
+                self._skip(skipped, item.source, exc.reason)
+                continue
+            lines = self._store.get(key)
+            if lines is None:
+                todo.append((item, key))
+            else:
+                rows.append((item, key, lines))
+        hashes.save()
+        report = _reporter(self.name, len(todo), progress)
+        self.last_computed = 0
+        try:
+            for done, (item, key) in enumerate(todo, start=1):
+                try:
+                    picture = item.open(draft=(self.side // 2, self.side // 2))
+                    picture.thumbnail((self.side, self.side), Image.Resampling.BILINEAR)
+                    lines = read_lines(picture)
+                except UnreadableImageError as exc:
+                    self._skip(skipped, item.source, exc.reason)
+                    continue
+                self._store.put(key, lines)  # kept at once: a stop or a kill loses no photo read
+                self.last_computed += 1
+                rows.append((item, key, lines))
+                report(done)
+        except IndexCancelledError:
+            self._rows = rows  # what was read stays searchable
+            raise
+        order = {id(item): n for n, item in enumerate(gallery)}
+        self._rows = sorted(rows, key=lambda row: order[id(row[0])])
+        return len(self._rows)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({item.label for item, _, _ in self._rows})
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def text_of(self, result: SearchResult) -> list[TextLine]:
+        """The lines the photo of ``result`` shows (for the page's recognised text)."""
+        return next((lines for _, key, lines in self._rows if key == result.record), [])
+
+    @property
+    def photos_with_text(self) -> int:
+        return sum(1 for _, _, lines in self._rows if lines)
+
+    # -- searching: the typed words against each photo's -------------------------------------
+    def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
+        if isinstance(query, Text):
+            words = words_of(query.text)
+            if not words:
+                raise InvalidQueryError(f"Expected words to find, got {query.text[:60]!r}")
+            # The "vector" of a words query is its words: _rank matches them (no other engine sees it).
+            return cast(FeatureVector, np.array(words, dtype=object))
+        raise InvalidQueryError(
+            "The words engine finds the words photos show: type them (Text('invoice 42.50')); "
+            "to search by a picture, use the pixel or CLIP engine"
+        )
+
+    def _image_vector(self, image: Image.Image) -> FeatureVector:
+        raise InvalidQueryError("The words engine searches by words only")
+
+    def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
+        words = [str(word) for word in vector]
+        rows = self._rows
+        keep = np.ones(len(rows), dtype=bool)
+        if chosen is not None:
+            labels = np.array([item.label for item, _, _ in rows], dtype=object)
+            photos = table_of([item for item, _, _ in rows], self.workspace.root) if chosen.reads_photos else None
+            if chosen.tags:
+                raise InvalidQueryError("Expected a CLIP-family engine for tags; the words engine has none")
+            keep = chosen.keeps(labels, photos, self.words_mask(chosen.text) if chosen.text else None)
+        scored = [(match(words, lines)[0], n) for n, (_, _, lines) in enumerate(rows) if keep[n]]
+        scored = sorted(((score, n) for score, n in scored if score >= self.min_score), key=lambda s: (-s[0], s[1]))
+        return [SearchResult(rank, rows[n][0].label, float(score), rows[n][0].path, rows[n][0].position, rows[n][1])
+                for rank, (score, n) in enumerate(scored[:k], start=1)]
+
+    def words_mask(self, text: Sequence[str]) -> np.ndarray:
+        """For each indexed photo, whether it shows the words ``text``."""
+        words = words_of(" ".join(text))
+        return np.array([match(words, lines)[0] >= self.min_score for _, _, lines in self._rows], dtype=bool)
+
+
+def _reporter(engine: str, total: int, progress: Progress) -> Callable[[int], None]:
+    """Progress for a text-reading build: a bar on stderr, a callback, or nothing."""
+    import time
+
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    bar = tqdm(total=total, desc="Reading the text in photos", unit="photo",
+               disable=progress is not True or not total)
+    callback = progress if callable(progress) else None
+    if callback is not None:
+        callback(IndexProgress(engine, 0, total, 0.0))
+
+    def report(done: int) -> None:
+        bar.update(1)
+        if callback is not None:
+            callback(IndexProgress(engine, done, total, time.monotonic() - started))
+        if done == total:
+            bar.close()
+
+    return report
