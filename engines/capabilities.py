@@ -21,6 +21,7 @@ from .errors import InvalidQueryError
 if TYPE_CHECKING:
     from .analysis.explanations import Explanation
     from .analysis.tags import TagTable
+    from .analysis.words import TextLine
     from .query import Query, SearchQuery
     from .results import DuplicateGroup, GalleryMap, SearchResult
 
@@ -86,6 +87,10 @@ class Capabilities(abc.ABC):
     def teach_tag(self, name: str, relevant: Sequence[SearchResult], irrelevant: Sequence[SearchResult]) -> TagTable:
         """Move a tag's threshold to where the marked photos fall (CLIP-family engines)."""
         raise InvalidQueryError(f"Expected a CLIP-family engine for tags; the {self.name} engine has none")
+
+    def text_of(self, result: SearchResult) -> list[TextLine]:
+        """The lines of text the photo of ``result`` shows, where the engine read them (the words engine)."""
+        return []
 
     def _unsupported(self, what: str) -> InvalidQueryError:
         return InvalidQueryError(f"The {self.name} engine does not support {what}")

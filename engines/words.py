@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image
 
+from .analysis.explanations import Explanation, overlay
 from .analysis.words import MIN_SCORE, TextLine, TextStore, match, read_lines, words_of
 from .base import FeatureVector, SearchEngine, SkippedFile
 from .deployment import Deployment
@@ -26,7 +27,7 @@ from .filters import Filter
 from .galleries.images import os_reason
 from .galleries.items import GalleryItem
 from .galleries.photo_info import table_of
-from .query import Query, SearchQuery, Text
+from .query import Query, SearchQuery, Text, load_query_image
 from .results import IndexProgress, Progress, SearchResult
 from .storage.cache import ContentHashes
 from .workspace import Workspace
@@ -122,6 +123,24 @@ class WordsEngine(SearchEngine):
     def text_of(self, result: SearchResult) -> list[TextLine]:
         """The lines the photo of ``result`` shows (for the page's recognised text)."""
         return next((lines for _, key, lines in self._rows if key == result.record), [])
+
+    def explain(self, query: SearchQuery | Query, result: SearchResult | Image.Image | Path | str,
+                metric: str | None = None, grid: tuple[int, int] | None = None, *,
+                query_heatmap: bool = True) -> Explanation:
+        """Why ``result`` matched: its lines that hold a typed word, outlined in red."""
+        if not isinstance(result, SearchResult) or result.path is None:
+            raise InvalidQueryError("Expected a result of the words engine to explain")
+        words = [str(word) for word in self.query_vector(query)]
+        lines = self.text_of(result)
+        score, matched = match(words, lines)
+        picture = load_query_image(Path(result.path))
+        side = 64
+        heat = np.zeros((side, side))
+        for n in matched:
+            x0, y0, x1, y1 = lines[n].box
+            heat[int(y0 * side):max(int(y0 * side) + 1, int(np.ceil(y1 * side))),
+                 int(x0 * side):max(int(x0 * side) + 1, int(np.ceil(x1 * side)))] = 1.0
+        return Explanation(heat, overlay(picture, heat), "words", self.check_metric(metric), score)
 
     @property
     def photos_with_text(self) -> int:

@@ -149,3 +149,22 @@ def test_the_command_and_the_app_find_words(library: Path, tmp_path: Path, capsy
     tiles, line, _ = search_tab.search(service, str(library), "ocr", {}, None, 5, [], None, "rue du bac")
     assert len(tiles) == 1 and "cafe.jpg" in tiles[0][1] and "Words in photos" in line
     load_gallery(str(library))  # the gallery reads as a photo tree (no split folders)
+
+
+def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library: Path, tmp_path: Path) -> None:
+    from ui import search_tab
+    from ui.config import AppConfig
+    from ui.feedback import why
+    from ui.service import SearchService
+
+    service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))
+    _, _, session = search_tab.search(service, str(library), "ocr", {}, None, 5, [], None, "invoice")
+    line = search_tab.selection(service, session, 1)[1]
+    assert "Text in this photo" in line and "42.50" in line
+    explanation, result = why(service, session, 1)
+    assert explanation.method == "words" and explanation.heatmap.max() == 1.0
+    rows = explanation.heatmap.any(axis=1).nonzero()[0]
+    assert 0.15 < rows.min() / 64 < 0.45  # the first line of the sign (drawn near a quarter of the height)
+    pixel = search_tab.search(service, str(library), "pixel", {}, None, 3, [], str(library / "signs" / "invoice.jpg"),
+                              "")[2]
+    assert "Text in this photo" not in search_tab.selection(service, pixel, 1)[1]  # the positive control's twin

@@ -32,6 +32,7 @@ from .feedback import (
 from .messages import USER_ERRORS, explain_bad_input, in_the_page, only_trusted_files
 from .service import SearchService
 from .session import SearchSession, asked
+from .tiles import read_text
 
 #: Explanations running at once (page and API together); the rest wait in their own queue.
 EXPLAIN_SLOTS = 1
@@ -92,7 +93,8 @@ def selection(service: SearchService, session: SearchSession | None, rank: int |
         where = ""
     else:
         where = service.shown(chosen.path) if chosen.path else f"{chosen.label} #{chosen.position}"
-        text = f"Selected **#{chosen.rank}** · {chosen.score:.4g} · {printable(where)}"
+        text = f"Selected **#{chosen.rank}** · {chosen.score:.4g} · {printable(where)}" + read_text(service, session,
+                                                                                                 chosen)
     on = chosen is not None
     marked = bool(session and (session.relevant or session.irrelevant))
     return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),

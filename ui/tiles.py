@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from engines import EngineError, GalleryItem, SearchResult
 from engines.galleries.gallery import Gallery
+from engines.results import printable
 
 from .images import Thumbnails, caption, placeholder
+
+if TYPE_CHECKING:
+    from .service import SearchService
+    from .session import SearchSession
 
 #: Threads that make missing thumbnails for one page of results (decoding releases the GIL).
 THUMBNAIL_WORKERS = 2
@@ -68,3 +73,13 @@ class Tiles:
             picture = thumb.convert("RGB")
         picture.thumbnail(size)
         return picture
+
+
+def read_text(service: SearchService, session: SearchSession | None, chosen: Any) -> str:
+    """The text the selected photo shows, where the engine read it (the words engine), to copy."""
+    engine = service.built(session.name, session.source, session.choices) if session else None
+    lines = engine.text_of(chosen) if engine is not None else []
+    if not lines:
+        return ""
+    shown = " · ".join(printable(line.text) for line in lines)[:600].replace("`", "'")
+    return f"\n\nText in this photo: `{shown}`"

@@ -46,6 +46,7 @@ MEANINGS = {
     "colours": "Red: the result's colours that match the query's most (each colour's exact share of the score); "
                "blue: least.",
     "occlusion": "Red: the parts of the result that, covered up, lower the score most; blue: parts that do not matter.",
+    "words": "Red: the lines of text that hold the words searched for; blue: the rest of the photo.",
 }
 
 
