@@ -168,3 +168,32 @@ def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library
     pixel = search_tab.search(service, str(library), "pixel", {}, None, 3, [], str(library / "signs" / "invoice.jpg"),
                               "")[2]
     assert "Text in this photo" not in search_tab.selection(service, pixel, 1)[1]  # the positive control's twin
+
+
+def test_the_words_engine_follows_the_contract(library: Path, tmp_path: Path, watched_paths: list[str]) -> None:
+    import os
+
+    from conftest import OPENED
+    from engines import EmptyIndexError, UnknownMetricError
+
+    engine = create_engine("ocr", cache_dir=tmp_path / "cache")
+    with pytest.raises(EmptyIndexError):
+        engine.search(Text("stop"))
+    broken = library / "street" / "broken.jpg"
+    broken.write_text("not an image")
+    try:
+        items = load_gallery(str(library))["train"]
+        assert engine.index(items, progress=False) == len(items) - 1
+        assert [Path(s.source).name for s in engine.skipped] == ["broken.jpg"] and engine.skipped[0].reason
+        for k in (0, -1, 2.5, True):
+            with pytest.raises(InvalidQueryError, match="k"):
+                engine.search(Text("stop"), k=k)  # type: ignore[arg-type]
+        with pytest.raises(UnknownMetricError, match="words"):
+            engine.search(Text("stop"), metric="cosine")
+        assert {r.label for r in engine.search(Text("stop"), k=10, labels="street")} == {"street"}
+        OPENED.clear()
+        assert engine.index(items, progress=False) == len(items) - 1 and engine.last_computed == 0
+        read = {os.path.realpath(i.path or "") for i in items if i.path != str(broken)}
+        assert not {os.path.realpath(p) for p in OPENED} & read
+    finally:
+        broken.unlink()
