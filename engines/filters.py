@@ -21,6 +21,42 @@ from .galleries.photo_info import PhotoTable
 When = date | datetime | str | float | None
 
 
+_MONTHS = {name: n for n, name in enumerate(
+    "january february march april may june july august september october november december".split(), start=1)}
+
+
+def _partial_date(text: str, end: bool) -> date | None:
+    """A year (``2023``), a month (``2023-06``, ``June 2023``, ``Jun 2023``) as its first day,
+    or its last where it ends a span; ``None`` for anything else."""
+    import calendar
+
+    words = text.replace(",", " ").split()
+    year = month = None
+    if len(words) == 1 and words[0].isdigit() and len(words[0]) == 4:
+        year = int(words[0])
+    elif len(words) == 1 and len(words[0]) == 7 and words[0][4] == "-" and words[0].replace("-", "").isdigit():
+        year, month = int(words[0][:4]), int(words[0][5:])
+    elif len(words) == 2 and words[1].isdigit() and len(words[1]) == 4:
+        named = [n for name, n in _MONTHS.items() if len(words[0]) >= 3 and name.startswith(words[0].casefold())]
+        if len(named) == 1:
+            year, month = int(words[1]), named[0]
+    if year is None or not 1 <= (month or 1) <= 12 or not 1800 <= year <= 2200:
+        return None
+    if month is None:
+        return date(year, 12, 31) if end else date(year, 1, 1)
+    return date(year, month, calendar.monthrange(year, month)[1]) if end else date(year, month, 1)
+
+
+def _full_date(text: str) -> date | datetime:
+    try:
+        return datetime.fromisoformat(text.strip()) if "T" in text or " " in text.strip() \
+            else date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidQueryError(
+            f"Expected a date such as 2023-06-30, a month such as 2023-06 or June 2023, or a year, got {text!r}"
+        ) from None
+
+
 def _moment(value: When, end: bool) -> float | None:
     """``value`` as seconds (the photos' clock, read as UTC); a day's end includes all of it."""
     if value is None or value == "":
@@ -28,11 +64,7 @@ def _moment(value: When, end: bool) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip()) if "T" in value or " " in value.strip() \
-                else date.fromisoformat(value.strip())
-        except ValueError:
-            raise InvalidQueryError(f"Expected a date such as 2023-06-30, got {value!r}") from None
+        value = _partial_date(value.strip(), end) or _full_date(value)
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return moment.timestamp()
@@ -73,7 +105,7 @@ class Filter:
                 raise InvalidQueryError(f"Expected taken=(start, end), got {taken!r}")
             span = (_moment(taken[0], end=False), _moment(taken[1], end=True))
             if span[0] is not None and span[1] is not None and span[0] > span[1]:
-                raise InvalidQueryError(f"Expected the start of taken to come before its end, got {taken!r}")
+                raise InvalidQueryError(f"Expected the first date ({taken[0]}) to come before the last ({taken[1]})")
             if span == (None, None):
                 span = None
         if has_location is not None and not isinstance(has_location, bool):

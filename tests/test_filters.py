@@ -90,7 +90,7 @@ def test_bad_filters_are_refused_with_a_reason(library: Path) -> None:
     engine = create_engine("pixel", cache=False)
     engine.index(str(library), progress=False)
     query = library / "2023" / "b.jpg"
-    with pytest.raises(InvalidQueryError, match="before its end"):
+    with pytest.raises(InvalidQueryError, match="to come before the last"):
         Filter(taken=("2024-01-01", "2023-01-01"))
     with pytest.raises(InvalidQueryError, match="a date such as"):
         Filter(taken=("last summer", None))
@@ -164,3 +164,24 @@ def test_results_can_be_ordered_by_the_date_taken(library: Path, tmp_path: Path)
     assert [r.path for r in oldest] == [r.path for r in reversed(newest)]
     back = photo_filters.ordered(service, newest, "best match first")
     assert back == session.results and back[0].rank == 1  # ranks stay the places by score
+
+
+def test_years_and_months_are_dates_too_and_a_reversed_span_is_said_in_words() -> None:
+    from datetime import UTC, datetime
+
+    from engines import Filter, InvalidQueryError
+
+    def day(text: str) -> float:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+    year = Filter(taken=("2023", "2023")).taken
+    assert year is not None and year[0] == day("2023-01-01") and day("2023-12-31T23:59:59") < year[1] < day("2024-01-01")
+    month = Filter(taken=("June 2023", "2023-07")).taken
+    assert month is not None and month[0] == day("2023-06-01") and day("2023-07-31") < month[1] < day("2023-08-01")
+    assert Filter(taken=("Feb 2024", "feb 2024")).taken[1] > day("2024-02-29")  # type: ignore[index]
+    with pytest.raises(InvalidQueryError, match=r"first date \(2024\) to come before the last \(2023\)"):
+        Filter(taken=("2024", "2023"))
+    with pytest.raises(InvalidQueryError, match="a month such as 2023-06 or June 2023"):
+        Filter(taken=("soon", None))
+    with pytest.raises(InvalidQueryError):
+        Filter(taken=("2023-13", None))

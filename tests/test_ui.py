@@ -158,7 +158,8 @@ def test_engine_change_follows_what_the_engine_says() -> None:
     assert metric["value"] == engine_info("pixel").default_metric and features["visible"] is True
     assert model["visible"] is False
     assert search_tab.text_box_for("pixel")["interactive"] is False
-    assert search_tab.text_box_for("clip")["interactive"] is True
+    assert search_tab.text_box_for("pixel")["value"] == ""  # a sentence left there would block every search
+    assert search_tab.text_box_for("clip")["interactive"] is True and "value" not in search_tab.text_box_for("clip")
 
 
 def test_build_index_reports_count_and_skipped_files(service: SearchService) -> None:

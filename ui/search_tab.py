@@ -65,9 +65,13 @@ def search(
 
 
 def text_box_for(name: str) -> Any:
-    """The text box as engine ``name`` can use it: typing only where the engine reads sentences."""
+    """The text box as engine ``name`` can use it: typing only where the engine reads sentences.
+    An engine that reads none also empties it: a sentence left in a greyed-out box would
+    otherwise fail every search, and could not be cleared."""
     accepts = engine_info(name).accepts_text
-    return gr.update(label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts)
+    if accepts:
+        return gr.update(label=TEXT_LABEL, interactive=True)
+    return gr.update(label=TEXT_LABEL + " (needs a CLIP engine)", interactive=False, value="")
 
 
 class SearchHooks:
@@ -225,7 +229,9 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         return view(service, shown[2], shown)
 
     def failed(message: str) -> tuple[Any, ...]:
-        return view(service, None, ([], f"**Could not search.** {message}", None))  # type: ignore[arg-type]
+        # The message replaces the summary line; the results, selection and marks stay (a typo in
+        # a date must not throw away the search the user is looking at).
+        return (gr.skip(), f"**Could not search.** {message}", *[gr.skip()] * (len(outputs) - 2))
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text, *pickers.inputs]
     for event in (go.click, text.submit):
