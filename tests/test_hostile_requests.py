@@ -130,3 +130,22 @@ def test_a_public_pages_configuration_names_no_server_folder(tmp_path: Path) -> 
     # The positive control: on the operator's own machine the path is shown in full.
     local = page.build_demo(AppConfig(data=str(gallery)))
     assert str(gallery) in json.dumps(local.get_config_file(), default=str)
+
+
+def test_an_agent_may_send_the_image_itself_as_a_data_uri_and_a_sentence_needs_no_engine(
+    app: tuple[Client, Path]
+) -> None:
+    import base64
+
+    client, gallery = app
+    photo = next((gallery / "test" / "green").iterdir())
+    uri = f"data:image/{'png' if photo.suffix == '.png' else 'jpeg'};base64," + base64.b64encode(photo.read_bytes()).decode()
+    found = client.predict(image=uri, engine="pixel", k=3, api_name="/search")["results"]
+    assert found and found[0]["label"] == "green"
+    for bad in ("data:text/plain;base64,aGVsbG8=", "data:image/png;base64,***", "data:image/png,rawbytes"):
+        with pytest.raises(AppError, match="data URI|base64"):
+            client.predict(image=bad, engine="pixel", api_name="/search")
+    # A sentence alone goes to the learned engine (here the app's model cannot load: its message, not pixels').
+    with pytest.raises(AppError) as refused:
+        client.predict(text="a green square", k=3, api_name="/search")
+    assert "needs a CLIP engine" not in str(refused.value)

@@ -101,6 +101,7 @@ def test_with_a_login_mcp_asks_for_it_and_then_works(tmp_path: Path) -> None:
     finally:
         demo.close()
     assert any(name.endswith("search") for name in names)
+    assert not [name for name in names if name.endswith("_endpoint")]  # tools named as the endpoints are
     assert "groups" in answer and "Error" not in answer[:20]
 
 

@@ -31,7 +31,8 @@ from engines.analysis.verify import opencv_available
 from engines.results import DuplicateGroup, printable
 
 from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, photo_filters, search_tab
-from .feedback import mark, passing, refine, why
+from .feedback import mark, passing, why
+from .feedback import refine as refine_session
 from .messages import USER_ERRORS
 from .service import SearchService
 from .session import SearchSession
@@ -65,7 +66,7 @@ def build(service: SearchService) -> None:
     data = service.config.data
 
     def searched(
-        image: FileData | None, text: str, engine: str, metric: str | None, k: int, classes: list[str] | None,
+        image: FileData | None, text: str, engine: str | None, metric: str | None, k: int, classes: list[str] | None,
         options: dict[str, str] | None, gallery: str | None, photos: dict[str, Any] | None = None,
     ) -> SearchSession:
         picked = photos or {}
@@ -78,6 +79,8 @@ def build(service: SearchService) -> None:
             raise gr.Error(f"Expected photos.words to be text, got {words!r}")
         chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"),
                                          _located(picked.get("has_location")), None, words)
+        # No engine named: the learned one for a sentence (pixels cannot read one), pixels for an image.
+        engine = engine or ("clip" if (text or "").strip() else "pixel")
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
                                           classes or [], image, text, chosen=chosen)
         return session
@@ -88,16 +91,18 @@ def build(service: SearchService) -> None:
                 "milliseconds": round(session.elapsed_ms, 2)}
 
     def search(
-        image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,
-        threshold: float | None = None, classes: list[str] | None = None, options: dict[str, str] | None = None,
-        gallery: str | None = None, photos: dict[str, Any] | None = None,
+        image: FileData | None = None, text: str = "", engine: str | None = None, metric: str | None = None,
+        k: int = 10, threshold: float | None = None, classes: list[str] | None = None,
+        options: dict[str, str] | None = None, gallery: str | None = None, photos: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Rank a gallery's images against a query image, a sentence, or both combined.
 
         Args:
-            image: the query image (upload it with gradio_client's handle_file).
+            image: the query image: an uploaded file (gradio_client's handle_file), or the image itself as a
+                data URI ("data:image/jpeg;base64,..."); a path on the server is refused.
             text: a sentence (CLIP engines); rclip's syntax combines several: "a dog + a beach - snow".
-            engine: pixel, clip, chroma, or ocr (the words photos show: give them as text).
+            engine: pixel, clip, chroma, or ocr (the words photos show: give them as text); default: clip for
+                a sentence, pixel for an image alone.
             metric: the engine's metric (default: its own); l1 and l2 are distances, cosine, correlation and ip similarities.
             k: how many results, 1 to 1000.
             threshold: drop results worse than this score in the metric's direction.
@@ -113,7 +118,7 @@ def build(service: SearchService) -> None:
         """
         return answer(searched(image, text, engine, metric, k, classes, options, gallery, photos), threshold)
 
-    def refine_endpoint(
+    def refine(
         image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,
         relevant: list[int] | None = None, not_relevant: list[int] | None = None, threshold: float | None = None,
         classes: list[str] | None = None, options: dict[str, str] | None = None, gallery: str | None = None,
@@ -132,7 +137,7 @@ def build(service: SearchService) -> None:
             session, _ = mark(session, rank, "relevant")
         for rank in not_relevant or []:
             session, _ = mark(session, rank, "not relevant")
-        _, _, refined = refine(service, session)
+        _, _, refined = refine_session(service, session)
         return answer(refined, threshold)
 
     def explain(
@@ -225,7 +230,7 @@ def build(service: SearchService) -> None:
 
     # The same queues as the page's events: searches 4 at a time, the heavy ones one at a time.
     for fn, name, group, limit in (
-        (search, "search", "search", 4), (refine_endpoint, "refine", "search", 4), (explain, "explain", "explain", search_tab.EXPLAIN_SLOTS),
+        (search, "search", "search", 4), (refine, "refine", "search", 4), (explain, "explain", "explain", search_tab.EXPLAIN_SLOTS),
         (duplicates, "duplicates", "duplicates", 1), (load_gallery, "load_gallery", None, None),
         (build_index, "build_index", "build_index", 1), (gallery_map, "gallery_map", "map", 1),
         (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),

@@ -30,6 +30,7 @@ from engines.galleries.gallery import Gallery
 from engines.model.catalog import ModelEntry, catalog
 from engines.model.packaged import model_or_packaged
 from engines.registry import uses_a_model
+from engines.settings import parse_size
 from engines.workspace import Workspace
 
 from .background import BackgroundWorker, release_memory
@@ -78,7 +79,7 @@ class SearchService:
         #: with the service; Gradio serves its own copies of them.
         self._scratch = Scratch()
         #: Query images a request names: trusted only where Gradio wrote them or in a gallery.
-        self.uploads = Uploads(self.galleries, self.gallery)
+        self.uploads = Uploads(self.galleries, self.gallery, parse_size(config.max_file_size))
         #: Duplicates runs and maps: off the search path (ui/background.py).
         self.in_background = BackgroundWorker().run
         #: Reading photos' headers (dates, cameras) on a worker of its own: it must not wait

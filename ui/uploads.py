@@ -8,7 +8,11 @@ asks :class:`Uploads` first.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +20,33 @@ from engines import InvalidQueryError
 
 from .galleries import Galleries
 
+#: How long an inline image (a data URI written to a file) is kept.
+INLINE_MAX_AGE_S = 3600
+
 
 class Uploads:
     """Decides whether a path a request names may be read as a query image."""
 
-    def __init__(self, galleries: Galleries, load: Callable[[str], object]) -> None:
+    def __init__(self, galleries: Galleries, load: Callable[[str], object], max_bytes: int | None = None) -> None:
         self._galleries = galleries
         self._load = load
+        #: The largest inline image (a data URI) taken, as the upload limit (--max-file-size).
+        self.max_bytes = max_bytes
+
+    def _inline(self, uri: str) -> str:
+        """A data URI written, as Gradio writes an upload, into its upload folder: a file of its own."""
+        data, ending = _decoded(uri, self.max_bytes)
+        folder = os.path.join(_upload_folder(), "image-search-inline")
+        os.makedirs(folder, exist_ok=True)
+        now = time.time()
+        with os.scandir(folder) as listing:  # inline images are used by one request: an hour is plenty
+            for entry in listing:
+                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > INLINE_MAX_AGE_S:
+                    os.unlink(entry.path)
+        handle, path = tempfile.mkstemp(suffix=ending, dir=folder)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        return path
 
     def trusted(self, path: str) -> bool:
         """Whether a request may name ``path`` as an image: inside Gradio's upload folder (its
@@ -46,6 +70,10 @@ class Uploads:
         """
         if value is None or value == "":
             return None
+        if isinstance(value, str) and value.startswith("data:"):
+            return self._inline(value)  # an agent's image in the request itself (MCP, the API)
+        if isinstance(value, dict) and isinstance(value.get("url"), str) and str(value["url"]).startswith("data:"):
+            return self._inline(str(value["url"]))
         if isinstance(value, dict):
             path = value.get("path")
         elif isinstance(value, (str, os.PathLike)):
@@ -64,6 +92,24 @@ class Uploads:
         raise InvalidQueryError(
             "The query image must be uploaded with the request (a path on the server is not accepted)"
         )
+
+
+def _decoded(uri: str, max_bytes: int | None) -> tuple[bytes, str]:
+    """(bytes, file ending) of an image data URI (``data:image/png;base64,...``), checked."""
+    head, _, body = uri.partition(",")
+    kind = head[5:].split(";")[0].strip().lower()
+    if not kind.startswith("image/") or ";base64" not in head.lower():
+        raise InvalidQueryError(f"Expected an image as a base64 data URI (data:image/...;base64,...), got {head[:40]!r}")
+    if max_bytes is not None and len(body) * 3 // 4 > max_bytes:
+        raise InvalidQueryError(f"Expected an image of at most {max_bytes:,} bytes (--max-file-size), got more")
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidQueryError(f"Expected base64 after the data URI's comma ({exc})") from None
+    ending = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/heic": ".heic",
+              "image/heif": ".heif", "image/avif": ".avif", "image/gif": ".gif", "image/bmp": ".bmp",
+              "image/tiff": ".tif"}.get(kind, ".img")
+    return data, ending
 
 
 def _upload_folder() -> str:
