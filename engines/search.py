@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .base import check_threshold
 from .errors import EngineError
@@ -47,8 +47,26 @@ def _k(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line on standard error and exit status 2, like every other refusal of
+    the command (argparse prints its whole usage first); no abbreviated flags (``--thr``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="image-search",
         description="Search a gallery by sentence or image; print score and path, best first. "
         "Other commands: image-search index | evaluate | app (each with --help).",
@@ -56,11 +74,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="a sentence, or sentences joined rclip's way: 'a dog + a beach - snow', '2:a dog'")
     p.add_argument("--image", type=Path, metavar="PATH", help="an image to search with (with a sentence: both)")
     p.add_argument("--words", metavar="TEXT", help="find the photos that show these words (the words engine, ocr)")
-    add_arguments(p, SEARCH, from_environment(SEARCH), required=frozenset({"data"}))
+    # Like rclip, the gallery is the current folder unless --data (or IMAGE_SEARCH_DATA) names one.
+    environment = from_environment(SEARCH)
+    add_arguments(p, SEARCH, {**environment, "data": environment.get("data") or "."})
     p.add_argument("--engine", choices=list(available_engines()), default="clip")
     p.add_argument("--k", "-k", type=_k, default=10, help="how many results (default 10)")
     p.add_argument("--metric", help="the engine's metric (default: its first, e.g. cosine)")
-    p.add_argument("--threshold", type=float, help="drop results worse than this score in the metric's direction")
+    p.add_argument("--threshold", type=_number, help="drop results worse than this score in the metric's direction")
     p.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
     p.add_argument("--json", action="store_true", help="print a JSON list of results instead of lines")
     p.add_argument("--paths-only", action="store_true", help="print paths alone, one per line")
@@ -76,6 +96,8 @@ def build_query(text: str | None, image: Path | None) -> SearchQuery | Query:
     """A sentence (with rclip's ``+``/``-`` syntax), an image, or both as one query."""
     if image is not None and not image.is_file():
         raise FileNotFoundError(f"no such image file: {image}")
+    if image is not None:
+        _check_image(image)  # before any model loads or any indexing
     if text is None:
         if image is None:
             raise ValueError("give a sentence, --image PATH, or both")
@@ -84,6 +106,20 @@ def build_query(text: str | None, image: Path | None) -> SearchQuery | Query:
     if image is None:
         return typed
     return Query(positive=[*typed.positive, image], negative=typed.negative)
+
+
+def _check_image(path: Path) -> None:
+    """A clear error now for a query file that is no image Pillow can read (its header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .galleries.images import open_regular, register_heif
+
+    register_heif()
+    try:
+        with open_regular(path) as handle, Image.open(handle):
+            pass
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not an image this command can read ({type(exc).__name__})") from None
 
 
 def _line_path(result: SearchResult) -> str:

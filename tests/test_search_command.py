@@ -132,3 +132,22 @@ def test_a_name_with_a_line_break_never_prints_two_lines_and_null_gives_it_exact
     assert main([*argv, "--paths-only", "--null"]) == 0
     out, _ = capsys.readouterr()
     assert out.split("\0")[0] == str(trap) and out.count("\0") == 3
+
+
+def test_bad_flags_are_one_line_and_the_gallery_defaults_to_the_current_folder(
+    gallery: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for argv, said in ((["--k", "0"], "expected 1 to"), (["--threshold", "abc"], "expected a number"),
+                       (["--thresh", "0.5"], "unrecognized arguments: --thresh")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--image", "x.jpg", "--data", str(gallery), *argv])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    assert main(["--image", str(notes), "--data", str(gallery), "--engine", "clip"]) == 2
+    assert "is not an image" in capsys.readouterr().err  # refused before any model would load
+    monkeypatch.chdir(gallery)  # like rclip: the current folder is the gallery
+    query = str(next((gallery / "test" / "red").iterdir()))
+    assert main(["--image", query, "--engine", "pixel", "--k", "2", "--no-progress", "--paths-only"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
