@@ -130,6 +130,21 @@ class SearchEngine(Capabilities):
         between two dates, by some cameras, with or without a location; ``labels`` is its
         shorthand. ``k`` larger than the gallery returns the whole (filtered) gallery.
         """
+        metric, filter = self._checked(k, metric, labels, threshold, filter)
+        return self._ranked(self.query_vector(query), k, metric, threshold, filter)
+
+    def search_vector(
+        self, vector: FeatureVector, k: int = 10, metric: str | None = None, labels: str | Sequence[str] | None = None,
+        threshold: float | None = None, filter: Filter | None = None,  # noqa: A002
+    ) -> list[SearchResult]:
+        """``search`` with a vector this engine made (``query_vector``): one query ranked
+        under several metrics costs one embedding (the evaluation does this)."""
+        metric, filter = self._checked(k, metric, labels, threshold, filter)
+        return self._ranked(vector, k, metric, threshold, filter)
+
+    def _checked(self, k: int, metric: str | None, labels: str | Sequence[str] | None, threshold: float | None,
+                 filter: Filter | None) -> tuple[str, Filter | None]:  # noqa: A002
+        """The metric and filter to search with, after every argument was checked (before any embedding)."""
         if threshold is not None:
             check_threshold(threshold)
         metric = self.check_metric(metric)
@@ -144,7 +159,11 @@ class SearchEngine(Capabilities):
             raise InvalidQueryError(
                 f"Expected labels among the indexed classes ({', '.join(self.labels)}), got {sorted(filter.labels)}"
             )
-        results = self._rank(self.query_vector(query), k, metric, filter)
+        return metric, filter
+
+    def _ranked(self, vector: FeatureVector, k: int, metric: str, threshold: float | None,
+                filter: Filter | None) -> list[SearchResult]:  # noqa: A002
+        results = self._rank(vector, k, metric, filter)
         if threshold is None:
             return results
         return passing_threshold(results, threshold, metric in self.higher_is_better)

@@ -119,10 +119,14 @@ def evaluate(
                 skipped.append(SkippedFile(item.source, getattr(exc, "reason", str(exc))))
                 bar.update(len(chosen))
                 continue
+            # Embedded once and ranked under every metric: a query's time is its embedding and one ranking.
+            t0 = time.perf_counter()
+            vector = engine.query_vector(image)
+            embed_ms = (time.perf_counter() - t0) * 1000
             for metric in chosen:
                 t0 = time.perf_counter()
-                ranking = engine.search(image, k=len(engine), metric=metric)
-                per_metric[metric].ms.append((time.perf_counter() - t0) * 1000)
+                ranking = engine.search_vector(vector, k=len(engine), metric=metric)
+                per_metric[metric].ms.append(embed_ms + (time.perf_counter() - t0) * 1000)
                 if leave_one_out:
                     ranking = [r for r in ranking if not _is_item(r, item)]
                 relevant = [r.label == item.label for r in ranking]

@@ -56,3 +56,30 @@ def test_pixel_figures_on_aio_match_the_reference(aio: Path) -> None:
     assert row.precision[1] == pytest.approx(0.100, abs=0.002)
     assert row.precision[10] == pytest.approx(0.052, abs=0.002)
     assert row.mean_ap == pytest.approx(0.070, abs=0.002)
+
+
+def test_each_query_is_embedded_once_whatever_the_number_of_metrics(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from engines import create_engine
+    from engines.evaluate import evaluate
+    from engines.testing import make_gallery
+
+    gallery = make_gallery(tmp_path / "g", per_class=3)
+    engine = create_engine("pixel", cache=False)
+    calls: list[int] = []
+    real = engine.query_vector
+
+    def counted(query):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(query)
+
+    monkeypatch.setattr(engine, "query_vector", counted)
+    queries = engines_load(gallery)["test"]
+    rows = evaluate(engine, engines_load(gallery)["train"], queries, metrics=["l1", "l2", "cosine", "correlation"],
+                    ks=(1,), progress=False)
+    assert len(rows) == 4 and len(calls) == len(queries)  # one embedding a query, not one a metric
+
+
+def engines_load(gallery: Path):  # type: ignore[no-untyped-def]
+    from engines import load_gallery
+
+    return load_gallery(str(gallery))

@@ -210,8 +210,8 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
     assert list(table.columns[:5]) == ["engine", "metric", "queries", "P@1", "P@3"]
     assert list(table["metric"]) == ["l1", "cosine", "l1", "cosine"] and set(table["queries"]) == {4}
     assert table["engine"][0] == "pixel (features=pixels)" and table["engine"][2] == "clip (model=tiny-clip0)"
-    assert set(plot["value"]["k"]) == set(range(1, evaluate_tab.PLOT_MAX_K + 1))
-    assert plot["y_lim"][1] >= plot["value"]["precision"].max() and plot["x_lim"] == [1, evaluate_tab.PLOT_MAX_K]
+    assert set(plot["value"]["k"]) == {1, 2, 3} and plot["x_lim"] == [1, 3]  # to the largest k asked for, no further
+    assert plot["y_lim"][1] >= plot["value"]["precision"].max()
     with open(csv_file, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == list(table.columns) and len(rows) == 5
@@ -337,3 +337,11 @@ def test_models_picked_by_visitors_are_unloaded_least_recently_used_first(tiny_c
     assert service.built("clip", service.config.data, {}) is default  # the app's own stays
     again, _, _ = service.current("clip", service.config.data, {"model": picked[1]})  # and loads again
     assert again.search(Text("red"), k=1)
+
+
+def test_the_evaluation_shows_the_time_of_the_index_it_built(tmp_path: Path) -> None:
+    fresh = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=3)), cache_dir=str(tmp_path / "c")))
+    table, *_ = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")
+    assert "(reused)" not in table["index s"][0]  # built by this run: its build time, not the re-check's
+    again, *_ = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")
+    assert again["index s"][0].endswith("(reused)")  # the positive control: the second run reuses it
