@@ -32,8 +32,9 @@ class IndexCancelledError(EngineError):
     stays the previous one."""
 
     def __init__(self, engine: str, done: int, total: int) -> None:
-        super().__init__(f"Indexing with the {engine} engine was stopped after {done:,} of {total:,} images; "
-                         "what was computed is kept, and the next build goes on from there")
+        super().__init__(f"Indexing with the {engine} engine was stopped after {done:,} of the {total:,} images it had "
+                         "to compute (images indexed before, and exact copies of another, need none); what was "
+                         "computed is kept, and the next build goes on from there")
         self.engine = engine
         self.done = done
         self.total = total

@@ -345,3 +345,17 @@ def test_the_evaluation_shows_the_time_of_the_index_it_built(tmp_path: Path) -> 
     assert "(reused)" not in table["index s"][0]  # built by this run: its build time, not the re-check's
     again, *_ = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")
     assert again["index s"][0].endswith("(reused)")  # the positive control: the second run reuses it
+
+
+def test_a_stopped_build_is_said_as_stopped_not_as_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engines import IndexCancelledError
+
+    fresh = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=3)), cache_dir=str(tmp_path / "c")))
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise IndexCancelledError("pixel", 3, 10)
+
+    monkeypatch.setattr(fresh, "engine", stopped)
+    status, skipped = gallery_tab.build_index(fresh, fresh.config.data, "pixel", PIXELS)
+    assert status.startswith("**Stopped.**") and "Could not" not in status and skipped == []
+    assert "3 of the 10 images it had to compute" in status and "exact copies" in status

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from engines import EngineError, Gallery, GalleryItem, available_engines
+from engines import EngineError, Gallery, GalleryItem, IndexCancelledError, available_engines
 from engines.results import printable
 
 from . import map_view
@@ -109,6 +109,8 @@ def build_index(
         gallery = service.gallery(source, reload=True)
         started = time.perf_counter()
         engine = service.engine(name, gallery, choices, rebuild=True, progress=progress_bar(progress))
+    except IndexCancelledError as exc:  # the user pressed Stop: said as what happened, not as a failure
+        return f"**Stopped.** {service.redact(str(exc))}.", []
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     seconds = time.perf_counter() - started
