@@ -131,7 +131,7 @@ def test_a_build_reports_its_progress_and_can_be_stopped_keeping_what_it_compute
             assert service.cancel_build("pixel", gallery)
 
     # The stop is seen at the next report, one image later: 13 computed, and kept.
-    with pytest.raises(IndexCancelledError, match="stopped after 13 of 40 images"):
+    with pytest.raises(IndexCancelledError, match="stopped after 13 of the 40 images"):
         service.engine("pixel", gallery, progress=stop_after_twelve)
     assert [s.done for s in seen] == list(range(13)) and all(s.total == 40 for s in seen)
     assert "of 40 images" in seen[-1].describe() and "images/s" in seen[-1].describe()

@@ -359,3 +359,16 @@ def test_a_stopped_build_is_said_as_stopped_not_as_a_failure(tmp_path: Path, mon
     status, skipped = gallery_tab.build_index(fresh, fresh.config.data, "pixel", PIXELS)
     assert status.startswith("**Stopped.**") and "Could not" not in status and skipped == []
     assert "3 of the 10 images it had to compute" in status and "exact copies" in status
+
+
+def test_wording_of_changes_and_dates_fits_what_there_is(tmp_path: Path) -> None:
+    from engines.galleries.listing import FolderChanges
+    from ui.photo_filters import photo_details
+    from ui.service import _update_hint
+
+    assert _update_hint(FolderChanges(0, 0, 3)) == "press Update to take them out of the index"
+    assert _update_hint(FolderChanges(2, 0, 0)) == "press Update to add them"
+    assert _update_hint(FolderChanges(2, 0, 1)) == "press Update to take them in"
+    fresh = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=2)), cache_dir=str(tmp_path / "c")))
+    _, line = photo_details(fresh, fresh.config.data)
+    assert "none dated by their camera: by their file's time" in line and "the others" not in line

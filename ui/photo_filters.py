@@ -107,9 +107,11 @@ def photo_details(service: SearchService, source: str) -> tuple[Any, str]:
     years = Counter(time.gmtime(t).tm_year for t in dated)
     first, last = (time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (dated.min(), dated.max()))
     per_year = ", ".join(f"{number:,} from {year}" for year, number in sorted(years.items()))
-    line = (f"{count(total, 'photo')} taken {first} to {last} ({per_year}); {int(table.from_exif.sum()):,} dated by "
-            f"their camera, the others by their file's time; {int(table.has_location.sum()):,} with a location; "
-            f"{count(len(cameras), 'camera')}.")
+    by_camera = int(table.from_exif.sum())
+    dating = ("all dated by their camera" if by_camera == total else "none dated by their camera: by their file's time"
+              if not by_camera else f"{by_camera:,} dated by their camera, the others by their file's time")
+    line = (f"{count(total, 'photo')} taken {first} to {last} ({per_year}); {dating}; "
+            f"{int(table.has_location.sum()):,} with a location; {count(len(cameras), 'camera')}.")
     return gr.update(choices=choices, value=[]), line
 
 
