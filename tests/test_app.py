@@ -68,7 +68,7 @@ def test_search_by_image_with_every_engine_and_metric(served: tuple[Client, str,
 
 
 @pytest.mark.parametrize("asked, message", [
-    ({"text": "/etc/hostname"}, "needs a CLIP engine"),
+    ({"text": "/etc/hostname", "engine": "pixel"}, "needs a CLIP engine"),
     ({"text": "   "}, "Upload or pick a query image"),
     ({"image": "QUERY", "metric": "ip"}, "Expected metric to be one of l1, l2, cosine, correlation"),
     ({"image": "QUERY", "classes": ["no-such-class"]}, "Expected labels among"),

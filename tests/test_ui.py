@@ -363,8 +363,8 @@ def test_a_stopped_build_is_said_as_stopped_not_as_a_failure(tmp_path: Path, mon
 
 def test_wording_of_changes_and_dates_fits_what_there_is(tmp_path: Path) -> None:
     from engines.galleries.listing import FolderChanges
+    from ui.galleries import update_hint as _update_hint
     from ui.photo_filters import photo_details
-    from ui.service import _update_hint
 
     assert _update_hint(FolderChanges(0, 0, 3)) == "press Update to take them out of the index"
     assert _update_hint(FolderChanges(2, 0, 0)) == "press Update to add them"

@@ -209,3 +209,10 @@ def _servable_paths(gallery: Gallery) -> set[str]:
             elif inside(item.path, item.root) and _regular(item.path):
                 paths.add(os.path.realpath(item.path))
     return paths
+
+
+def update_hint(changes: FolderChanges) -> str:
+    """What pressing Update will do with ``changes`` (new, changed, deleted photos), in words."""
+    if not changes.new and not changes.changed:
+        return "press Update to take them out of the index"
+    return "press Update to take them in" if changes.deleted else "press Update to add them"

@@ -229,8 +229,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         return view(service, shown[2], shown)
 
     def failed(message: str) -> tuple[Any, ...]:
-        # The message replaces the summary line; the results, selection and marks stay (a typo in
-        # a date must not throw away the search the user is looking at).
+        # The message takes the summary line; the results and marks stay (a typo must not lose them).
         return (gr.skip(), f"**Could not search.** {message}", *[gr.skip()] * (len(outputs) - 2))
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text, *pickers.inputs]

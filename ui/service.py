@@ -36,7 +36,7 @@ from engines.workspace import Workspace
 from .background import BackgroundWorker, release_memory
 from .config import AppConfig
 from .downloads import Scratch
-from .galleries import Galleries
+from .galleries import Galleries, update_hint
 from .images import Thumbnails
 from .messages import user_error
 from .tiles import Tiles
@@ -248,7 +248,7 @@ class SearchService:
             gallery = self.galleries.remember(gallery.source, fresh)
         engine = self.engine(name, gallery, choices, progress=progress)
         pending = self.galleries.pending.get(gallery.source)
-        note = "" if pending is None else f"{pending[1].describe()} since the index was built: {_update_hint(pending[1])}"
+        note = "" if pending is None else f"{pending[1].describe()} since the index was built: {update_hint(pending[1])}"
         if self.model_note and uses_a_model(name) and not (choices or {}).get("model"):
             note = "; ".join(part for part in (self.model_note, note) if part)
         return engine, gallery, note
@@ -271,13 +271,6 @@ class SearchService:
             return False
         stop.set()
         return True
-
-
-def _update_hint(changes: Any) -> str:
-    """What pressing Update will do with ``changes`` (new, changed, deleted photos), in words."""
-    if not changes.new and not changes.changed:
-        return "press Update to take them out of the index"
-    return "press Update to take them in" if changes.deleted else "press Update to add them"
 
 
 def _reporter(
