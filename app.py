@@ -18,9 +18,9 @@ from ui.page import build_demo, serve
 demo = build_demo(AppConfig.from_env())
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    serve(argv, demo)
+def main(argv: Sequence[str] | None = None) -> int:
+    return serve(argv, demo)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

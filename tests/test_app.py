@@ -458,3 +458,15 @@ def test_search_through_the_api_keeps_only_the_photos_asked_for(served: tuple[Cl
     assert none["results"] == []
     with pytest.raises(AppError, match="taken_from, taken_to"):
         client.predict(image=handle_file(query_file(gallery)), photos={"when": "now"}, api_name="/search")
+
+
+def test_share_without_a_tunnel_stops_in_seconds_with_one_line(gallery: Path, tmp_path: Path) -> None:
+    import time
+
+    env = {**os.environ, "HOME": str(tmp_path)}  # no tunnel helper cached; no internet here
+    env.pop("GRADIO_SHARE", None)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(ROOT / "app.py"), "--data", str(gallery), "--share", "--auth", "a:b",
+                           "--port", str(free_port())], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and time.monotonic() - started < 60
+    assert "--share could not make a public link" in done.stderr and "nothing is served" in done.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -133,7 +135,16 @@ def serve(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> i
         logging.getLogger(chatty).setLevel(logging.WARNING)
     config = parse_args(argv, AppConfig.from_env(), check=True)
     app = demo if demo is not None and config == demo.service.config else build_demo(config)  # type: ignore[attr-defined]
+    started = time.monotonic()
     launch(app, config, prevent_thread_lock=True, quiet=True)
+    if config.share and not app.share_url:
+        # Asked for a public link and none could be made: stop, rather than serve on without the
+        # one thing asked for (and leave the user wondering where the link is).
+        app.close()
+        print(f"image-search: error: --share could not make a public link after {time.monotonic() - started:.0f} s "
+              "(Gradio's tunnel could not be downloaded or reached: is there internet?); nothing is served",
+              file=sys.stderr, flush=True)
+        return 2
     print(f"Image search is running on {app.local_url}", flush=True)
     if app.share_url:
         print(f"Public link: {app.share_url}", flush=True)
