@@ -9,6 +9,7 @@ asks :class:`Uploads` first.
 from __future__ import annotations
 
 import base64
+import contextlib
 import binascii
 import os
 import tempfile
@@ -41,8 +42,9 @@ class Uploads:
         now = time.time()
         with os.scandir(folder) as listing:  # inline images are used by one request: an hour is plenty
             for entry in listing:
-                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > INLINE_MAX_AGE_S:
-                    os.unlink(entry.path)
+                with contextlib.suppress(OSError):  # another request may sweep the same file
+                    if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > INLINE_MAX_AGE_S:
+                        os.unlink(entry.path)
         handle, path = tempfile.mkstemp(suffix=ending, dir=folder)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
