@@ -9,8 +9,8 @@ asks :class:`Uploads` first.
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import os
 import tempfile
 import time
