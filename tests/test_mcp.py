@@ -15,11 +15,14 @@ from ui.config import AppConfig, parse_args
 pytest.importorskip("mcp", reason="the MCP server needs the mcp package (requirements.txt)")
 
 
-async def tools_and_a_call(url: str) -> tuple[dict[str, str], str]:
+async def tools_and_a_call(url: str, headers: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
+    """The tools an MCP client lists (name: description), and the text of one duplicates call."""
+    import httpx
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as session:
+    async with httpx.AsyncClient(headers=headers, timeout=60) as http, \
+            streamable_http_client(url, http_client=http) as (read, write, _), ClientSession(read, write) as session:
         await session.initialize()
         listed = await session.list_tools()
         tools = {tool.name: tool.description or "" for tool in listed.tools}
@@ -60,20 +63,6 @@ def test_mcp_is_off_by_default_and_refused_on_a_public_link_without_a_login(tmp_
     assert AppConfig.from_env({"IMAGE_SEARCH_MCP": "1"}).mcp
 
 
-async def listed_tools(url: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
-    import httpx
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    async with httpx.AsyncClient(headers=headers, timeout=60) as http, \
-            streamable_http_client(url, http_client=http) as (read, write, _), ClientSession(read, write) as session:
-        await session.initialize()
-        names = [tool.name for tool in (await session.list_tools()).tools]
-        name = next(name for name in names if name.endswith("duplicates"))
-        answer = await session.call_tool(name, {"engine": "pixel", "options": {"features": "phash"}})
-        return names, "".join(getattr(part, "text", "") for part in answer.content)
-
-
 @pytest.mark.integration
 def test_with_a_login_mcp_asks_for_it_and_then_works(tmp_path: Path) -> None:
     import base64
@@ -97,7 +86,7 @@ def test_with_a_login_mcp_asks_for_it_and_then_works(tmp_path: Path) -> None:
         schema = httpx.get(url + "schema", timeout=10)
         assert schema.status_code == 401
         # The positive control: with the login, tools are listed and a call answers.
-        names, answer = asyncio.run(listed_tools(url, good))
+        names, answer = asyncio.run(tools_and_a_call(url, good))
     finally:
         demo.close()
     assert any(name.endswith("search") for name in names)
