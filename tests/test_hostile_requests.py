@@ -118,18 +118,25 @@ def test_a_nul_in_a_file_url_is_refused_not_a_server_error(app: tuple[Client, Pa
         assert answer.status_code == 404, (url, answer.status_code)
 
 
-def test_a_public_pages_configuration_names_no_server_folder(tmp_path: Path) -> None:
+def test_a_public_pages_configuration_names_no_server_folder(tmp_path: Path, tiny_clip: str) -> None:
     import json
 
+    from engines.testing import build_tiny_clip
+
     gallery = make_gallery(tmp_path / "secret-place" / "photos", per_class=2)
-    public = page.build_demo(AppConfig(data=str(gallery), host="0.0.0.0"))
+    models = tmp_path / "secret-place" / "models"
+    picked = str(build_tiny_clip(models / "my-model", seed=3))
+    config = AppConfig(data=str(gallery), host="0.0.0.0", model=tiny_clip, models_dir=str(models))
+    public = page.build_demo(config)
     text = json.dumps(public.get_config_file(), default=str)
-    assert str(tmp_path) not in text and "photos" in text
+    assert str(tmp_path) not in text and tiny_clip not in text and "photos" in text and "my-model" in text
     service = public.service  # type: ignore[attr-defined]
     assert service.gallery("photos").source == str(gallery.resolve())  # the shown name loads it again
-    # The positive control: on the operator's own machine the path is shown in full.
-    local = page.build_demo(AppConfig(data=str(gallery)))
-    assert str(gallery) in json.dumps(local.get_config_file(), default=str)
+    assert service.choices_for("clip", {"model": "my-model"}) == {"model": picked}  # and picks the model
+    # The positive control: on the operator's own machine the paths are shown in full.
+    local = page.build_demo(AppConfig(data=str(gallery), model=tiny_clip, models_dir=str(models)))
+    shown = json.dumps(local.get_config_file(), default=str)
+    assert str(gallery) in shown and picked in shown
 
 
 def test_an_agent_may_send_the_image_itself_as_a_data_uri_and_a_sentence_needs_no_engine(

@@ -15,6 +15,7 @@ import gradio as gr
 
 from engines import IndexProgress, available_engines, engine_info
 
+from .galleries import shown_model
 from .messages import USER_ERRORS
 
 if TYPE_CHECKING:
@@ -93,19 +94,21 @@ def build_engine_controls(listed: Mapping[str, list[tuple[str, str]]] | None = N
     return EngineControls(engine, metric, options)
 
 
-def model_choices(entries: Sequence[ModelEntry]) -> list[tuple[str, str]]:
-    """(label, model) of each model that can be picked: those on this machine."""
-    return [(f"{entry.model} ({entry.family}, {entry.where})", entry.model) for entry in entries if entry.selectable]
+def model_choices(entries: Sequence[ModelEntry], public: bool = False) -> list[tuple[str, str]]:
+    """(label, value) of each model that can be picked: those on this machine. On a public page
+    a folder's value is its name (``SearchService.choices_for`` finds the folder again)."""
+    return [(f"{shown_model(entry.model, public)} ({entry.family}, {entry.where})", shown_model(entry.model, public))
+            for entry in entries if entry.selectable]
 
 
-def models_table(entries: Sequence[ModelEntry]) -> str:
+def models_table(entries: Sequence[ModelEntry], public: bool = False) -> str:
     """The picker's models as a Markdown table: what their publishers report, their size,
     the speed measured here, and where each is (or the command that fetches it)."""
     rows = ["| model | family | languages | published (zero-shot) | size | indexing here | on this machine |",
             "|---|---|---|---|---|---|---|"]
     for entry in entries:
         where = entry.where if entry.selectable else f"not downloaded: `hf download {entry.model}`, then restart"
-        rows.append(f"| `{entry.model}` | {entry.family} | {entry.languages or '?'} | {entry.published or '—'} "
+        rows.append(f"| `{shown_model(entry.model, public)}` | {entry.family} | {entry.languages or '?'} | {entry.published or '—'} "
                     f"| {entry.size or '—'} | {entry.speed or '—'} | {where} |")
     return "\n".join(rows)
 

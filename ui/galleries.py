@@ -216,3 +216,11 @@ def update_hint(changes: FolderChanges) -> str:
     if not changes.new and not changes.changed:
         return "press Update to take them out of the index"
     return "press Update to take them in" if changes.deleted else "press Update to add them"
+
+
+def shown_model(model: str, public: bool) -> str:
+    """How the page names ``model``: a model folder by its own name when the page is public
+    (the server's folders are not a visitor's business), a Hub id as it is."""
+    if public and (os.path.isabs(os.path.expanduser(model)) or os.path.isdir(model)):
+        return os.path.basename(model.rstrip("/")) or model
+    return model

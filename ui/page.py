@@ -46,13 +46,13 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             "# Image search\nFind the images of a gallery most similar to a query image, or to a "
             "sentence with the CLIP engines. Pixels compare raw colours; CLIP compares meaning."
         )
-        controls = build_engine_controls({"model": model_choices(service.models)})
+        controls = build_engine_controls({"model": model_choices(service.models, config.public)})
         with gr.Accordion("Models: which to pick", open=False):
             gr.Markdown(
                 "Each model keeps its own index (a first search with another model indexes the gallery again). "
                 "SigLIP 2 understands sentences in many languages; CLIP and SigLIP in English. Published figures are "
                 "the publishers' (not measured here); speeds are measured on this project's 2-core CPU with int8 "
-                "(benchmarks/clip.py).\n\n" + models_table(service.models)
+                "(benchmarks/clip.py).\n\n" + models_table(service.models, config.public)
             )
         # Filled by the Gallery tab, used by the Search tab.
         labels = gr.Dropdown(

@@ -36,7 +36,7 @@ from engines.workspace import Workspace
 from .background import BackgroundWorker, release_memory
 from .config import AppConfig
 from .downloads import Scratch
-from .galleries import Galleries, update_hint
+from .galleries import Galleries, shown_model, update_hint
 from .images import Thumbnails
 from .messages import user_error
 from .tiles import Tiles
@@ -158,6 +158,8 @@ class SearchService:
             value = choices.get(option.name) or option.default
             if option.listed_by_app:
                 offered = [entry.model for entry in self.models if entry.selectable]
+                # a public page names model folders by their names (ui.controls.shown_model)
+                value = next((model for model in offered if value and shown_model(model, True) == value), value)
                 if value and value not in offered:
                     raise InvalidQueryError(f"Expected a {option.label.lower()} this app offers "
                                             f"({', '.join(offered)}), got {value!r}")
