@@ -12,19 +12,19 @@ files, re-embeds changed ones, deletes removed ones and leaves the rest alone.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .analysis.words import TextStore, shown_by
 from .base import FeatureVector, SearchResult, SkippedFile
 from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
 from .deployment import Deployment
-from .errors import EmptyIndexError, InvalidQueryError
+from .errors import EmptyIndexError
 from .filters import Filter
 from .galleries.items import GalleryItem
 from .galleries.photo_info import PhotoInfoCache
@@ -239,18 +239,36 @@ class ChromaEngine(UsesEmbedder):
         records = records if records is not None else list(self._tag_mask_records())
         return [r for r, on in zip(records, self._tag_mask(names, records), strict=True) if on]
 
+    def _worded(self, text: Sequence[str], collection: Any, records: list[str] | None) -> list[str]:
+        """Those of ``records`` (all of the collection's for ``None``) whose photo shows the
+        words ``text``, as the words engine read them into this workspace (by content hash)."""
+        records = records if records is not None else list(collection.get(include=[])["ids"])
+        store = TextStore(Workspace(self.cache_dir).text)
+        full = store.hashes_by_prefix(40)  # a record id starts with its content hash's first 40 digits
+        mask = shown_by(text, [full.get(record.split("-")[0]) for record in records], store)
+        return [record for record, on in zip(records, mask, strict=True) if on]
+
+    def _cut(self, chosen: Filter | None, collection: Any) -> Callable[[list[str] | None], list[str]] | None:
+        if chosen is None or not (chosen.tags or chosen.text):
+            return None
+        tags, text = chosen.tags, chosen.text
+
+        def cut(records: list[str] | None) -> list[str]:
+            if tags:
+                records = self._tagged(tags, records)
+            return self._worded(text, collection, records) if text else records or []
+
+        return cut
+
     def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
         state = self._state
         if state is None:  # pragma: no cover - len() == 0 is refused before this
             return []
-        if chosen is not None and chosen.text:
-            raise InvalidQueryError("Expected the CLIP or pixel engine for a filter by the words photos show; "
-                                    "the Chroma engine does not filter by them yet")
         where = chosen.where() if chosen is not None else None
         try:
             with self.db.guard("query the collection"):
-                # Tags are no metadata: they cut the ids the where clause kept.
-                cut = functools.partial(self._tagged, chosen.tags) if chosen is not None and chosen.tags else None
+                # Tags and words are no metadata: they cut the ids the where clause kept.
+                cut = self._cut(chosen, state.collections[metric])
                 found = nearest_records(state.collections[metric], np.asarray(vector, dtype=np.float32), k, metric,
                                         where, state.count, cut)
         except CollectionMissingError as exc:

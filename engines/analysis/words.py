@@ -130,6 +130,12 @@ class TextStore:
         self._memory[key] = lines
         return lines
 
+    def hashes_by_prefix(self, digits: int) -> dict[str, str]:
+        """Every content hash kept here, by its first ``digits`` digits (Chroma's record ids)."""
+        if self.folder is None or not self.folder.is_dir():
+            return {}
+        return {path.stem[:digits]: path.stem for path in self.folder.glob("*/*.json")}
+
     def put(self, key: str, lines: list[TextLine]) -> None:
         self._memory[key] = lines
         path = self._path(key)
