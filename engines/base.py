@@ -71,6 +71,8 @@ class SearchEngine(Capabilities):
     #: Metrics where a larger score is the better match.
     higher_is_better: ClassVar[frozenset[str]] = SIMILARITIES
     accepts_text: ClassVar[bool] = False
+    #: Whether the engine keeps data about people (faces): an application shares it only behind a login.
+    personal: ClassVar[bool] = False
     #: Whether the engine's vectors are unit vectors (a combined query is normalised too).
     normalised: ClassVar[bool] = False
     #: The JPEG draft size gallery files are decoded at (``None``: full size); queries

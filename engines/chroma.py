@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .analysis.words import TextStore, shown_by
+from .analysis.faces import PeopleNames, photos_of
+from .analysis.words import TextStore, records_showing
 from .base import FeatureVector, SearchResult, SkippedFile
 from .clip import ThroughClipCache, UsesEmbedder, resolve_embedder
 from .deployment import Deployment
@@ -239,24 +240,24 @@ class ChromaEngine(UsesEmbedder):
         records = records if records is not None else list(self._tag_mask_records())
         return [r for r, on in zip(records, self._tag_mask(names, records), strict=True) if on]
 
-    def _worded(self, text: Sequence[str], collection: Any, records: list[str] | None) -> list[str]:
-        """Those of ``records`` (all of the collection's for ``None``) whose photo shows the
-        words ``text``, as the words engine read them into this workspace (by content hash)."""
-        records = records if records is not None else list(collection.get(include=[])["ids"])
-        store = TextStore(Workspace(self.cache_dir).text)
-        full = store.hashes_by_prefix(40)  # a record id starts with its content hash's first 40 digits
-        mask = shown_by(text, [full.get(record.split("-")[0]) for record in records], store)
-        return [record for record, on in zip(records, mask, strict=True) if on]
-
     def _cut(self, chosen: Filter | None, collection: Any) -> Callable[[list[str] | None], list[str]] | None:
-        if chosen is None or not (chosen.tags or chosen.text):
+        if chosen is None or not (chosen.tags or chosen.text or chosen.people):
             return None
-        tags, text = chosen.tags, chosen.text
+        tags, text, people = chosen.tags, chosen.text, chosen.people
 
         def cut(records: list[str] | None) -> list[str]:
             if tags:
                 records = self._tagged(tags, records)
-            return self._worded(text, collection, records) if text else records or []
+            # A record id starts with its photo's content hash (40 digits): the words and faces stores' keys.
+            records = records if records is not None else list(collection.get(include=[])["ids"])
+            workspace = Workspace(self.cache_dir)
+            if text:
+                records = records_showing(text, records, TextStore(workspace.text))
+            if people:
+                roots = "|".join(sorted({i.root for i in (self._state.items.values() if self._state else ()) if i.root}))
+                wanted = {key[:40] for key in photos_of(people, PeopleNames(workspace.people, roots))}
+                records = [record for record in records if record.split("-")[0] in wanted]
+            return records
 
         return cut
 

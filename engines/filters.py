@@ -87,7 +87,8 @@ class Filter:
     ``None``; a date includes its whole day), by one of these ``camera`` names ("Make Model"
     as ``PhotoInfo.camera`` says, any case), with or without a GPS position, and carrying every
     one of these ``tags`` (the user's words, ``engine.tag``: CLIP-family engines), and showing
-    the words ``text`` (read by the words engine, ``create_engine("ocr")``, for the same photos)."""
+    the words ``text`` (read by the words engine, ``create_engine("ocr")``, for the same photos),
+    and showing one of these ``people`` (names given with the faces engine's ``name_person``)."""
 
     labels: tuple[str, ...] | None
     taken: tuple[float | None, float | None] | None
@@ -95,10 +96,12 @@ class Filter:
     has_location: bool | None
     tags: tuple[str, ...] | None
     text: tuple[str, ...] | None
+    people: tuple[str, ...] | None
 
     def __init__(self, labels: str | Sequence[str] | None = None, taken: tuple[When, When] | None = None,
                  camera: str | Sequence[str] | None = None, has_location: bool | None = None,
-                 tags: str | Sequence[str] | None = None, text: str | Sequence[str] | None = None) -> None:
+                 tags: str | Sequence[str] | None = None, text: str | Sequence[str] | None = None,
+                 people: str | Sequence[str] | None = None) -> None:
         span = None
         if taken is not None:
             if not isinstance(taken, (tuple, list)) or len(taken) != 2:
@@ -116,6 +119,7 @@ class Filter:
         object.__setattr__(self, "has_location", has_location)
         object.__setattr__(self, "tags", _names(tags))
         object.__setattr__(self, "text", _names(text))
+        object.__setattr__(self, "people", _names(people))
 
     @property
     def reads_photos(self) -> bool:
@@ -176,4 +180,4 @@ def with_labels(chosen: Filter | None, labels: str | Sequence[str] | None) -> Fi
     if chosen.labels is not None:
         raise InvalidQueryError("Expected labels in the filter or as labels=, got both")
     return Filter(labels=names, taken=chosen.taken, camera=chosen.camera, has_location=chosen.has_location,
-                  tags=chosen.tags, text=chosen.text)
+                  tags=chosen.tags, text=chosen.text, people=chosen.people)

@@ -17,6 +17,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "clip": ("engines.clip", "ClipEngine"),
     "chroma": ("engines.chroma", "ChromaEngine"),
     "ocr": ("engines.words", "WordsEngine"),
+    "faces": ("engines.faces", "FacesEngine"),
 }
 
 
@@ -31,6 +32,8 @@ class EngineInfo:
     higher_is_better: frozenset[str]
     accepts_text: bool
     options: tuple[Option, ...]
+    #: It keeps data about people (faces): an application shares it only behind a login.
+    personal: bool = False
 
 
 def available_engines() -> dict[str, str]:
@@ -51,7 +54,8 @@ def engine_info(name: str) -> EngineInfo:
     """How engine ``name`` describes itself: title, metrics, text support and user options."""
     cls = engine_class(name)
     return EngineInfo(
-        name, cls.title, tuple(cls.metrics), cls.default_metric, cls.higher_is_better, cls.accepts_text, cls.options
+        name, cls.title, tuple(cls.metrics), cls.default_metric, cls.higher_is_better, cls.accepts_text, cls.options,
+        cls.personal,
     )
 
 

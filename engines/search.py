@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="a sentence, or sentences joined rclip's way: 'a dog + a beach - snow', '2:a dog'")
     p.add_argument("--image", type=Path, metavar="PATH", help="an image to search with (with a sentence: both)")
     p.add_argument("--words", metavar="TEXT", help="find the photos that show these words (the words engine, ocr)")
+    p.add_argument("--face", type=Path, metavar="PATH", help="find the photos of the person in this photo (its largest "
+                   "face; the faces engine: finding the gallery's faces the first time takes a while)")
     # Like rclip, the gallery is the current folder unless --data (or IMAGE_SEARCH_DATA) names one.
     environment = from_environment(SEARCH)
     add_arguments(p, SEARCH, {**environment, "data": environment.get("data") or "."})
@@ -172,10 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_progress:
             hide_library_progress()
         query: SearchQuery | Query
-        if args.words is not None:
-            if args.query is not None or args.image is not None:
-                raise ValueError("--words goes alone: the words photos show, without a sentence or --image")
-            args.engine, query = "ocr", Text(args.words)
+        if args.words is not None or args.face is not None:
+            if args.query is not None or args.image is not None or args.words is not None and args.face is not None:
+                raise ValueError("--words and --face go alone, without a sentence or --image")
+            args.engine, query = ("ocr", Text(args.words)) if args.words is not None else ("faces", args.face)
+            if args.face is not None:
+                build_query(None, args.face)  # the same checks as --image, before anything loads
         else:
             query = build_query(args.query, args.image)
         if args.query is not None and not engine_class(args.engine).accepts_text:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.faces import PeopleNames, photos_of
 from .analysis.words import TextStore, shown_by
 from .base import FeatureVector, SearchResult, SkippedFile
 from .deployment import Deployment
@@ -205,9 +206,10 @@ class VectorEngine(FeaturedEngine):
         rows = None
         if chosen is not None:
             tagged = self._tag_mask(chosen.tags, snapshot.keys) if chosen.tags else None
-            if chosen.text:
-                worded = self._words_mask(chosen.text, snapshot)
-                tagged = worded if tagged is None else tagged & worded
+            for wanted, mask in ((chosen.text, self._words_mask), (chosen.people, self._people_mask)):
+                if wanted:
+                    kept = mask(wanted, snapshot)
+                    tagged = kept if tagged is None else tagged & kept
             rows = np.flatnonzero(chosen.keeps(snapshot.labels, self.photo_table() if chosen.reads_photos else None,
                                                tagged))
             if not len(rows):
@@ -220,16 +222,24 @@ class VectorEngine(FeaturedEngine):
             results.append(SearchResult(rank, item.label, float(score), item.path, item.position, snapshot.keys[row]))
         return results
 
+    def _row_hashes(self, snapshot: _Snapshot) -> list[str | None]:
+        """Each row's content hash (the key itself where the engine keys rows by content)."""
+        if self._keys_are_content_hashes:
+            return list(snapshot.keys)
+        known = ContentHashes(Workspace(self.cache_dir).content_hashes)
+        hashes = [hash_or_none(item, known) for item in snapshot.items]
+        known.save()
+        return hashes
+
     def _words_mask(self, text: Sequence[str], snapshot: _Snapshot) -> np.ndarray:
         """Which rows show the words ``text`` (read by the words engine into the same workspace)."""
-        workspace = Workspace(self.cache_dir)
-        if self._keys_are_content_hashes:
-            hashes: list[str | None] = list(snapshot.keys)
-        else:
-            known = ContentHashes(workspace.content_hashes)
-            hashes = [hash_or_none(item, known) for item in snapshot.items]
-            known.save()
-        return shown_by(text, hashes, TextStore(workspace.text))
+        return shown_by(text, self._row_hashes(snapshot), TextStore(Workspace(self.cache_dir).text))
+
+    def _people_mask(self, people: Sequence[str], snapshot: _Snapshot) -> np.ndarray:
+        """Which rows show one of ``people`` (named with the faces engine, for this gallery)."""
+        roots = "|".join(sorted({item.root for item in snapshot.items if item.root}))
+        wanted = photos_of(people, PeopleNames(Workspace(self.cache_dir).people, roots))
+        return np.array([key in wanted for key in self._row_hashes(snapshot)], dtype=bool)
 
     def photo_table(self) -> PhotoTable:
         """The indexed photos' dates, cameras and locations (headers read on first use, then

@@ -183,14 +183,15 @@ class WordsEngine(SearchEngine):
         return np.array([match(words, lines)[0] >= self.min_score for _, _, lines in self._rows], dtype=bool)
 
 
-def _reporter(engine: str, total: int, progress: Progress) -> Callable[[int], None]:
-    """Progress for a text-reading build: a bar on stderr, a callback, or nothing."""
+def _reporter(engine: str, total: int, progress: Progress, what: str = "Reading the text in photos"
+              ) -> Callable[[int], None]:
+    """Progress for a build that reads photos one by one: a bar on stderr, a callback, or nothing."""
     import time
 
     from tqdm import tqdm
 
     started = time.monotonic()
-    bar = tqdm(total=total, desc="Reading the text in photos", unit="photo",
+    bar = tqdm(total=total, desc=what, unit="photo",
                disable=progress is not True or not total)
     callback = progress if callable(progress) else None
     if callback is not None:

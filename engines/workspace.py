@@ -7,6 +7,8 @@
         local-features/              keypoints of verified duplicates, by content
         tags.json                    tags per model and gallery
         text/                        the words each photo shows (the words engine), by content
+        faces/                       the faces each photo shows (the faces engine), by content
+        people.json                  the names given to people, per gallery
         onnx/                        exported ONNX graphs, per model, precision and versions
         chroma/                      the embedded Chroma database (unless --chroma-path)
         thumbnails/                  the page's thumbnails
@@ -60,6 +62,14 @@ class Workspace:
     @property
     def text(self) -> Path:
         return self.root / "text"
+
+    @property
+    def faces(self) -> Path:
+        return self.root / "faces"
+
+    @property
+    def people(self) -> Path:
+        return self.root / "people.json"
 
     @property
     def onnx(self) -> Path:

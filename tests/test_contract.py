@@ -36,8 +36,9 @@ def engine(request: pytest.FixtureRequest, tiny_clip: str, tmp_path: Path) -> en
     return create_engine(name, **options)
 
 
-#: Engines that take no image query: their contract runs with words (tests/test_words.py).
-WORDS_ONLY = {"ocr"}
+#: Engines whose queries these generated squares cannot be: words (tests/test_words.py) and
+#: faces (tests/test_faces.py, on real photos of faces); their contract runs there.
+WORDS_ONLY = {"ocr", "faces"}
 
 
 def test_every_registered_engine_is_covered() -> None:

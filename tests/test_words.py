@@ -140,7 +140,7 @@ def test_the_command_and_the_app_find_words(library: Path, tmp_path: Path, capsy
     assert main(["--words", "42.50", "--data", str(library), "--no-progress", "--paths-only"]) == 0
     assert capsys.readouterr().out.strip().endswith("invoice.jpg")
     assert main(["--words", "42.50", "--image", str(library / "signs" / "cafe.jpg"), "--data", str(library)]) == 2
-    assert "--words goes alone" in capsys.readouterr().err
+    assert "--words and --face go alone" in capsys.readouterr().err
 
     from ui import search_tab
     from ui.config import AppConfig

@@ -153,8 +153,12 @@ class SearchService:
         """The user's choices that engine ``name`` offers, defaults filled in; others are
         dropped. A model must be one the picker offers (on this machine: picking one never
         downloads anything); the app's own model is left out, so it keys one engine."""
+        info = engine_info(name)
+        if info.personal and self.config.public and self.config.auth is None:
+            raise InvalidQueryError(f"The {info.title} engine needs a login on a public page: whoever runs the app "
+                                    "can start it with --auth user:password")
         chosen = {}
-        for option in engine_info(name).options:
+        for option in info.options:
             value = choices.get(option.name) or option.default
             if option.listed_by_app:
                 offered = [entry.model for entry in self.models if entry.selectable]

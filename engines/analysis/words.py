@@ -167,6 +167,14 @@ def shown_by(text: Sequence[str], hashes: Sequence[str | None], store: TextStore
     return np.array([lines is not None and match(words, lines)[0] >= MIN_SCORE for lines in read], dtype=bool)
 
 
+def records_showing(text: Sequence[str], records: Sequence[str], store: TextStore) -> list[str]:
+    """Those of ``records`` (ids that start with their photo's content hash, as Chroma's) whose
+    photo shows the words ``text``."""
+    full = store.hashes_by_prefix(40)
+    mask = shown_by(text, [full.get(record.split("-")[0]) for record in records], store)
+    return [record for record, on in zip(records, mask, strict=True) if on]
+
+
 _READER: Any = None
 _READER_LOCK = threading.Lock()
 

@@ -1,0 +1,218 @@
+"""The faces engine: find every photo of a person, offline, under the same contract.
+
+``index`` finds the faces of each photo (engines/analysis/faces.py: dlib's HOG detector on a
+copy of at most 1,024 pixels, five landmarks, the ResNet descriptor) and keeps them by the
+file's content in the workspace (``faces/``), so a stopped or killed build resumes and an
+unchanged gallery reads nothing. ``search(photo)`` takes the query photo's largest face and
+ranks the gallery's photos by their closest face (Euclidean distance, lower is better; photos
+farther than ``threshold``, 0.6 by default, are not the same person and are left out). A query
+photo with no face is refused. ``people()`` groups the gallery's faces into people, largest
+first; ``name_person`` names one (names kept per gallery). Face data never leaves the machine:
+the files are under the cache folder, and deleting ``faces/`` and ``people.json`` removes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .analysis.faces import SAME_PERSON, Face, FaceReader, FaceStore, PeopleNames, group_people, photos_of
+from .base import FeatureVector, Option, SearchEngine, SkippedFile
+from .deployment import Deployment
+from .errors import IndexCancelledError, InvalidQueryError, UnreadableImageError
+from .filters import Filter
+from .galleries.images import os_reason
+from .galleries.items import GalleryItem
+from .galleries.photo_info import table_of
+from .results import Progress, SearchResult
+from .storage.cache import ContentHashes
+from .words import _reporter
+from .workspace import Workspace
+
+#: Photos are searched for faces at most this many pixels on their longest side.
+FACE_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person of the gallery: a name (``""`` until the user gives one) and their faces,
+    each as ``(photo path, box)``, with the keys ``name_person`` takes."""
+
+    name: str
+    faces: tuple[tuple[str | None, tuple[float, float, float, float]], ...]
+    keys: tuple[str, ...]
+
+
+class FacesEngine(SearchEngine):
+    """Photos ranked by how close their nearest face is to the query photo's face."""
+
+    name = "faces"
+    title = "Faces"
+    metrics = ("l2",)
+    default_metric = "l2"
+    higher_is_better = frozenset()
+    personal = True
+    options = (
+        Option("detector", "Face detector", ("hog", "cnn"), "hog",
+               "hog: fast on a CPU; cnn: finds turned and small faces too, about 20 times slower"),
+    )
+
+    def __init__(self, *, detector: str = "hog", cache_dir: str | Path | None = None, side: int = FACE_SIDE,
+                 threshold: float = SAME_PERSON) -> None:
+        super().__init__()
+        if detector not in {"hog", "cnn"}:
+            raise ValueError(f"Expected detector hog or cnn, got {detector!r}")
+        self.detector, self.side, self.threshold = detector, int(side), float(threshold)
+        self.workspace = Workspace.at(cache_dir)
+        self._store = FaceStore(self.workspace.faces / detector)
+        self._rows: list[tuple[GalleryItem, str, list[Face]]] = []
+        self._matrix = np.zeros((0, 128), dtype=np.float32)
+        self._owner = np.zeros(0, dtype=np.int64)  # the photo row of each face
+
+    @classmethod
+    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
+        return {"cache_dir": deployment.cache_dir}
+
+    def local_features_dir(self) -> Path | None:
+        return self.workspace.root
+
+    def _reader(self) -> FaceReader:
+        return FaceReader(self.detector)
+
+    def _faces_of(self, picture: Image.Image) -> list[Face]:
+        picture = picture.copy()
+        picture.thumbnail((self.side, self.side), Image.Resampling.BILINEAR)
+        return self._reader().faces(picture)
+
+    # -- indexing ------------------------------------------------------------------------------
+    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
+        hashes = ContentHashes(self.workspace.content_hashes)
+        rows: list[tuple[GalleryItem, str, list[Face]]] = []
+        todo: list[tuple[GalleryItem, str]] = []
+        for item in gallery:
+            if item.refused is not None or item.listed_size == 0:
+                self._skip(skipped, item.source, item.refused or "empty file")
+                continue
+            try:
+                key = hashes.of(item)
+            except OSError as exc:
+                self._skip(skipped, item.source, os_reason(exc))
+                continue
+            faces = self._store.get(key)
+            if faces is None:
+                todo.append((item, key))
+            else:
+                rows.append((item, key, faces))
+        hashes.save()
+        report = _reporter(self.name, len(todo), progress, "Finding faces")
+        self.last_computed = 0
+        try:
+            for done, (item, key) in enumerate(todo, start=1):
+                try:
+                    faces = self._faces_of(item.open(draft=(self.side // 2, self.side // 2)))
+                except UnreadableImageError as exc:
+                    self._skip(skipped, item.source, exc.reason)
+                    continue
+                self._store.put(key, faces)  # kept at once: a stop or a kill loses no photo read
+                self.last_computed += 1
+                rows.append((item, key, faces))
+                report(done)
+        except IndexCancelledError:
+            self._swap(rows, gallery)  # what was read stays searchable
+            raise
+        self._swap(rows, gallery)
+        return len(self._rows)
+
+    def _swap(self, rows: list[tuple[GalleryItem, str, list[Face]]], gallery: list[GalleryItem]) -> None:
+        order = {id(item): n for n, item in enumerate(gallery)}
+        rows = sorted(rows, key=lambda row: order[id(row[0])])
+        faces = [(n, face) for n, (_, _, found) in enumerate(rows) for face in found]
+        self._matrix = (np.stack([face.descriptor for _, face in faces]) if faces
+                        else np.zeros((0, 128), dtype=np.float32))
+        self._owner = np.array([n for n, _ in faces], dtype=np.int64)
+        self._rows = rows
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({item.label for item, _, _ in self._rows})
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def face_count(self) -> int:
+        return len(self._matrix)
+
+    # -- searching ------------------------------------------------------------------------------
+    def _image_vector(self, image: Image.Image) -> FeatureVector:
+        faces = self._faces_of(image)
+        if not faces:
+            raise InvalidQueryError("Expected a photo with a face to search by; no face was found in this one")
+        return faces[0].descriptor  # the largest face
+
+    def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
+        if not len(self._matrix):
+            return []
+        distances = np.linalg.norm(self._matrix - np.asarray(vector, dtype=np.float32), axis=1)
+        best = np.full(len(self._rows), np.inf)
+        np.minimum.at(best, self._owner, distances)
+        keep = best <= self.threshold
+        if chosen is not None:
+            if chosen.tags or chosen.text:
+                raise InvalidQueryError("The faces engine filters by classes, dates, cameras, places and people")
+            labels = np.array([item.label for item, _, _ in self._rows], dtype=object)
+            photos = table_of([item for item, _, _ in self._rows], self.workspace.root) if chosen.reads_photos else None
+            showing = None
+            if chosen.people:
+                wanted = photos_of(chosen.people, self._names())
+                showing = np.array([key in wanted for _, key, _ in self._rows], dtype=bool)
+            keep &= chosen.keeps(labels, photos, showing)
+        order = [int(n) for n in np.argsort(best, kind="stable") if keep[n]][:k]
+        return [SearchResult(rank, self._rows[n][0].label, float(best[n]), self._rows[n][0].path,
+                             self._rows[n][0].position, self._rows[n][1]) for rank, n in enumerate(order, start=1)]
+
+    def faces_of(self, result: SearchResult) -> list[Face]:
+        """The faces found in the photo of ``result`` (their boxes, to draw)."""
+        return next((faces for _, key, faces in self._rows if key == result.record), [])
+
+    # -- people -----------------------------------------------------------------------------------
+    def _names(self) -> PeopleNames:
+        roots = sorted({item.root for item, _, _ in self._rows if item.root})
+        return PeopleNames(self.workspace.people, "|".join(roots))
+
+    def people(self) -> list[Person]:
+        """The gallery's faces grouped into people, largest first, with the names given to them."""
+        names = self._names().names()
+        found = []
+        for group in group_people(self._matrix):
+            keys = tuple(self._face_key(face) for face in group)
+            named = [names[key] for key in keys if key in names]
+            name = max(set(named), key=named.count) if named else ""
+            faces = tuple((self._rows[self._owner[face]][0].path, self._face(face).box) for face in group)
+            found.append(Person(name, faces, keys))
+        return found
+
+    def name_person(self, keys: Sequence[str], name: str) -> None:
+        """Name the faces ``keys`` (a person's, from ``people()``); two people given one name are
+        merged, a face given another name moves to that person, ``""`` takes a name away."""
+        name = " ".join(str(name).split())[:100]
+        known = {self._face_key(face) for face in range(len(self._matrix))}
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            raise InvalidQueryError(f"Expected faces of this index, got {unknown[:3]}")
+        self._names().name(list(keys), name)
+
+    def _face(self, face: int) -> Face:
+        row = int(self._owner[face])
+        first = int(np.flatnonzero(self._owner == row)[0])
+        return self._rows[row][2][face - first]
+
+    def _face_key(self, face: int) -> str:
+        row = int(self._owner[face])
+        first = int(np.flatnonzero(self._owner == row)[0])
+        return f"{self._rows[row][1]}:{face - first}"
