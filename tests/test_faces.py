@@ -1,0 +1,119 @@
+"""People: the faces engine with dlib's real face weights (face-recognition-models, run by
+dlib-bin) on real photos of two people (tests/data/faces/SOURCE.md), and generated negatives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines import EmptyIndexError, Filter, InvalidQueryError, UnknownMetricError, create_engine, load_gallery
+from engines.search import main
+from engines.testing import make_photo
+
+pytest.importorskip("dlib", reason="the faces engine needs dlib-bin (requirements.txt)")
+FACES = Path(__file__).parent / "data" / "faces"
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photos of two people (one with both), a landscape and a painting-like picture without faces."""
+    root = tmp_path_factory.mktemp("people") / "photos"
+    (root / "family").mkdir(parents=True)
+    (root / "trips").mkdir()
+    for photo in FACES.glob("*.jpg"):
+        shutil.copy(photo, root / ("family" if photo.name.startswith("obama-") else "trips") / photo.name)
+    make_photo(np.random.default_rng(1), (640, 480)).save(root / "trips" / "landscape.jpg")
+    make_photo(np.random.default_rng(2), (480, 640), noise=40).save(root / "trips" / "painting.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine(people: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
+    faces = create_engine("faces", cache_dir=tmp_path_factory.mktemp("cache"))
+    faces.index(str(people), progress=False)
+    return faces
+
+
+def names(results: list) -> list[str]:
+    return [Path(r.path).name for r in results]
+
+
+def test_every_photo_of_a_person_and_none_of_the_other(engine: object, people: Path) -> None:
+    obama = engine.search(str(people / "family" / "obama-3.jpg"), k=10)  # type: ignore[attr-defined]
+    assert set(names(obama)) == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg", "obama-and-biden.jpg"}
+    assert all(r.score <= 0.6 for r in obama) and obama[0].score == 0.0  # distances: the photo itself first
+    biden = engine.search(str(people / "trips" / "biden-2.jpg"), k=10)  # type: ignore[attr-defined]
+    assert set(names(biden)) == {"biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}
+    with pytest.raises(InvalidQueryError, match="no face was found"):
+        engine.search(str(people / "trips" / "landscape.jpg"))  # type: ignore[attr-defined]
+
+
+def test_people_are_grouped_named_and_filtered_by_in_every_engine(
+    engine: object, people: Path, tiny_clip: str
+) -> None:
+    found = engine.people()  # type: ignore[attr-defined]
+    largest, second = found[0], found[1]
+    assert {Path(path).name for path, _ in largest.faces} == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg",
+                                                               "obama-and-biden.jpg"}
+    assert {Path(path).name for path, _ in second.faces} == {"biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}
+    assert all(person.name == "" for person in found)
+    engine.name_person(largest.keys, "Barack")  # type: ignore[attr-defined]
+    engine.name_person(second.keys, "Joe")  # type: ignore[attr-defined]
+    assert [p.name for p in engine.people()[:2]] == ["Barack", "Joe"]  # type: ignore[attr-defined]
+    with pytest.raises(InvalidQueryError, match="faces of this index"):
+        engine.name_person(["nope:0"], "X")  # type: ignore[attr-defined]
+    cache = engine.workspace.root  # type: ignore[attr-defined]
+    query = str(people / "trips" / "landscape.jpg")
+    for other in (create_engine("pixel", cache_dir=cache), create_engine("clip", model=tiny_clip, cache_dir=cache)):
+        other.index(str(people), progress=False)
+        assert set(names(other.search(query, k=10, filter=Filter(people="joe")))) == {
+            "biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}, other.name
+        assert len(other.search(query, k=10)) == 8  # the positive control: without the filter, every photo
+    only_both = engine.search(str(people / "family" / "obama-1.jpg"), k=10,  # type: ignore[attr-defined]
+                              filter=Filter(people=["Joe"]))
+    assert names(only_both) == ["obama-and-biden.jpg"]
+    # Names are kept per gallery: a new engine on the same folder sees them.
+    again = create_engine("faces", cache_dir=cache)
+    again.index(str(people), progress=False)
+    assert again.last_computed == 0 and [p.name for p in again.people()[:2]] == ["Barack", "Joe"]  # type: ignore[attr-defined]
+
+
+def test_the_faces_engine_follows_the_contract(people: Path, tmp_path: Path) -> None:
+    faces = create_engine("faces", cache_dir=tmp_path / "cache")
+    with pytest.raises(EmptyIndexError):
+        faces.search(str(people / "family" / "obama-1.jpg"))
+    broken = people / "trips" / "broken.jpg"
+    broken.write_text("not a photo")
+    try:
+        items = load_gallery(str(people))["train"]
+        assert faces.index(items, progress=False) == len(items) - 1
+        assert [Path(s.source).name for s in faces.skipped] == ["broken.jpg"]
+        with pytest.raises(UnknownMetricError):
+            faces.search(str(people / "family" / "obama-1.jpg"), metric="cosine")
+        assert {r.label for r in faces.search(str(people / "family" / "obama-1.jpg"), labels="family")} == {"family"}
+    finally:
+        broken.unlink()
+
+
+def test_the_command_finds_a_person_and_a_public_page_needs_a_login(
+    people: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert main(["--face", str(people / "trips" / "biden-1.jpg"), "--data", str(people), "--no-progress",
+                 "--paths-only"]) == 0
+    assert {Path(line).name for line in capsys.readouterr().out.split()} == {"biden-1.jpg", "biden-2.jpg",
+                                                                               "obama-and-biden.jpg"}
+    from ui import search_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    public = SearchService(AppConfig(data=str(people), host="0.0.0.0", cache_dir=str(tmp_path / "c")))
+    with pytest.raises(Exception, match="needs a login on a public page"):
+        search_tab.search(public, str(people), "faces", {}, None, 3, [], str(people / "trips" / "biden-1.jpg"), "")
+    private = SearchService(AppConfig(data=str(people), host="0.0.0.0", auth=("a", "b"), cache_dir=str(tmp_path / "c")))
+    tiles, line, _ = search_tab.search(private, str(people), "faces", {}, None, 3, [],
+                                       str(people / "trips" / "biden-1.jpg"), "")
+    assert tiles and "Faces" in line  # the positive control: behind a login it answers
