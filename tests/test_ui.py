@@ -151,12 +151,13 @@ def test_an_image_and_a_sentence_are_combined(service: SearchService) -> None:
 
 
 def test_engine_change_follows_what_the_engine_says() -> None:
-    metric, features, model = on_engine_change("chroma")
+    metric, features, model, detector = on_engine_change("chroma")
     assert metric["choices"] == list(engine_info("chroma").metrics) and features["visible"] is False
-    assert model["visible"] is True  # the model picker, for the engines that embed with a model
-    metric, features, model = on_engine_change("pixel")
+    assert model["visible"] is True and detector["visible"] is False  # the model picker, for engines with a model
+    metric, features, model, detector = on_engine_change("pixel")
     assert metric["value"] == engine_info("pixel").default_metric and features["visible"] is True
     assert model["visible"] is False
+    assert on_engine_change("faces")[3]["visible"] is True  # the face detector, for the faces engine
     assert search_tab.text_box_for("pixel")["interactive"] is False
     assert search_tab.text_box_for("pixel")["value"] == ""  # a sentence left there would block every search
     assert search_tab.text_box_for("clip")["interactive"] is True and "value" not in search_tab.text_box_for("clip")
