@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .analysis.tags import TagTable
     from .analysis.words import TextLine
     from .query import Query, SearchQuery
-    from .results import DuplicateGroup, GalleryMap, SearchResult
+    from .results import DuplicateGroup, GalleryMap, Person, SearchResult
 
 
 class Capabilities(abc.ABC):
@@ -91,6 +91,14 @@ class Capabilities(abc.ABC):
     def text_of(self, result: SearchResult) -> list[TextLine]:
         """The lines of text the photo of ``result`` shows, where the engine read them (the words engine)."""
         return []
+
+    def people(self) -> list[Person]:
+        """The gallery's faces grouped into people, largest first (the faces engine)."""
+        raise self._unsupported("people (use the faces engine)")
+
+    def name_person(self, keys: Sequence[str], name: str) -> None:
+        """Name the faces ``keys`` of a person (the faces engine)."""
+        raise self._unsupported("people (use the faces engine)")
 
     def _unsupported(self, what: str) -> InvalidQueryError:
         return InvalidQueryError(f"The {self.name} engine does not support {what}")

@@ -14,7 +14,6 @@ the files are under the cache folder, and deleting ``faces/`` and ``people.json`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,13 @@ from .filters import Filter
 from .galleries.images import os_reason
 from .galleries.items import GalleryItem
 from .galleries.photo_info import table_of
-from .results import Progress, SearchResult
+from .results import Person, Progress, SearchResult
 from .storage.cache import ContentHashes
 from .words import _reporter
 from .workspace import Workspace
 
 #: Photos are searched for faces at most this many pixels on their longest side.
 FACE_SIDE = 1024
-
-
-@dataclass(frozen=True)
-class Person:
-    """One person of the gallery: a name (``""`` until the user gives one) and their faces,
-    each as ``(photo path, box)``, with the keys ``name_person`` takes."""
-
-    name: str
-    faces: tuple[tuple[str | None, tuple[float, float, float, float]], ...]
-    keys: tuple[str, ...]
 
 
 class FacesEngine(SearchEngine):

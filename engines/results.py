@@ -230,3 +230,13 @@ def printable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person of the gallery: a name (``""`` until the user gives one) and their faces,
+    each as ``(photo path, box)``, with the keys ``name_person`` takes."""
+
+    name: str
+    faces: tuple[tuple[str | None, tuple[float, float, float, float]], ...]
+    keys: tuple[str, ...]

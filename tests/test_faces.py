@@ -117,3 +117,41 @@ def test_the_command_finds_a_person_and_a_public_page_needs_a_login(
     tiles, line, _ = search_tab.search(private, str(people), "faces", {}, None, 3, [],
                                        str(people / "trips" / "biden-1.jpg"), "")
     assert tiles and "Faces" in line  # the positive control: behind a login it answers
+
+
+def test_the_people_tab_and_the_api_find_name_and_filter_people(people: Path, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    from engines.testing import free_port
+    from ui import page, people_tab, search_tab
+    from ui.config import AppConfig
+    from ui.photo_filters import filter_of
+    from ui.service import SearchService
+
+    service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
+    tiles, picker, line, keys = people_tab.view(service, str(people))
+    assert len(tiles) >= 2 and tiles[0][1] == "Person 1 · 4 photos" and "Faces stay on this machine" in line
+    people_tab.name_person(service, str(people), keys[1], "Joe")
+    tiles, picker, line, keys = people_tab.view(service, str(people))
+    assert tiles[1][1] == "Joe · 3 photos" and "1 named" in line
+    found, _, _ = search_tab.search(service, str(people), "pixel", {}, None, 10, [],
+                                    str(people / "trips" / "landscape.jpg"), "", chosen=filter_of(None, None, None,
+                                                                                                   None, None, None, "joe"))
+    assert {caption.splitlines()[1].rsplit("/", 1)[-1] for _, caption in found} == {
+        "biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}
+
+    config = AppConfig(data=str(people), port=free_port(), host="127.0.0.1", cache_dir=str(tmp_path / "app-cache"))
+    demo = page.build_demo(config)
+    page.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
+        listed = client.predict(api_name="/people")["people"]
+        assert [p["photos"] for p in listed[:2]] == [4, 3] and all(p["name"] == "" for p in listed)
+        named = client.predict(keys=listed[0]["keys"], name="Barack", api_name="/name_person")["people"]
+        assert named[0]["name"] == "Barack"
+        only = client.predict(image=handle_file(str(people / "trips" / "landscape.jpg")), engine="pixel", k=10,
+                              photos={"people": ["Barack"]}, api_name="/search")["results"]
+        assert {r["file"].rsplit("/", 1)[-1] for r in only} == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg",
+                                                                 "obama-and-biden.jpg"}
+    finally:
+        demo.close()

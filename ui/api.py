@@ -30,7 +30,7 @@ from engines import SearchResult, engine_info
 from engines.analysis.verify import opencv_available
 from engines.results import DuplicateGroup, printable
 
-from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, photo_filters, search_tab
+from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, people_tab, photo_filters, search_tab
 from .feedback import mark, passing, why
 from .feedback import refine as refine_session
 from .messages import USER_ERRORS
@@ -70,15 +70,18 @@ def build(service: SearchService) -> None:
         options: dict[str, str] | None, gallery: str | None, photos: dict[str, Any] | None = None,
     ) -> SearchSession:
         picked = photos or {}
-        unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location", "words"}
+        unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location", "words", "people"}
         if unknown:
-            raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location, words; "
+            raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location, words, people; "
                            f"got {sorted(unknown)}")
         words = picked.get("words")
         if words is not None and not isinstance(words, str):
             raise gr.Error(f"Expected photos.words to be text, got {words!r}")
+        who = picked.get("people")
+        if who is not None and not (isinstance(who, list) and all(isinstance(name, str) for name in who)):
+            raise gr.Error(f"Expected photos.people to be a list of names, got {who!r}")
         chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"),
-                                         _located(picked.get("has_location")), None, words)
+                                         _located(picked.get("has_location")), None, words, ", ".join(who or []))
         # No engine named: the learned one for a sentence (pixels cannot read one), pixels for an image.
         engine = engine or ("clip" if (text or "").strip() else "pixel")
         _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
@@ -221,6 +224,24 @@ def build(service: SearchService) -> None:
         rows = table.to_dict("records") if table is not None else []
         return {"summary": status, "rows": rows}
 
+    def people(gallery: str | None = None) -> dict[str, Any]:
+        """The people of a gallery: its faces found (the first call finds them: a while), grouped,
+        largest first. Needs a login on a public app; face data never leaves the server.
+
+        Returns:
+            {"people": [{"name" ("" until named), "photos", "files", "keys" (for name_person)}]}
+        """
+        return {"people": people_tab.people_of(service, gallery or data)}
+
+    def name_person(keys: list[str], name: str, gallery: str | None = None) -> dict[str, Any]:
+        """Name a person (their face keys, from /people); naming two people alike merges them.
+
+        Returns:
+            the people, as /people answers.
+        """
+        people_tab.name_person(service, gallery or data, list(keys or []), str(name or ""))
+        return {"people": people_tab.people_of(service, gallery or data)}
+
     def stop_indexing(engine: str = "pixel", options: dict[str, str] | None = None, gallery: str | None = None) -> bool:
         """Stop the running index build of an engine; what it computed is kept. True if one was running."""
         try:
@@ -234,6 +255,7 @@ def build(service: SearchService) -> None:
         (duplicates, "duplicates", "duplicates", 1), (load_gallery, "load_gallery", None, None),
         (build_index, "build_index", "build_index", 1), (gallery_map, "gallery_map", "map", 1),
         (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),
+        (people, "people", "build_index", 1), (name_person, "name_person", None, None),
     ):
         gr.api(fn, api_name=name, concurrency_id=group, concurrency_limit=limit if group else "default")
 

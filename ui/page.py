@@ -12,7 +12,7 @@ import gradio as gr
 
 from engines.galleries.images import register_heif
 
-from . import api, duplicates_tab, evaluate_tab, gallery_tab, photo_filters, search_tab, tags_view
+from . import api, duplicates_tab, evaluate_tab, gallery_tab, people_tab, photo_filters, search_tab, tags_view
 from .config import MCP_NEEDS_AUTH, AppConfig, parse_args
 from .controls import build_engine_controls, model_choices, models_table
 from .service import SearchService
@@ -68,6 +68,8 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
                 gallery_tab.build_map(service, controls, source, search, tabs)
             with gr.Tab("Duplicates", id="duplicates"):
                 duplicates_tab.build(service, controls, source)
+            with gr.Tab("People", id="people"):
+                people_tab.build(service, source)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_tab.build(service, controls, source)
         api.build(service)  # the named endpoints a program uses (ui/api.py)

@@ -30,15 +30,17 @@ class FilterControls:
     tags: gr.Dropdown
     #: Words the photos must show (read by the words engine).
     words: gr.Textbox
+    #: People the photos must show (named in the People tab).
+    people: gr.Textbox
 
     @property
     def inputs(self) -> list[Any]:
-        return [self.taken_from, self.taken_to, self.cameras, self.located, self.tags, self.words]
+        return [self.taken_from, self.taken_to, self.cameras, self.located, self.tags, self.words, self.people]
 
 
 def build(service: SearchService, source: gr.State) -> FilterControls:
     """The pickers (inside the Search tab's query column), in a closed accordion."""
-    with gr.Accordion("Only photos taken… (dates, cameras, location, tags, words)", open=False,
+    with gr.Accordion("Only photos taken… (dates, cameras, location, tags, words, people)", open=False,
                       elem_id="photo-filters"):
         with gr.Row():
             taken_from = gr.Textbox(label="Taken from", placeholder="2023-01-01", elem_id="taken-from")
@@ -49,6 +51,8 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
                            elem_id="tag-picker")
         words = gr.Textbox(label="Showing these words (read them first: the Words in photos engine's index)",
                            placeholder="receipt 42.50", elem_id="words-filter", max_length=200)
+        people = gr.Textbox(label="Showing one of these people (names from the People tab, comma-separated)",
+                            placeholder="Ada, Grace", elem_id="people-filter", max_length=300)
         read = gr.Button("Read the photos' dates and cameras", size="sm", elem_id="read-photo-details")
         said = gr.Markdown(elem_id="photo-details")
 
@@ -57,7 +61,7 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
 
     read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_limit=1,
                concurrency_id="photo_details")
-    return FilterControls(taken_from, taken_to, cameras, located, tags, words)
+    return FilterControls(taken_from, taken_to, cameras, located, tags, words, people)
 
 
 def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.Dropdown) -> None:
@@ -75,16 +79,18 @@ def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.
 
 
 def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None,
-              tags: list[str] | None = None, words: str | None = None) -> Filter | None:
+              tags: list[str] | None = None, words: str | None = None, people: str | None = None) -> Filter | None:
     """The pickers as a ``Filter`` (``None``: nothing chosen)."""
     has_location = {"with a location": True, "without": False}.get(located or "any")
     words = (words or "").strip()[:200]
+    names = [name.strip() for name in (people or "").split(",") if name.strip()][:20]
     if (not (taken_from or "").strip() and not (taken_to or "").strip() and not cameras and has_location is None
-            and not tags and not words):
+            and not tags and not words and not names):
         return None
     try:
         return Filter(taken=((taken_from or "").strip() or None, (taken_to or "").strip() or None),
-                      camera=cameras or None, has_location=has_location, tags=tags or None, text=words or None)
+                      camera=cameras or None, has_location=has_location, tags=tags or None, text=words or None,
+                      people=names or None)
     except InvalidQueryError as exc:
         raise gr.Error(str(exc)) from exc
 
