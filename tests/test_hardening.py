@@ -16,7 +16,7 @@ from PIL import Image
 import engines.storage.cache
 import engines.storage.chroma_db
 from engines import Text, create_engine, list_image_files
-from engines.testing import make_image
+from engines.testing import make_gallery, make_image
 
 ENGINES = ["pixel", "clip", "chroma"]
 
@@ -235,3 +235,25 @@ def test_a_cache_written_before_alignment_is_read_and_rewritten(gallery: Path, _
     assert rewritten.name != "shard-old.npz"
     mapped = _mapped(rewritten, "vectors")
     assert mapped is not None and mapped.flags.aligned and np.array_equal(mapped, vectors)
+
+
+def test_sound_hnsw_files_pass_the_check_and_damaged_ones_do_not(tmp_path: Path, tiny_clip: str) -> None:
+    import struct
+
+    import engines.storage.chroma_db as chroma_db
+    from engines.storage.hnsw_check import hnsw_problem
+
+    saved = dict(chroma_db.HNSW_SETTINGS)
+    chroma_db.HNSW_SETTINGS.update(batch_size=10, sync_threshold=10)
+    try:
+        gallery = make_gallery(tmp_path / "g", per_class=12) / "train"
+        create_engine("chroma", model=tiny_clip, path=str(tmp_path / "db")).index(gallery, progress=False)
+    finally:
+        chroma_db.HNSW_SETTINGS.clear()
+        chroma_db.HNSW_SETTINGS.update(saved)
+    segment = next((tmp_path / "db").glob("*/header.bin")).parent
+    assert hnsw_problem(segment) is None  # the positive control: files Chroma wrote
+    header = bytearray((segment / "header.bin").read_bytes())
+    header[12:20] = struct.pack("<Q", 1)  # max elements below the count
+    (segment / "header.bin").write_bytes(bytes(header))
+    assert "sizes do not hold together" in (hnsw_problem(segment) or "")

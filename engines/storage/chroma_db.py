@@ -21,6 +21,7 @@ from ..errors import BackendUnavailableError, EngineError
 from ..galleries.items import GalleryItem
 from ..galleries.photo_info import PhotoInfo
 from ..results import printable
+from .hnsw_check import damaged
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,8 @@ class CollectionMissingError(BackendUnavailableError):
 
 def _kind_of(exc: Exception) -> type[BackendUnavailableError]:
     """Which failure a Chroma client exception is, by Chroma's own error types."""
-    try:
-        from chromadb import errors
-    except ImportError:  # pragma: no cover - chromadb is a dependency
-        return BackendUnavailableError
+    from chromadb import errors
+
     if isinstance(exc, errors.NotFoundError):
         return CollectionMissingError
     if isinstance(exc, errors.InternalError):
@@ -227,14 +226,14 @@ class GalleryCollections:
                 collection.delete(ids=ids[start : start + limit])
 
     def readable(self, space: str) -> tuple[Any, set[str]]:
-        """The collection for ``space`` (created if missing) and the ids it holds.
-
-        A collection whose files are damaged (its HNSW segment cannot be loaded) would fail
-        every search and every build until someone deleted it by hand: it is dropped and
-        created empty, with one warning, and this build fills it again.
-        """
+        """The collection for ``space`` (created if missing) and its ids. A collection whose files are
+        damaged would fail every search and build until deleted by hand: it is dropped and created
+        empty, with one warning, and this build fills it again."""
         collection: Any = self.open(space, create=True)
         try:
+            problem = damaged(self.db.path, self.name(space)) if self.db.path else None
+            if problem:  # Chroma's native code would crash the process on these files (hnsw_check.py)
+                raise CollectionDamagedError(problem, location=self.db.location, server=False) from ValueError(problem)
             existing = self.existing_ids(collection)
             if existing:  # reading ids skips the graph; one query reads it
                 with self.db.guard("query the collection"):
