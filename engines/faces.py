@@ -196,12 +196,15 @@ class FacesEngine(SearchEngine):
             raise InvalidQueryError(f"Expected faces of this index, got {unknown[:3]}")
         self._names().name(list(keys), name)
 
-    def _face(self, face: int) -> Face:
+    def _place(self, face: int) -> tuple[int, int]:
+        """(photo row, the face's number in its photo) of face ``face`` (faces are kept in row order)."""
         row = int(self._owner[face])
-        first = int(np.flatnonzero(self._owner == row)[0])
-        return self._rows[row][2][face - first]
+        return row, face - int(np.searchsorted(self._owner, row))
+
+    def _face(self, face: int) -> Face:
+        row, number = self._place(face)
+        return self._rows[row][2][number]
 
     def _face_key(self, face: int) -> str:
-        row = int(self._owner[face])
-        first = int(np.flatnonzero(self._owner == row)[0])
-        return f"{self._rows[row][1]}:{face - first}"
+        row, number = self._place(face)
+        return f"{self._rows[row][1]}:{number}"
