@@ -15,29 +15,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .analysis.faces import SAME_PERSON, Face, FaceReader, FaceStore, PeopleNames, group_people, photos_of
-from .base import FeatureVector, Option, SearchEngine, SkippedFile
-from .deployment import Deployment
-from .errors import IndexCancelledError, InvalidQueryError, UnreadableImageError
+from .base import FeatureVector, Option
+from .errors import InvalidQueryError
 from .filters import Filter
-from .galleries.images import os_reason
 from .galleries.items import GalleryItem
 from .galleries.photo_info import table_of
-from .results import Person, Progress, SearchResult
-from .storage.cache import ContentHashes
-from .words import _reporter
+from .per_photo_engine import PerPhotoEngine
+from .results import Person, SearchResult
 from .workspace import Workspace
 
 #: Photos are searched for faces at most this many pixels on their longest side.
 FACE_SIDE = 1024
 
 
-class FacesEngine(SearchEngine):
+class FacesEngine(PerPhotoEngine[list[Face]]):
     """Photos ranked by how close their nearest face is to the query photo's face."""
 
     name = "faces"
@@ -46,6 +42,7 @@ class FacesEngine(SearchEngine):
     default_metric = "l2"
     higher_is_better = frozenset()
     personal = True
+    reading = "Finding faces"
     options = (
         Option("detector", "Face detector", ("hog", "cnn"), "hog",
                "hog: fast on a CPU; cnn: finds turned and small faces too, about 20 times slower"),
@@ -53,85 +50,27 @@ class FacesEngine(SearchEngine):
 
     def __init__(self, *, detector: str = "hog", cache_dir: str | Path | None = None, side: int = FACE_SIDE,
                  threshold: float = SAME_PERSON) -> None:
-        super().__init__()
         if detector not in {"hog", "cnn"}:
             raise ValueError(f"Expected detector hog or cnn, got {detector!r}")
-        self.detector, self.side, self.threshold = detector, int(side), float(threshold)
-        self.workspace = Workspace.at(cache_dir)
-        self._store = FaceStore(self.workspace.faces / detector)
-        self._rows: list[tuple[GalleryItem, str, list[Face]]] = []
+        super().__init__(cache_dir, side, FaceStore(Workspace.at(cache_dir).faces / detector))
+        self.detector, self.threshold = detector, float(threshold)
         self._matrix = np.zeros((0, 128), dtype=np.float32)
         self._owner = np.zeros(0, dtype=np.int64)  # the photo row of each face
 
-    @classmethod
-    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
-        return {"cache_dir": deployment.cache_dir}
-
-    def local_features_dir(self) -> Path | None:
-        return self.workspace.root
-
-    def _reader(self) -> FaceReader:
-        return FaceReader(self.detector)
+    def _read(self, picture: Image.Image) -> list[Face]:
+        return FaceReader(self.detector).faces(picture)
 
     def _faces_of(self, picture: Image.Image) -> list[Face]:
         picture = picture.copy()
         picture.thumbnail((self.side, self.side), Image.Resampling.BILINEAR)
-        return self._reader().faces(picture)
+        return self._read(picture)
 
-    # -- indexing ------------------------------------------------------------------------------
-    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
-        hashes = ContentHashes(self.workspace.content_hashes)
-        rows: list[tuple[GalleryItem, str, list[Face]]] = []
-        todo: list[tuple[GalleryItem, str]] = []
-        for item in gallery:
-            if item.refused is not None or item.listed_size == 0:
-                self._skip(skipped, item.source, item.refused or "empty file")
-                continue
-            try:
-                key = hashes.of(item)
-            except OSError as exc:
-                self._skip(skipped, item.source, os_reason(exc))
-                continue
-            faces = self._store.get(key)
-            if faces is None:
-                todo.append((item, key))
-            else:
-                rows.append((item, key, faces))
-        hashes.save()
-        report = _reporter(self.name, len(todo), progress, "Finding faces")
-        self.last_computed = 0
-        try:
-            for done, (item, key) in enumerate(todo, start=1):
-                try:
-                    faces = self._faces_of(item.open(draft=(self.side // 2, self.side // 2)))
-                except UnreadableImageError as exc:
-                    self._skip(skipped, item.source, exc.reason)
-                    continue
-                self._store.put(key, faces)  # kept at once: a stop or a kill loses no photo read
-                self.last_computed += 1
-                rows.append((item, key, faces))
-                report(done)
-        except IndexCancelledError:
-            self._swap(rows, gallery)  # what was read stays searchable
-            raise
-        self._swap(rows, gallery)
-        return len(self._rows)
-
-    def _swap(self, rows: list[tuple[GalleryItem, str, list[Face]]], gallery: list[GalleryItem]) -> None:
-        order = {id(item): n for n, item in enumerate(gallery)}
-        rows = sorted(rows, key=lambda row: order[id(row[0])])
+    def _swap(self, rows: list[tuple[GalleryItem, str, list[Face]]]) -> None:
         faces = [(n, face) for n, (_, _, found) in enumerate(rows) for face in found]
         self._matrix = (np.stack([face.descriptor for _, face in faces]) if faces
                         else np.zeros((0, 128), dtype=np.float32))
         self._owner = np.array([n for n, _ in faces], dtype=np.int64)
         self._rows = rows
-
-    @property
-    def labels(self) -> list[str]:
-        return sorted({item.label for item, _, _ in self._rows})
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
     @property
     def face_count(self) -> int:

@@ -11,25 +11,22 @@ better); an image query is refused: this engine reads words, not pictures.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 from PIL import Image
 
 from .analysis.explanations import Explanation, overlay
 from .analysis.words import MIN_SCORE, TextLine, TextStore, match, read_lines, words_of
-from .base import FeatureVector, SearchEngine, SkippedFile
-from .deployment import Deployment
-from .errors import IndexCancelledError, InvalidQueryError, UnreadableImageError
+from .base import FeatureVector
+from .errors import InvalidQueryError
 from .filters import Filter
-from .galleries.images import os_reason
-from .galleries.items import GalleryItem
 from .galleries.photo_info import table_of
+from .per_photo_engine import PerPhotoEngine
 from .query import Query, SearchQuery, Text, load_query_image
-from .results import IndexProgress, Progress, SearchResult
-from .storage.cache import ContentHashes
+from .results import SearchResult
 from .workspace import Workspace
 
 #: Photos are read at most this many pixels on their longest side: 12-MP phone photos keep
@@ -37,7 +34,7 @@ from .workspace import Workspace
 READ_SIDE = 1600
 
 
-class WordsEngine(SearchEngine):
+class WordsEngine(PerPhotoEngine[list[TextLine]]):
     """Photos ranked by the words they show."""
 
     name = "ocr"
@@ -46,79 +43,15 @@ class WordsEngine(SearchEngine):
     default_metric = "words"
     higher_is_better = frozenset({"words"})
     accepts_text = True
+    reading = "Reading the text in photos"
 
     def __init__(self, *, cache_dir: str | Path | None = None, side: int = READ_SIDE,
                  min_score: float = MIN_SCORE) -> None:
-        super().__init__()
-        if side < 256:
-            raise ValueError(f"Expected side of at least 256 pixels, got {side}")
-        self.workspace = Workspace.at(cache_dir)
-        self.side = int(side)
+        super().__init__(cache_dir, side, TextStore(Workspace.at(cache_dir).text))
         self.min_score = float(min_score)
-        self._store = TextStore(self.workspace.text)
-        self._rows: list[tuple[GalleryItem, str, list[TextLine]]] = []
 
-    @classmethod
-    def deployment_options(cls, deployment: Deployment) -> dict[str, Any]:
-        return {"cache_dir": deployment.cache_dir}
-
-    def local_features_dir(self) -> Path | None:
-        return self.workspace.root
-
-    # -- indexing: read each photo's text once ----------------------------------------------
-    def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
-        hashes = ContentHashes(self.workspace.content_hashes)
-        rows: list[tuple[GalleryItem, str, list[TextLine]]] = []
-        todo: list[tuple[GalleryItem, str]] = []
-        for item in gallery:
-            if item.refused is not None:
-                self._skip(skipped, item.source, item.refused)
-                continue
-            if item.listed_size == 0:
-                self._skip(skipped, item.source, "empty file")
-                continue
-            try:
-                key = hashes.of(item)
-            except OSError as exc:
-                self._skip(skipped, item.source, os_reason(exc))
-                continue
-            except UnreadableImageError as exc:
-                self._skip(skipped, item.source, exc.reason)
-                continue
-            lines = self._store.get(key)
-            if lines is None:
-                todo.append((item, key))
-            else:
-                rows.append((item, key, lines))
-        hashes.save()
-        report = _reporter(self.name, len(todo), progress)
-        self.last_computed = 0
-        try:
-            for done, (item, key) in enumerate(todo, start=1):
-                try:
-                    picture = item.open(draft=(self.side // 2, self.side // 2))
-                    picture.thumbnail((self.side, self.side), Image.Resampling.BILINEAR)
-                    lines = read_lines(picture)
-                except UnreadableImageError as exc:
-                    self._skip(skipped, item.source, exc.reason)
-                    continue
-                self._store.put(key, lines)  # kept at once: a stop or a kill loses no photo read
-                self.last_computed += 1
-                rows.append((item, key, lines))
-                report(done)
-        except IndexCancelledError:
-            self._rows = rows  # what was read stays searchable
-            raise
-        order = {id(item): n for n, item in enumerate(gallery)}
-        self._rows = sorted(rows, key=lambda row: order[id(row[0])])
-        return len(self._rows)
-
-    @property
-    def labels(self) -> list[str]:
-        return sorted({item.label for item, _, _ in self._rows})
-
-    def __len__(self) -> int:
-        return len(self._rows)
+    def _read(self, picture: Image.Image) -> list[TextLine]:
+        return read_lines(picture)
 
     def text_of(self, result: SearchResult) -> list[TextLine]:
         """The lines the photo of ``result`` shows (for the page's recognised text)."""
@@ -181,27 +114,3 @@ class WordsEngine(SearchEngine):
         """For each indexed photo, whether it shows the words ``text``."""
         words = words_of(" ".join(text))
         return np.array([match(words, lines)[0] >= self.min_score for _, _, lines in self._rows], dtype=bool)
-
-
-def _reporter(engine: str, total: int, progress: Progress, what: str = "Reading the text in photos"
-              ) -> Callable[[int], None]:
-    """Progress for a build that reads photos one by one: a bar on stderr, a callback, or nothing."""
-    import time
-
-    from tqdm import tqdm
-
-    started = time.monotonic()
-    bar = tqdm(total=total, desc=what, unit="photo",
-               disable=progress is not True or not total)
-    callback = progress if callable(progress) else None
-    if callback is not None:
-        callback(IndexProgress(engine, 0, total, 0.0))
-
-    def report(done: int) -> None:
-        bar.update(1)
-        if callback is not None:
-            callback(IndexProgress(engine, done, total, time.monotonic() - started))
-        if done == total:
-            bar.close()
-
-    return report

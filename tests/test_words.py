@@ -109,7 +109,7 @@ def test_reading_resumes_after_a_stop_and_an_unchanged_gallery_reads_nothing(
     assert len(read) == 5 and again.last_computed == 0
     # A damaged entry is read again, not trusted.
     entry = next((tmp_path / "cache" / "text").rglob("*.json"))
-    entry.write_text('{"format": 1, "lines": [{"text": 3}]}')
+    entry.write_text('{"format": 2, "data": [{"text": 3}]}')
     create_engine("ocr", cache_dir=tmp_path / "cache").index(str(library), progress=False)
     assert len(read) == 6
 

@@ -23,13 +23,14 @@ import numpy as np
 from ..errors import ModelUnavailableError
 from ..galleries.images import open_regular
 from ..storage.cache import atomic_write_bytes
+from ..storage.per_photo import PerPhotoStore
 
 log = logging.getLogger(__name__)
 
 #: Faces of one person are within this distance (dlib's documented threshold for this model).
 SAME_PERSON = 0.6
 #: Bump when what is stored per photo changes (detector, decoding size, descriptor).
-FACES_FORMAT = 1
+FACES_FORMAT = 2  # 2: the one per-photo store's layout
 DIM = 128
 
 
@@ -99,52 +100,27 @@ class FaceReader:
         return sorted(faces, key=lambda face: -face.area)
 
 
-class FaceStore:
-    """Each photo's faces, by content hash, one small JSON file a photo (resumable, untrusted on read)."""
+def _encoded(faces: list[Face]) -> list[dict[str, Any]]:
+    return [{"box": [round(v, 5) for v in face.box], "descriptor": [round(float(v), 6) for v in face.descriptor]}
+            for face in faces]
+
+
+def _decoded(rows: Any) -> list[Face]:
+    faces = []
+    for row in rows[:500]:
+        box = tuple(float(v) for v in row["box"])
+        descriptor = np.asarray(row["descriptor"], dtype=np.float32)
+        if len(box) != 4 or descriptor.shape != (DIM,) or not np.isfinite(descriptor).all():
+            raise ValueError("a face of the wrong shape")
+        faces.append(Face(box, descriptor))
+    return faces
+
+
+class FaceStore(PerPhotoStore[list[Face]]):
+    """Each photo's faces, by content hash (``PerPhotoStore``)."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.folder = folder
-        self._memory: dict[str, list[Face]] = {}
-
-    def _path(self, key: str) -> Path | None:
-        return self.folder / key[:2] / f"{key}.json" if self.folder is not None else None
-
-    def get(self, key: str) -> list[Face] | None:
-        if key in self._memory:
-            return self._memory[key]
-        path = self._path(key)
-        if path is None or not path.is_file():
-            return None
-        try:
-            with open_regular(path) as handle:
-                stored = json.loads(handle.read(1024 * 1024))
-            if not isinstance(stored, dict) or stored.get("format") != FACES_FORMAT:
-                return None
-            faces = []
-            for row in stored["faces"][:500]:
-                box = tuple(float(v) for v in row["box"])
-                descriptor = np.asarray(row["descriptor"], dtype=np.float32)
-                if len(box) != 4 or descriptor.shape != (DIM,) or not np.isfinite(descriptor).all():
-                    raise ValueError("a face of the wrong shape")
-                faces.append(Face(box, descriptor))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("finding the faces of %s again (%s)", path.name, exc)
-            return None
-        self._memory[key] = faces
-        return faces
-
-    def put(self, key: str, faces: list[Face]) -> None:
-        self._memory[key] = faces
-        path = self._path(key)
-        if path is None:
-            return
-        payload = {"format": FACES_FORMAT, "faces": [
-            {"box": [round(v, 5) for v in face.box], "descriptor": [round(float(v), 6) for v in face.descriptor]}
-            for face in faces]}
-        try:
-            atomic_write_bytes(path, json.dumps(payload).encode())
-        except OSError as exc:
-            log.warning("cannot keep the faces of a photo in %s: %s", path.parent, exc)
+        super().__init__(folder, FACES_FORMAT, _encoded, _decoded, "faces", max_bytes=1024 * 1024)
 
 
 def group_people(descriptors: np.ndarray, threshold: float = 0.5) -> list[list[int]]:

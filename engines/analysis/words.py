@@ -11,7 +11,6 @@ so words no photo shows return nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -23,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..galleries.images import open_regular
-from ..storage.cache import atomic_write_bytes
+from ..storage.per_photo import PerPhotoStore
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +33,7 @@ PHRASE_BONUS = 0.1
 #: A photo scoring less is no result: at least half the words must be there.
 MIN_SCORE = 0.5
 #: Bump when what is stored per photo changes (models, decoding size).
-TEXT_FORMAT = 1
+TEXT_FORMAT = 2  # 2: the one per-photo store's layout
 _TOKEN = re.compile(r"[0-9]+(?:[.,:/-][0-9]+)*|[^\W_]+")
 
 
@@ -99,55 +97,29 @@ def _in_order(query: Sequence[str], words: Sequence[str]) -> bool:
                for start in range(len(words) - size + 1))
 
 
-class TextStore:
-    """Each photo's lines, kept by content hash in one small JSON file a photo (so a build
-    stopped or killed keeps every photo it read), read back as untrusted data."""
+def _encoded(lines: list[TextLine]) -> list[dict[str, Any]]:
+    return [{"text": line.text, "confidence": round(line.confidence, 4), "box": [round(v, 4) for v in line.box]}
+            for line in lines]
+
+
+def _decoded(rows: Any) -> list[TextLine]:
+    lines = []
+    for row in rows[:2000]:
+        box = tuple(float(v) for v in row["box"])
+        if len(box) != 4:
+            raise ValueError("a box of the wrong shape")
+        lines.append(TextLine(str(row["text"])[:500], float(row["confidence"]), box))
+    return lines
+
+
+class TextStore(PerPhotoStore[list[TextLine]]):
+    """Each photo's lines, by content hash (``PerPhotoStore``)."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.folder = folder
-        self._memory: dict[str, list[TextLine]] = {}
-
-    def _path(self, key: str) -> Path | None:
-        return self.folder / key[:2] / f"{key}.json" if self.folder is not None else None
-
-    def get(self, key: str) -> list[TextLine] | None:
-        if key in self._memory:
-            return self._memory[key]
-        path = self._path(key)
-        if path is None or not path.is_file():
-            return None
-        try:
-            with open_regular(path) as handle:
-                stored = json.loads(handle.read(4 * 1024 * 1024))
-            if not isinstance(stored, dict) or stored.get("format") != TEXT_FORMAT:
-                return None
-            lines = [TextLine(str(row["text"])[:500], float(row["confidence"]),
-                              tuple(float(v) for v in row["box"])[:4])  # type: ignore[arg-type]
-                     for row in stored["lines"][:2000]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("reading the text of %s again (%s)", path.name, exc)
-            return None
-        self._memory[key] = lines
-        return lines
+        super().__init__(folder, TEXT_FORMAT, _encoded, _decoded, "text")
 
     def hashes_by_prefix(self, digits: int) -> dict[str, str]:
-        """Every content hash kept here, by its first ``digits`` digits (Chroma's record ids)."""
-        if self.folder is None or not self.folder.is_dir():
-            return {}
-        return {path.stem[:digits]: path.stem for path in self.folder.glob("*/*.json")}
-
-    def put(self, key: str, lines: list[TextLine]) -> None:
-        self._memory[key] = lines
-        path = self._path(key)
-        if path is None:
-            return
-        payload = {"format": TEXT_FORMAT, "lines": [
-            {"text": line.text, "confidence": round(line.confidence, 4), "box": [round(v, 4) for v in line.box]}
-            for line in lines]}
-        try:
-            atomic_write_bytes(path, json.dumps(payload).encode())
-        except OSError as exc:  # a read-only cache still reads, only again next time
-            log.warning("cannot keep the text of a photo in %s: %s", path.parent, exc)
+        return self.keys_by_prefix(digits)
 
 
 def shown_by(text: Sequence[str], hashes: Sequence[str | None], store: TextStore) -> np.ndarray:
