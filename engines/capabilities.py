@@ -100,5 +100,9 @@ class Capabilities(abc.ABC):
         """Name the faces ``keys`` of a person (the faces engine)."""
         raise self._unsupported("people (use the faces engine)")
 
+    def index_summary(self) -> str:
+        """What the index holds beyond its photo count, in words ("" where nothing more)."""
+        return ""
+
     def _unsupported(self, what: str) -> InvalidQueryError:
         return InvalidQueryError(f"The {self.name} engine does not support {what}")

@@ -76,6 +76,10 @@ class FacesEngine(PerPhotoEngine[list[Face]]):
     def face_count(self) -> int:
         return len(self._matrix)
 
+    def index_summary(self) -> str:
+        with_faces = len(set(self._owner.tolist()))
+        return f"{self.face_count:,} faces in {with_faces:,} of {len(self):,} photos"
+
     # -- searching ------------------------------------------------------------------------------
     def _image_vector(self, image: Image.Image) -> FeatureVector:
         faces = self._faces_of(image)

@@ -79,6 +79,9 @@ class WordsEngine(PerPhotoEngine[list[TextLine]]):
     def photos_with_text(self) -> int:
         return sum(1 for _, _, lines in self._rows if lines)
 
+    def index_summary(self) -> str:
+        return f"{self.photos_with_text:,} of {len(self):,} photos show text"
+
     # -- searching: the typed words against each photo's -------------------------------------
     def query_vector(self, query: SearchQuery | Query | SearchResult) -> FeatureVector:
         if isinstance(query, Text):

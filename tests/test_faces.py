@@ -155,3 +155,13 @@ def test_the_people_tab_and_the_api_find_name_and_filter_people(people: Path, tm
                                                                  "obama-and-biden.jpg"}
     finally:
         demo.close()
+
+
+def test_the_gallery_tab_counts_the_faces(people: Path, tmp_path: Path) -> None:
+    from ui import gallery_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
+    status, _ = gallery_tab.build_index(service, str(people), "faces", {})
+    assert "8 faces in 6 of 8 photos" in status

@@ -198,3 +198,15 @@ def test_the_words_engine_follows_the_contract(library: Path, tmp_path: Path, wa
         assert not {os.path.realpath(p) for p in OPENED} & read
     finally:
         broken.unlink()
+
+
+def test_the_gallery_tab_counts_the_photos_that_show_text(library: Path, tmp_path: Path) -> None:
+    from ui import gallery_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))
+    status, _ = gallery_tab.build_index(service, str(library), "ocr", {})
+    assert "4 of 5 photos show text" in status
+    pixels, _ = gallery_tab.build_index(service, str(library), "pixel", {"features": "pixels"})
+    assert "show text" not in pixels  # the positive control's twin: other engines say nothing more

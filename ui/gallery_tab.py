@@ -115,9 +115,10 @@ def build_index(
         raise service.user_error(exc) from exc
     seconds = time.perf_counter() - started
     skipped = [[service.shown(s.source), service.redact(s.reason)] for s in engine.skipped]
+    held = engine.index_summary()  # what the index holds beyond its count (photos with text, faces)
     status = (
         f"Indexed **{len(engine)}** images of {service.shown(gallery.source)} with {available_engines()[name]} "
-        f"in {seconds:.1f} s; {len(skipped)} skipped."
+        f"in {seconds:.1f} s; {len(skipped)} skipped." + (f" {held[0].upper()}{held[1:]}." if held else "")
     )
     return status, skipped
 
