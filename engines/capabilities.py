@@ -100,6 +100,10 @@ class Capabilities(abc.ABC):
         """Name the faces ``keys`` of a person (the faces engine)."""
         raise self._unsupported("people (use the faces engine)")
 
+    def face_boxes(self, result: SearchResult) -> list[tuple[float, float, float, float]]:
+        """The faces found in the photo of ``result``, as boxes (shares of its width and height), to draw."""
+        return []
+
     def index_summary(self) -> str:
         """What the index holds beyond its photo count, in words ("" where nothing more)."""
         return ""

@@ -109,8 +109,11 @@ class FacesEngine(PerPhotoEngine[list[Face]]):
                              self._rows[n][0].position, self._rows[n][1]) for rank, n in enumerate(order, start=1)]
 
     def faces_of(self, result: SearchResult) -> list[Face]:
-        """The faces found in the photo of ``result`` (their boxes, to draw)."""
+        """The faces found in the photo of ``result``."""
         return next((faces for _, key, faces in self._rows if key == result.record), [])
+
+    def face_boxes(self, result: SearchResult) -> list[tuple[float, float, float, float]]:
+        return [face.box for face in self.faces_of(result)]
 
     # -- people -----------------------------------------------------------------------------------
     def _names(self) -> PeopleNames:

@@ -165,3 +165,19 @@ def test_the_gallery_tab_counts_the_faces(people: Path, tmp_path: Path) -> None:
     service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
     status, _ = gallery_tab.build_index(service, str(people), "faces", {})
     assert "8 faces in 6 of 8 photos" in status
+
+
+def test_face_boxes_are_drawn_on_the_result_tiles(people: Path, tmp_path: Path) -> None:
+    from ui import search_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
+    tiles, _, _ = search_tab.search(service, str(people), "faces", {}, None, 5, [],
+                                    str(people / "trips" / "biden-1.jpg"), "")
+    assert len(tiles) == 3
+    for picture, _ in tiles:
+        assert isinstance(picture, str) and service.thumbnails.handed_out(picture) and "-" in Path(picture).stem
+    plain, _, _ = search_tab.search(service, str(people), "pixel", {}, None, 3, [], str(people / "trips" / "biden-1.jpg"),
+                                    "")
+    assert all("-" not in Path(picture).stem for picture, _ in plain)  # other engines' tiles stay plain

@@ -39,6 +39,8 @@ from .service import SearchService
 from .session import SearchSession, asked, described, same
 from .tags_view import tag_notes
 
+#: Face boxes drawn on one result tile at most.
+MAX_BOXES = 6
 #: The most results one search returns (the page's slider stops at 50).
 MAX_K = 1000
 #: What a handler returns to the page: tiles, the summary line and the session.
@@ -97,8 +99,11 @@ def tiles_of(service: SearchService, session: SearchSession, results: Sequence[S
     shown = list(session.results if results is None else results)
     tags = tag_notes(service, replace(session, results=tuple(shown)))
     tiles = service.tiles(shown, gallery or service.gallery(session.source), tags)
+    engine = service.built(session.name, session.source, session.choices)
     marked = []
     for (picture, text), result in zip(tiles, shown, strict=True):
+        for box in engine.face_boxes(result)[:MAX_BOXES] if engine is not None and isinstance(picture, str) else []:
+            picture = service.thumbnails.outlined(picture, box)  # the faces the faces engine found
         if any(same(result, r) for r in session.relevant):
             text = f"✓ relevant · {text}"
         elif any(same(result, r) for r in session.irrelevant):
