@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from engines import Text, create_engine
+from engines import GalleryItem, SearchResult, Text, create_engine
 from engines.analysis.words import words_of
 from engines.testing import make_phone_photo
 
@@ -108,9 +108,11 @@ def main() -> None:
             rate = rates[kind] = args.photos / (time.perf_counter() - started)
             engines[kind] = engine
             found = drawn = right = 0
-            for item, _, lines in engine._rows:  # type: ignore[attr-defined]
-                read = [w for line in lines for w in words_of(line.text)]
-                expected = [w for word in truth[str(item.path)] for w in words_of(word)]
+            for path in (p for p in truth if Path(p).parent.name == kind):
+                # What the engine read of the photo, asked through the contract (a result is its content).
+                result = SearchResult(1, kind, 0.0, path, 0, GalleryItem(kind, path).content_hash)
+                read = [w for line in engine.text_of(result) for w in words_of(line.text)]
+                expected = [w for word in truth[path] for w in words_of(word)]
                 right += sum(min(read.count(w), expected.count(w)) for w in set(expected))
                 found += len(read)
                 drawn += len(expected)

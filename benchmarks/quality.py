@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import AIO
-from engines import create_engine, load_gallery
+from engines import GalleryItem, SearchEngine, create_engine, load_gallery
 from engines.evaluate import evaluate, evaluation_queries
 from engines.model.catalog import cached_models
 
@@ -32,8 +32,8 @@ PIXEL_RUNS = [
 ]
 
 
-def top10(engine: object, queries: list) -> list[list[str]]:
-    return [[r.path for r in engine.search(q.path, k=10)] for q in queries]  # type: ignore[attr-defined]
+def top10(engine: SearchEngine, queries: list[GalleryItem]) -> list[list[str | None]]:
+    return [[r.path for r in engine.search(str(q.path), k=10)] for q in queries]
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
         runs: list[tuple[str, dict[str, object], list[str]]] = list(PIXEL_RUNS)
         runs += [("clip", {"model": "efficientnet-lite0", "precision": p}, ["cosine"]) for p in ("fp32", "int8")]
         runs += [("clip", {"model": m, "precision": "fp32"}, ["cosine"]) for m in models]
-        tops: dict[str, list[list[str]]] = {}
+        tops: dict[str, list[list[str | None]]] = {}
         for name, options, metrics in runs:
             engine = create_engine(name, cache_dir=cache, export_dir=str(Path(tmp) / "onnx"), **options) \
                 if name == "clip" else create_engine(name, cache_dir=cache, **options)

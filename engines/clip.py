@@ -70,6 +70,8 @@ class UsesEmbedder(FeaturedEngine):
     normalised = True
     #: The photos' tags for the rules kept for this model; ``None`` until asked for, and after an index build.
     _tags: TagTable | None = None
+    #: The folders the index's photos were listed from: where its tags are kept (``_tag_key``).
+    _tag_scope: str | None = None
     options = (
         Option("model", "Model", (), "", "CLIP, SigLIP or SigLIP 2; each model keeps its own index",
                listed_by_app=True),
@@ -111,7 +113,7 @@ class UsesEmbedder(FeaturedEngine):
     def index(self, items: Items | str, *, progress: Progress = True) -> int:
         count = super().index(items, progress=progress)
         self._tags = None  # the rules stay; which photos pass is computed again for the new index
-        self._tag_scope: str | None = None
+        self._tag_scope = None
         return count
 
     def _tag_store(self) -> TagStore:
@@ -130,7 +132,7 @@ class UsesEmbedder(FeaturedEngine):
     def _tag_key(self) -> tuple[str, str]:
         """Where this engine's tags are kept: its model (vector identity) and its gallery (the
         folders its photos were listed from), so each gallery keeps its own tags."""
-        if getattr(self, "_tag_scope", None) is None:
+        if self._tag_scope is None:
             roots = sorted({item.root for item in self.vectors().items if item.root}) if len(self) else []
             self._tag_scope = "|".join(roots)
         return self.vector_identity().to_json(), self._tag_scope or ""

@@ -19,7 +19,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .analysis.faces import SAME_PERSON, Face, FaceReader, FaceStore, PeopleNames, group_people, photos_of
+from .analysis.faces import (
+    SAME_PERSON,
+    Face,
+    FaceReader,
+    FaceStore,
+    PeopleNames,
+    closest_per_photo,
+    group_people,
+    photos_of,
+)
 from .base import FeatureVector, Option
 from .errors import InvalidQueryError
 from .filters import Filter
@@ -90,9 +99,7 @@ class FacesEngine(PerPhotoEngine[list[Face]]):
     def _rank(self, vector: FeatureVector, k: int, metric: str, chosen: Filter | None) -> list[SearchResult]:
         if not len(self._matrix):
             return []
-        distances = np.linalg.norm(self._matrix - np.asarray(vector, dtype=np.float32), axis=1)
-        best = np.full(len(self._rows), np.inf)
-        np.minimum.at(best, self._owner, distances)
+        best = closest_per_photo(self._matrix, self._owner, len(self._rows), vector)
         keep = best <= self.threshold
         if chosen is not None:
             if chosen.tags or chosen.text:

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines import EmptyIndexError, Filter, InvalidQueryError, UnknownMetricError, create_engine, load_gallery
+from engines import (
+    EmptyIndexError,
+    Filter,
+    InvalidQueryError,
+    SearchEngine,
+    UnknownMetricError,
+    create_engine,
+    load_gallery,
+)
 from engines.search import main
 from engines.testing import make_photo
 
@@ -31,7 +39,7 @@ def people(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(people: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
+def engine(people: Path, tmp_path_factory: pytest.TempPathFactory) -> SearchEngine:
     faces = create_engine("faces", cache_dir=tmp_path_factory.mktemp("cache"))
     faces.index(str(people), progress=False)
     return faces
@@ -41,44 +49,44 @@ def names(results: list) -> list[str]:
     return [Path(r.path).name for r in results]
 
 
-def test_every_photo_of_a_person_and_none_of_the_other(engine: object, people: Path) -> None:
-    obama = engine.search(str(people / "family" / "obama-3.jpg"), k=10)  # type: ignore[attr-defined]
+def test_every_photo_of_a_person_and_none_of_the_other(engine: SearchEngine, people: Path) -> None:
+    obama = engine.search(str(people / "family" / "obama-3.jpg"), k=10)
     assert set(names(obama)) == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg", "obama-and-biden.jpg"}
     assert all(r.score <= 0.6 for r in obama) and obama[0].score == 0.0  # distances: the photo itself first
-    biden = engine.search(str(people / "trips" / "biden-2.jpg"), k=10)  # type: ignore[attr-defined]
+    biden = engine.search(str(people / "trips" / "biden-2.jpg"), k=10)
     assert set(names(biden)) == {"biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}
     with pytest.raises(InvalidQueryError, match="no face was found"):
-        engine.search(str(people / "trips" / "landscape.jpg"))  # type: ignore[attr-defined]
+        engine.search(str(people / "trips" / "landscape.jpg"))
 
 
 def test_people_are_grouped_named_and_filtered_by_in_every_engine(
-    engine: object, people: Path, tiny_clip: str
+    engine: SearchEngine, people: Path, tiny_clip: str
 ) -> None:
-    found = engine.people()  # type: ignore[attr-defined]
+    found = engine.people()
     largest, second = found[0], found[1]
     assert {Path(path).name for path, _ in largest.faces} == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg",
                                                                "obama-and-biden.jpg"}
     assert {Path(path).name for path, _ in second.faces} == {"biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}
     assert all(person.name == "" for person in found)
-    engine.name_person(largest.keys, "Barack")  # type: ignore[attr-defined]
-    engine.name_person(second.keys, "Joe")  # type: ignore[attr-defined]
-    assert [p.name for p in engine.people()[:2]] == ["Barack", "Joe"]  # type: ignore[attr-defined]
+    engine.name_person(largest.keys, "Barack")
+    engine.name_person(second.keys, "Joe")
+    assert [p.name for p in engine.people()[:2]] == ["Barack", "Joe"]
     with pytest.raises(InvalidQueryError, match="faces of this index"):
-        engine.name_person(["nope:0"], "X")  # type: ignore[attr-defined]
-    cache = engine.workspace.root  # type: ignore[attr-defined]
+        engine.name_person(["nope:0"], "X")
+    cache = engine.local_features_dir()
     query = str(people / "trips" / "landscape.jpg")
     for other in (create_engine("pixel", cache_dir=cache), create_engine("clip", model=tiny_clip, cache_dir=cache)):
         other.index(str(people), progress=False)
         assert set(names(other.search(query, k=10, filter=Filter(people="joe")))) == {
             "biden-1.jpg", "biden-2.jpg", "obama-and-biden.jpg"}, other.name
         assert len(other.search(query, k=10)) == 8  # the positive control: without the filter, every photo
-    only_both = engine.search(str(people / "family" / "obama-1.jpg"), k=10,  # type: ignore[attr-defined]
+    only_both = engine.search(str(people / "family" / "obama-1.jpg"), k=10,
                               filter=Filter(people=["Joe"]))
     assert names(only_both) == ["obama-and-biden.jpg"]
     # Names are kept per gallery: a new engine on the same folder sees them.
     again = create_engine("faces", cache_dir=cache)
     again.index(str(people), progress=False)
-    assert again.last_computed == 0 and [p.name for p in again.people()[:2]] == ["Barack", "Joe"]  # type: ignore[attr-defined]
+    assert again.last_computed == 0 and [p.name for p in again.people()[:2]] == ["Barack", "Joe"]
 
 
 def test_the_faces_engine_follows_the_contract(people: Path, tmp_path: Path) -> None:

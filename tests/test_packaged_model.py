@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
-from engines import InvalidQueryError, Text, create_engine, load_gallery
+from engines import InvalidQueryError, SearchEngine, Text, create_engine, load_gallery
+from engines.galleries.gallery import Gallery
 from engines.galleries.images import load_image
 from engines.model import efficientnet
 from engines.model.embedder import ClipEmbedder, EmbedderConfig
@@ -26,11 +28,11 @@ SYNSETS = (Path(__file__).parent / "data" / "imagenet_synsets.txt").read_text().
 
 
 @pytest.fixture(scope="module")
-def network() -> object:
+def network() -> Any:
     return efficientnet.load_network()
 
 
-def test_the_weights_classify_the_aio_photos_as_imagenet_does(aio: Path, network: object) -> None:
+def test_the_weights_classify_the_aio_photos_as_imagenet_does(aio: Path, network: Any) -> None:
     import torch
 
     preprocess, right, total = efficientnet.LitePreprocess(), 0, 0
@@ -39,7 +41,7 @@ def test_the_weights_classify_the_aio_photos_as_imagenet_does(aio: Path, network
         if wnid not in SYNSETS:
             continue  # Orange_easy is no ImageNet class
         with torch.inference_mode():
-            guess = network.logits(torch.from_numpy(preprocess([load_image(str(photo))]))).argmax(-1).item()  # type: ignore[attr-defined]
+            guess = network.logits(torch.from_numpy(preprocess([load_image(str(photo))]))).argmax(-1).item()
         right += SYNSETS[guess] == wnid
         total += 1
     assert total == 59 and right >= 54, f"top-1 {right}/{total}"  # measured 56/59
@@ -71,10 +73,10 @@ def test_onnx_fp32_equals_pytorch_and_sentences_are_refused(tmp_path: Path) -> N
         onnx.embed_texts(["a dog"])
 
 
-def _p10(engine: object, gallery: dict) -> tuple[float, list[list[str]]]:
+def _p10(engine: SearchEngine, gallery: Gallery) -> tuple[float, list[list[str | None]]]:
     hits, tops = [], []
     for item in gallery["test"]:
-        found = engine.search(item.path, k=10)  # type: ignore[attr-defined]
+        found = engine.search(item.path, k=10)
         hits.append(np.mean([r.label == item.label for r in found]))
         tops.append([r.path for r in found])
     return float(np.mean(hits)), tops
@@ -168,7 +170,7 @@ def test_without_the_hub_the_app_serves_image_search_and_says_which_model_answer
     tiles, line, _ = search_tab.search(service, str(gallery), "clip", {}, None, 3, [], query, "")
     assert len(tiles) == 3 and "efficientnet-lite0" in line
     entry = next(e for e in service.models if e.model == "efficientnet-lite0")
-    assert entry.selectable and entry.where == "started with"
+    assert entry.selectable and entry.where == "package"
     # The positive control: with the model in the cache, nothing is replaced.
     reachable = SearchService(AppConfig(data=str(gallery), model=str(ROOT / "data"), cache_dir=str(tmp_path / "c")))
     assert reachable.deployment.model == str(ROOT / "data") and reachable.model_note == ""
@@ -197,3 +199,28 @@ def test_the_api_searches_with_the_packaged_model_picked_per_request(tmp_path: P
                            api_name="/search")
     finally:
         demo.close()
+
+
+def test_the_model_is_decided_on_the_first_search_not_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ui.models_in_use
+    from ui import page
+    from ui.config import AppConfig
+
+    asked: list[str] = []
+
+    def decided(model: str) -> tuple[str, str]:
+        asked.append(model)
+        return "efficientnet-lite0", "no such model here"
+
+    monkeypatch.setattr(ui.models_in_use, "model_or_packaged", decided)
+    demo = page.build_demo(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=2)),
+                                     cache_dir=str(tmp_path / "cache")))
+    assert asked == []  # building the page (app start-up) probes nothing
+    service = demo.service  # type: ignore[attr-defined]
+    # The page's picker holds the configured model: it means the app's own, whichever answers.
+    assert service.choices_for("clip", {"model": "openai/clip-vit-base-patch32"}) == {}
+    assert service.deployment.model == "efficientnet-lite0" and asked == ["openai/clip-vit-base-patch32"]
+    service.deployment  # noqa: B018 - decided once
+    assert len(asked) == 1

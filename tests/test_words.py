@@ -74,7 +74,7 @@ def test_find_the_photo_that_says_the_words(library: Path, tmp_path: Path) -> No
         found = engine.search(Text(typed), k=3)
         assert found and Path(found[0].path).name == expected, (typed, found)
     assert engine.search(Text("banana smoothie"), k=3) == []  # words no photo shows: nothing
-    lines = engine.text_of(engine.search(Text("invoice"), k=1)[0])  # type: ignore[attr-defined]
+    lines = engine.text_of(engine.search(Text("invoice"), k=1)[0])
     assert any("42.50" in line.text for line in lines) and all(0 <= v <= 1 for line in lines for v in line.box)
     with pytest.raises(InvalidQueryError, match="type them"):
         engine.search(library / "signs" / "invoice.jpg", k=3)

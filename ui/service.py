@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from engines import (
+    Deployment,
     EngineError,
     IndexCancelledError,
     IndexProgress,
@@ -28,7 +29,6 @@ from engines import (
 )
 from engines.galleries.gallery import Gallery
 from engines.model.catalog import ModelEntry, catalog
-from engines.model.packaged import model_or_packaged
 from engines.registry import uses_a_model
 from engines.settings import parse_size
 from engines.workspace import Workspace
@@ -39,6 +39,7 @@ from .downloads import Scratch
 from .galleries import Galleries, shown_model, update_hint
 from .images import Thumbnails
 from .messages import user_error
+from .models_in_use import ModelsInUse
 from .tiles import Tiles
 from .uploads import Uploads
 
@@ -55,11 +56,9 @@ class SearchService:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        deployment = config.deployment()
-        # Without the configured CLIP model (not cached, Hub unreachable), image search goes
-        # on with the packaged model; ``model_note`` says so wherever a model answers.
-        model, self.model_note = model_or_packaged(deployment.model)
-        self.deployment = replace(deployment, model=model)
+        self._configured = config.deployment()
+        #: The app's model (or the packaged one, decided on first use) and the models visitors picked.
+        self.models_in_use = ModelsInUse(self._configured.model, MAX_PICKED_MODELS)
         #: Loaded galleries, least recently used first; at most ``MAX_GALLERIES`` (with their
         #: engines and indexes), so visitors loading folder after folder cannot fill memory.
         self.galleries = Galleries(config, on_forget=self._forget_engines)
@@ -71,9 +70,7 @@ class SearchService:
         #: Builds running now, by engine key: set to stop one.
         self._cancels: dict[tuple[Any, ...], threading.Event] = {}
         self._models: list[ModelEntry] | None = None
-        #: Models picked by visitors (not the app's own), least recently used first.
-        self._model_use: dict[str, float] = {}
-        self.thumbnails = Thumbnails(Workspace.at(self.deployment.cache_dir).thumbnails)
+        self.thumbnails = Thumbnails(Workspace.at(self._configured.cache_dir).thumbnails)
         self._tiles = Tiles(self.thumbnails, self.is_gallery_file)
         #: Files made for download (CSV): one folder per service, emptied as they age and removed
         #: with the service; Gradio serves its own copies of them.
@@ -85,6 +82,15 @@ class SearchService:
         #: Reading photos' headers (dates, cameras) on a worker of its own: it must not wait
         #: behind a duplicates run (it did, for 141 s, holding a search slot).
         self.reading_photos = BackgroundWorker().run
+
+    @property
+    def deployment(self) -> Deployment:
+        """The settings every engine of this app shares, with the model that answers (``ModelsInUse``)."""
+        return replace(self._configured, model=self.models_in_use.model)
+
+    @property
+    def model_note(self) -> str:
+        return self.models_in_use.note
 
     def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
         with self._lock:
@@ -146,7 +152,7 @@ class SearchService:
     def models(self) -> list[ModelEntry]:
         """The model picker's list (engines/model/catalog.py), read from disk on first use."""
         if self._models is None:
-            self._models = catalog(self.deployment.model, self.config.models_dir)
+            self._models = catalog(self._configured.model, self.config.models_dir)
         return self._models
 
     def choices_for(self, name: str, choices: Mapping[str, str | None]) -> dict[str, str]:
@@ -167,7 +173,7 @@ class SearchService:
                 if value and value not in offered:
                     raise InvalidQueryError(f"Expected a {option.label.lower()} this app offers "
                                             f"({', '.join(offered)}), got {value!r}")
-                if not value or value == self.deployment.model:
+                if self.models_in_use.is_own(value):
                     continue
             chosen[option.name] = value
         return chosen
@@ -205,24 +211,17 @@ class SearchService:
             return engine
 
     def _used_model(self, key: tuple[Any, ...]) -> None:
-        """Note that the model of engine ``key`` is used now; when more than ``MAX_PICKED_MODELS``
-        models other than the app's own are loaded, the engines of the one used least
-        recently are dropped (with their model: ~0.6-1.5 GB each), so visitors picking model
-        after model cannot fill memory. A dropped model loads again when picked again."""
+        """Note that the model of engine ``key`` is used now; the engines of models picked less
+        recently than the last ``MAX_PICKED_MODELS`` are dropped (with their weights, ~0.6-1.5 GB
+        each), so visitors picking model after model cannot fill memory."""
         model = dict(key[2]).get("model")
-        if model is None:
-            return
+        stale = self.models_in_use.picked(model) if model is not None else []
         with self._lock:
-            self._model_use.pop(model, None)
-            self._model_use[model] = time.monotonic()
-            stale = list(self._model_use)[:-MAX_PICKED_MODELS]
-            for old in stale:
-                del self._model_use[old]
-                for dropped in [k for k in self._engines if dict(k[2]).get("model") == old]:
-                    self._engines.pop(dropped, None)
-                    self._built_from.pop(dropped, None)
-                    log.info("model %s unloaded (the least recently used of %d picked)", old, MAX_PICKED_MODELS + 1)
+            for dropped in [k for k in self._engines if dict(k[2]).get("model") in stale]:
+                self._engines.pop(dropped, None)
+                self._built_from.pop(dropped, None)
         if stale:
+            log.info("models %s unloaded (picked less recently than %d others)", stale, MAX_PICKED_MODELS)
             import gc
 
             gc.collect()

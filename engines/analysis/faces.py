@@ -123,6 +123,15 @@ class FaceStore(PerPhotoStore[list[Face]]):
         super().__init__(folder, FACES_FORMAT, _encoded, _decoded, "faces", max_bytes=1024 * 1024)
 
 
+def closest_per_photo(descriptors: np.ndarray, owners: np.ndarray, photos: int, query: np.ndarray) -> np.ndarray:
+    """For each of ``photos`` photos, the distance from ``query`` to its closest face (``inf``
+    for a photo without faces); ``owners`` says which photo each row of ``descriptors`` is of."""
+    best = np.full(photos, np.inf)
+    if len(descriptors):
+        np.minimum.at(best, owners, np.linalg.norm(descriptors - np.asarray(query, dtype=np.float32), axis=1))
+    return best
+
+
 def group_people(descriptors: np.ndarray, threshold: float = 0.5) -> list[list[int]]:
     """The faces (rows of ``descriptors``) grouped into people, largest group first: dlib's
     Chinese whispers over the graph of faces within ``threshold`` of each other."""
