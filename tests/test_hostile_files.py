@@ -91,9 +91,14 @@ def test_a_heic_whose_size_header_lies_is_one_skipped_file(tmp_path: Path) -> No
     assert "IMG_0001.HEIC" in skipped and indexed == len(load_gallery(str(gallery))["train"]) - 1
 
 
-@pytest.mark.parametrize("raw", [b"", b"Exif\x00\x00", b"II*\x00\xff\xff\xff\xff", b"MM\x00*\x00\x00\x00\x08\xff\xff"])
-def test_truncated_or_empty_exif_blocks_are_no_error(raw: bytes) -> None:
-    assert exif_problem(raw) is None or isinstance(exif_problem(raw), str)
+@pytest.mark.parametrize("raw, problem", [
+    (b"", None), (b"Exif\x00\x00", None),  # nothing to read: no EXIF
+    (b"II*\x00\xff\xff\xff\xff", None),  # an IFD past the end: Pillow reads nothing either
+    (b"II*\x00\x08\x00\x00\x00\x00\x00\x08\x00\x00\x00", None),  # an IFD that points at itself: read once
+    (b"MM\x00*\x00\x00\x00\x08\xff\xff", "an IFD of 65,535 entries"),
+])
+def test_truncated_empty_and_looping_exif_blocks_are_measured_without_error(raw: bytes, problem: str | None) -> None:
+    assert exif_problem(raw) == problem
 
 
 def test_a_damaged_photo_info_cache_is_read_again_not_trusted(tmp_path: Path) -> None:

@@ -20,11 +20,11 @@ import csv
 import os
 import shutil
 import tempfile
-import time
 import weakref
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
+
+from engines.storage.cache import sweep
 
 #: How long a download file (CSV) is kept: long enough to be fetched, short enough that
 #: a day of use leaves no pile in /tmp.
@@ -43,12 +43,7 @@ class Scratch:
     def file(self, prefix: str, suffix: str) -> str:
         """A new file; files made more than ``SCRATCH_MAX_AGE_S`` ago (or beyond the newest
         ``SCRATCH_MAX_FILES``) are removed."""
-        now = time.time()
-        with os.scandir(self.folder) as listing:
-            entries = sorted(((entry.stat().st_mtime, entry.path) for entry in listing), reverse=True)
-        for number, (made, path) in enumerate(entries):
-            if number >= SCRATCH_MAX_FILES or now - made > SCRATCH_MAX_AGE_S:
-                Path(path).unlink(missing_ok=True)
+        sweep(self.folder, SCRATCH_MAX_AGE_S, keep_newest=SCRATCH_MAX_FILES)
         handle, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.folder)
         os.close(handle)
         return path

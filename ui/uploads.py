@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 from engines import InvalidQueryError
+from engines.storage.cache import sweep
 
 from .galleries import Galleries
 
@@ -39,12 +38,7 @@ class Uploads:
         data, ending = _decoded(uri, self.max_bytes)
         folder = os.path.join(_upload_folder(), "image-search-inline")
         os.makedirs(folder, exist_ok=True)
-        now = time.time()
-        with os.scandir(folder) as listing:  # inline images are used by one request: an hour is plenty
-            for entry in listing:
-                with contextlib.suppress(OSError):  # another request may sweep the same file
-                    if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > INLINE_MAX_AGE_S:
-                        os.unlink(entry.path)
+        sweep(folder, INLINE_MAX_AGE_S)  # inline images are used by one request: an hour is plenty
         handle, path = tempfile.mkstemp(suffix=ending, dir=folder)
         with os.fdopen(handle, "wb") as out:
             out.write(data)

@@ -23,7 +23,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 from ..errors import InvalidQueryError
 from ..galleries.images import open_regular
-from ..storage.cache import atomic_write_bytes
+from ..storage.cache import atomic_write_bytes, sweep
 from ..workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -161,6 +160,8 @@ def build_table(rules: Sequence[TagRule], records: Sequence[str], vectors: np.nd
     return replace(table, thresholds=np.array(thresholds, dtype=np.float32))
 
 
+#: A scratch file older than this is from a write that was killed: removed by the next save.
+SCRATCH_MAX_AGE_S = 600
 #: The largest tags file read (rules are a few hundred bytes each).
 MAX_TAGS_FILE_BYTES = 8 * 1024 * 1024
 
@@ -217,21 +218,6 @@ class TagStore:
             if self.path is None:
                 self._memory = found
                 return
-            _sweep_scratch(self.path.parent)
+            for pattern in (".tmp-*.json", ".tags-*"):  # scratch files of killed writes (atomic_write's, older ones)
+                sweep(self.path.parent, SCRATCH_MAX_AGE_S, pattern)
             atomic_write_bytes(self.path, json.dumps(found).encode())
-
-
-#: A scratch file older than this is from a write that was killed: removed by the next save.
-SCRATCH_MAX_AGE_S = 600
-
-
-def _sweep_scratch(folder: Path) -> None:
-    """Remove scratch files of killed tag writes (``atomic_write``'s, and older versions')."""
-    now = time.time()
-    for pattern in (".tmp-*.json", ".tags-*"):
-        for scratch in folder.glob(pattern):
-            try:
-                if now - scratch.lstat().st_mtime > SCRATCH_MAX_AGE_S:
-                    scratch.unlink()
-            except OSError:
-                pass  # gone already, or not ours to remove
