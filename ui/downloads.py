@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engines.storage.cache import sweep
+from engines.storage.sweep import sweep
 
 #: How long a download file (CSV) is kept: long enough to be fetched, short enough that
 #: a day of use leaves no pile in /tmp.

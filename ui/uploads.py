@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engines import InvalidQueryError
-from engines.storage.cache import sweep
+from engines.storage.sweep import sweep
 
 from .galleries import Galleries
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import InvalidQueryError
 from ..galleries.images import open_regular
-from ..storage.cache import atomic_write_bytes, sweep
+from ..storage.cache import atomic_write_bytes
+from ..storage.sweep import sweep
 from ..workspace import Workspace
 
 log = logging.getLogger(__name__)

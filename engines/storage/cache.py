@@ -12,7 +12,6 @@ complete run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +19,6 @@ import mmap
 import os
 import struct
 import tempfile
-import time
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -53,24 +51,6 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def sweep(folder: str | Path, older_than_s: float, pattern: str = "*", keep_newest: int | None = None) -> None:
-    """Remove the files of ``folder`` matching ``pattern`` made more than ``older_than_s`` ago
-    (and beyond the ``keep_newest`` newest): scratch files of killed writes, old downloads.
-    A file another process removed first, or cannot be removed, is left alone."""
-    now = time.time()
-    found = []
-    for path in Path(folder).glob(pattern):
-        try:
-            if path.is_file() and not path.is_symlink():
-                found.append((path.lstat().st_mtime, path))
-        except OSError:
-            continue
-    for number, (made, path) in enumerate(sorted(found, reverse=True)):
-        if now - made > older_than_s or keep_newest is not None and number >= keep_newest:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
