@@ -13,9 +13,12 @@ import pytest
 from PIL import Image
 
 from engines import Filter, GalleryItem, create_engine, load_gallery
+from engines.errors import UnreadableImageError
+from engines.galleries.avif_size import coded_frame_sizes
 from engines.galleries.exif import exif_problem, upright
 from engines.galleries.images import load_image, register_heif
 from engines.galleries.photo_info import read_info
+from engines.query import load_query_image
 from engines.testing import make_gallery, make_image
 
 
@@ -89,6 +92,41 @@ def test_a_heic_whose_size_header_lies_is_one_skipped_file(tmp_path: Path) -> No
     indexed = engine.index(load_gallery(str(gallery))["train"], progress=False)
     skipped = {Path(s.source).name: s.reason for s in engine.skipped}
     assert "IMG_0001.HEIC" in skipped and indexed == len(load_gallery(str(gallery))["train"]) - 1
+
+
+def avif_bytes(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="AVIF", **options)
+    return buffer.getvalue()
+
+
+def test_an_avif_whose_header_understates_its_size_is_refused_before_decoding(tmp_path: Path) -> None:
+    # 6000x4500 coded (27 M pixels, over the query limit of 25 M); the header says 60x45
+    data = bytearray(avif_bytes(Image.new("RGB", (6000, 4500)), quality=10))
+    assert len(data) < 5_000
+    at = data.find(b"ispe")
+    data[at + 8:at + 16] = struct.pack(">II", 60, 45)
+    path = tmp_path / "IMG_0002.avif"
+    path.write_bytes(bytes(data))
+    with Image.open(path) as opened:
+        assert opened.size == (60, 45)  # what Pillow's header check sees
+    with pytest.raises(UnreadableImageError, match="codes 6000x4500 pixels .header: 60x45.") as refused:
+        load_query_image(str(path))
+    assert "over the limit of 25,000,000 pixels" in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", ["still", "alpha", "animated"])
+def test_honest_avif_files_still_decode(kind: str) -> None:
+    frames = [make_image((10 + 80 * n, 120, 200), n, (64, 48)) for n in range(3)]
+    if kind == "still":
+        data = avif_bytes(frames[0])
+    elif kind == "alpha":
+        data = avif_bytes(frames[0].convert("RGBA"))
+    else:
+        data = avif_bytes(frames[0], save_all=True, append_images=frames[1:], duration=100)
+    sizes = coded_frame_sizes(io.BytesIO(data))
+    assert sizes and set(sizes) == {(64, 48)}  # items and tracks found and read
+    assert load_image(data).size == (64, 48)
 
 
 @pytest.mark.parametrize("raw, problem", [

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UnreadableImageError
+from .avif_size import coded_frame_sizes
 from .exif import upright
 
 ImageSource = str | Path | bytes | Image.Image
@@ -143,6 +144,8 @@ def load_image(
         fp = io.BytesIO(source) if isinstance(source, bytes) else open_regular(source)
         with fp, Image.open(fp) as opened:
             request = _draft_request(opened, draft, max_pixels)
+            if opened.format == "AVIF":
+                _check_coded_size(fp, opened.size, max_pixels)
             if request is not None and opened.format == "JPEG":
                 opened.draft("RGB", request)
             # seek(0) keeps the first frame of an animation; load() forces the full
@@ -206,6 +209,18 @@ def _draft_request(
     raise ValueError(
         f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels for this image"
     )
+
+
+def _check_coded_size(fp: BinaryIO, header: tuple[int, int], max_pixels: int | None) -> None:
+    """Refuse an AVIF whose coded frames are larger than the limits, or larger than its
+    header says: the AV1 decoder allocates the coded size whatever the header claims."""
+    limits = [limit for limit in (Image.MAX_IMAGE_PIXELS, max_pixels) if limit is not None]
+    for width, height in coded_frame_sizes(fp):
+        if limits and width * height > min(limits):
+            raise Image.DecompressionBombError(
+                f"its AV1 stream codes {width}x{height} pixels (header: {header[0]}x{header[1]}), "
+                f"over the limit of {min(limits):,} pixels"
+            )
 
 
 def os_reason(exc: OSError) -> str:
