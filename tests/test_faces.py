@@ -132,14 +132,15 @@ def test_the_people_tab_and_the_api_find_name_and_filter_people(people: Path, tm
 
     from engines.testing import free_port
     from ui import page, people_tab, search_tab
+    from ui.actions.filters import filter_of
+    from ui.actions.people import name_person
     from ui.config import AppConfig
-    from ui.photo_filters import filter_of
     from ui.service import SearchService
 
     service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
     tiles, picker, line, keys = people_tab.view(service, str(people))
     assert len(tiles) >= 2 and tiles[0][1] == "Person 1 · 4 photos" and "Faces stay on this machine" in line
-    people_tab.name_person(service, str(people), keys[1], "Joe")
+    name_person(service, str(people), keys[1], "Joe")
     tiles, picker, line, keys = people_tab.view(service, str(people))
     assert tiles[1][1] == "Joe · 3 photos" and "1 named" in line
     found, _, _ = search_tab.search(service, str(people), "pixel", {}, None, 10, [],

@@ -132,6 +132,7 @@ def test_the_search_tab_filters_and_tells_what_the_photos_hold(library: Path, tm
     import gradio as gr
 
     from ui import photo_filters, search_tab
+    from ui.actions.filters import filter_of
     from ui.config import AppConfig
     from ui.service import SearchService
 
@@ -139,14 +140,14 @@ def test_the_search_tab_filters_and_tells_what_the_photos_hold(library: Path, tm
     cameras, line = photo_filters.photo_details(service, str(library))
     assert ("Apple iPhone 13 (2)", "Apple iPhone 13") in cameras["choices"]
     assert "6 photos taken 2020-09-13 to 2023-12-31" in line and "4 from 2023" in line and "2 with a location" in line
-    chosen = photo_filters.filter_of("2023-01-01", "", ["Google Pixel 8"], "any")
+    chosen = filter_of("2023-01-01", "", ["Google Pixel 8"], "any")
     tiles, summary, session = search_tab.search(service, str(library), "pixel", {}, "l1", 10, [],
                                                 str(library / "2023" / "b.jpg"), "", chosen=chosen)
     assert {caption.splitlines()[1] for _, caption in tiles} == {"2023/d.png", "2023/e.webp"}
     assert "(taken 2023-01-01 to …; by Google Pixel 8)" in summary
-    assert photo_filters.filter_of("", "", [], "any") is None
+    assert filter_of("", "", [], "any") is None
     with pytest.raises(gr.Error, match="a date such as"):
-        photo_filters.filter_of("yesterday", "", [], "any")
+        filter_of("yesterday", "", [], "any")
     assert session.filter == chosen
 
 

@@ -106,6 +106,23 @@ def test_nothing_runs_back_up() -> None:
     assert "engines.analysis.duplicates" in edges["engines.featured"]  # the features are found (positive control)
 
 
+#: The page's tabs and views: they and the named API (ui.api) sit side by side on ui.actions.
+PAGE = re.compile(r"ui\.(\w+_tab|page|tags_view|photo_filters|feedback|api)$")
+
+
+def test_the_page_and_the_api_share_the_use_cases_not_each_other() -> None:
+    edges = graph()
+    for name, targets in edges.items():
+        if name == "ui.api" or name.startswith("ui.actions"):
+            assert not {t for t in targets if PAGE.match(t) and t != name}, f"{name} imports the page"
+        if PAGE.match(name) and name not in ("ui.api", "ui.page"):  # the page puts the tabs and the API together
+            assert "ui.api" not in targets, f"{name} imports the API"
+    # positive controls: the API and a tab do reach the actions, and the pattern names the tabs
+    assert {"ui.actions.searching", "ui.actions.galleries"} <= edges["ui.api"]
+    assert "ui.actions.galleries" in edges["ui.gallery_tab"]
+    assert PAGE.match("ui.search_tab") and not PAGE.match("ui.actions.searching")
+
+
 def test_modules_stay_readable() -> None:
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}

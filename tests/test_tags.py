@@ -93,7 +93,8 @@ def test_new_photos_are_tagged_and_the_pixel_engine_refuses_tags(tiny_clip: str,
 def test_the_page_names_tags_filters_and_captions_by_them_and_teaches_one(tiny_clip: str, tmp_path: Path) -> None:
     import gradio as gr
 
-    from ui import feedback, photo_filters, search_tab, tags_view
+    from ui import feedback, search_tab, tags_view
+    from ui.actions.filters import filter_of
     from ui.config import AppConfig
     from ui.service import SearchService
 
@@ -114,7 +115,7 @@ def test_the_page_names_tags_filters_and_captions_by_them_and_teaches_one(tiny_c
     assert "🏷 red square" in captions[0] and "🏷 red square" not in captions[2]
     assert captions[0].count("\n") == 1  # still two lines: rank, score and tags; then the file
 
-    chosen = photo_filters.filter_of("", "", [], "any", ["red square"])
+    chosen = filter_of("", "", [], "any", ["red square"])
     tiles, _, only = search_tab.search(service, data, "clip", {}, "cosine", 50, [], None, "anything", None, chosen)
     assert only.results and all("🏷 red square" in text for _, text in tiles)
     with pytest.raises(gr.Error, match="Mark results"):

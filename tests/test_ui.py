@@ -19,6 +19,7 @@ from engines import (
 )
 from engines.testing import make_gallery
 from ui import evaluate_tab, feedback, gallery_tab, search_tab
+from ui.actions import searching
 from ui.config import AppConfig
 from ui.controls import on_engine_change
 from ui.messages import describe
@@ -98,7 +99,7 @@ def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) 
     after, marks = feedback.mark(after, 1, "not relevant")  # marks persist across rounds
     _, line, third = feedback.refine(service, after)
     assert "refined 2×" in line and len(third.irrelevant) == 2
-    cleared = feedback.start_over(third)
+    cleared = searching.start_over(third)
     assert cleared is not None and cleared.relevant == cleared.irrelevant == () and cleared.rounds == 0
     assert cleared.results == session.results  # the first round's results again
     assert "Select a result" in feedback.marks_text(cleared)

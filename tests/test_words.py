@@ -154,8 +154,8 @@ def test_the_command_and_the_app_find_words(library: Path, tmp_path: Path, capsy
 
 def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library: Path, tmp_path: Path) -> None:
     from ui import search_tab
+    from ui.actions.searching import why
     from ui.config import AppConfig
-    from ui.feedback import why
     from ui.service import SearchService
 
     service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))

@@ -30,26 +30,15 @@ from engines import SearchResult, engine_info
 from engines.analysis.verify import opencv_available
 from engines.results import DuplicateGroup, printable
 
-from . import duplicates_tab, evaluate_tab, gallery_tab, map_view, people_tab, photo_filters, search_tab
-from .feedback import mark, passing, why
-from .feedback import refine as refine_session
+from . import map_view
+from .actions import duplicates as duplicate_actions
+from .actions import evaluation, galleries, searching
+from .actions import people as people_actions
+from .actions.filters import photos_filter
+from .actions.searching import EXPLAIN_SLOTS, marked, passing, why
 from .messages import USER_ERRORS
 from .service import SearchService
 from .session import SearchSession
-
-
-def _located(value: Any) -> str:
-    """``photos.has_location`` in the page's words: a JSON boolean, or yes/no in words ("no"
-    was read as "with a location" when any non-empty text counted as true)."""
-    if value is None:
-        return "any"
-    words = {"true": True, "yes": True, "1": True, "with": True, "false": False, "no": False, "0": False,
-             "without": False}
-    if isinstance(value, str) and value.strip().casefold() in words:
-        value = words[value.strip().casefold()]
-    if not isinstance(value, bool) and value not in (0, 1):
-        raise gr.Error(f"Expected photos.has_location to be true or false, got {value!r}")
-    return "with a location" if value else "without"
 
 
 def _results(service: SearchService, results: Sequence[SearchResult]) -> list[dict[str, Any]]:
@@ -69,24 +58,11 @@ def build(service: SearchService) -> None:
         image: FileData | None, text: str, engine: str | None, metric: str | None, k: int, classes: list[str] | None,
         options: dict[str, str] | None, gallery: str | None, photos: dict[str, Any] | None = None,
     ) -> SearchSession:
-        picked = photos or {}
-        unknown = set(picked) - {"taken_from", "taken_to", "cameras", "has_location", "words", "people"}
-        if unknown:
-            raise gr.Error(f"Expected photos to hold taken_from, taken_to, cameras, has_location, words, people; "
-                           f"got {sorted(unknown)}")
-        words = picked.get("words")
-        if words is not None and not isinstance(words, str):
-            raise gr.Error(f"Expected photos.words to be text, got {words!r}")
-        who = picked.get("people")
-        if who is not None and not (isinstance(who, list) and all(isinstance(name, str) for name in who)):
-            raise gr.Error(f"Expected photos.people to be a list of names, got {who!r}")
-        chosen = photo_filters.filter_of(picked.get("taken_from"), picked.get("taken_to"), picked.get("cameras"),
-                                         _located(picked.get("has_location")), None, words, ", ".join(who or []))
+        chosen = photos_filter(photos)
         # No engine named: the learned one for a sentence (pixels cannot read one), pixels for an image.
         engine = engine or ("clip" if (text or "").strip() else "pixel")
-        _, _, session = search_tab.search(service, gallery or data, engine, dict(options or {}), metric, k,
-                                          classes or [], image, text, chosen=chosen)
-        return session
+        return searching.search(service, gallery or data, engine, dict(options or {}), metric, k, classes or [],
+                                image, text, chosen=chosen)
 
     def answer(session: SearchSession, threshold: float | None) -> dict[str, Any]:
         results = passing(session, float(threshold)) if threshold is not None else session.results
@@ -137,11 +113,10 @@ def build(service: SearchService) -> None:
         """
         session = searched(image, text, engine, metric, k, classes, options, gallery)
         for rank in relevant or []:
-            session, _ = mark(session, rank, "relevant")
+            session = marked(session, rank, "relevant")
         for rank in not_relevant or []:
-            session, _ = mark(session, rank, "not relevant")
-        _, _, refined = refine_session(service, session)
-        return answer(refined, threshold)
+            session = marked(session, rank, "not relevant")
+        return answer(searching.refine(service, session), threshold)
 
     def explain(
         image: FileData | None = None, text: str = "", rank: int = 1, engine: str = "pixel", metric: str | None = None,
@@ -183,35 +158,36 @@ def build(service: SearchService) -> None:
              and "region" ([x0, y0, x1, y1] shares of the picture that matched it)}]}], "threshold"}
         """
         chosen = metric or engine_info(engine).default_metric
-        groups, _, _, used, _ = duplicates_tab.groups_of(service, gallery or data, engine, dict(options or {}), chosen,
-                                                         threshold, verify=bool(verify) and opencv_available())
-        return {"threshold": used, "groups": [
+        found = duplicate_actions.find_groups(service, gallery or data, engine, dict(options or {}), chosen, threshold,
+                                              verify=bool(verify) and opencv_available())
+        return {"threshold": found.threshold, "groups": [
             {"kind": g.kind, "score": g.score, "decided": g.decided, "inliers": g.inliers,
              "members": _verified_members(_results(service, g.members), g)}
-            for g in groups
+            for g in found.groups
         ]}
 
     def load_gallery(gallery: str | None = None) -> dict[str, Any]:
         """Load (again) a gallery folder or allowed Hub dataset: its splits, classes and counts."""
-        _, rows, _, _, _, text = gallery_tab.show(service, gallery or data, reload=True)
-        return {"splits": [{"split": r[0], "classes": r[1], "images": r[2]} for r in rows], "summary": text}
+        loaded = galleries.load(service, gallery or data, reload=True)
+        return {"splits": [{"split": r[0], "classes": r[1], "images": r[2]} for r in loaded.rows],
+                "summary": loaded.text}
 
     def build_index(engine: str = "pixel", options: dict[str, str] | None = None, gallery: str | None = None
                     ) -> dict[str, Any]:
         """Read the gallery again and build (or update) an engine's index: only new and changed files are computed."""
-        status, skipped = gallery_tab.build_index(service, gallery or data, engine, dict(options or {}))
-        return {"summary": status, "skipped": [{"file": f, "reason": r} for f, r in skipped]}
+        report = galleries.build_index(service, gallery or data, engine, dict(options or {}))
+        return {"summary": report.status, "skipped": [{"file": f, "reason": r} for f, r in report.skipped]}
 
     def gallery_map(engine: str = "pixel", metric: str | None = None, options: dict[str, str] | None = None,
                     gallery: str | None = None) -> dict[str, Any]:
         """A 2-D map of the engine's index (PCA, then t-SNE): each image's position, x and y in [0, 1]."""
         chosen = metric or engine_info(engine).default_metric
-        _, text, points = gallery_tab.draw_map(service, gallery or data, engine, dict(options or {}), chosen)
+        drawn = galleries.draw_map(service, gallery or data, engine, dict(options or {}), chosen)
         width, height = map_view.SIZE
-        return {"summary": text, "points": [
+        return {"summary": drawn.text, "points": [
             {"x": round(x / width, 5), "y": round(y / height, 5), "label": printable(m.label),
              "file": service.shown(m.path) if m.path else None}
-            for x, y, m in points
+            for x, y, m in drawn.points
         ]}
 
     def evaluate(engines: list[str] | None = None, metrics: list[str] | None = None, ks: str = "1,5,10",
@@ -220,9 +196,8 @@ def build(service: SearchService) -> None:
         queries its train split; leave-one-out without one)."""
         names = engines or ["pixel"]
         chosen = metrics or sorted({engine_info(name).default_metric for name in names})
-        table, _, _, status = evaluate_tab.run_evaluation(service, gallery or data, names, dict(options or {}), chosen, ks)
-        rows = table.to_dict("records") if table is not None else []
-        return {"summary": status, "rows": rows}
+        done = evaluation.evaluate_engines(service, gallery or data, names, dict(options or {}), chosen, ks)
+        return {"summary": done.status, "rows": done.table.to_dict("records")}
 
     def people(gallery: str | None = None) -> dict[str, Any]:
         """The people of a gallery: its faces found (the first call finds them: a while), grouped,
@@ -231,7 +206,7 @@ def build(service: SearchService) -> None:
         Returns:
             {"people": [{"name" ("" until named), "photos", "files", "keys" (for name_person)}]}
         """
-        return {"people": people_tab.people_of(service, gallery or data)}
+        return {"people": people_actions.people_of(service, gallery or data)}
 
     def name_person(keys: list[str], name: str, gallery: str | None = None) -> dict[str, Any]:
         """Name a person (their face keys, from /people); naming two people alike merges them.
@@ -239,8 +214,8 @@ def build(service: SearchService) -> None:
         Returns:
             the people, as /people answers.
         """
-        people_tab.name_person(service, gallery or data, list(keys or []), str(name or ""))
-        return {"people": people_tab.people_of(service, gallery or data)}
+        people_actions.name_person(service, gallery or data, list(keys or []), str(name or ""))
+        return {"people": people_actions.people_of(service, gallery or data)}
 
     def stop_indexing(engine: str = "pixel", options: dict[str, str] | None = None, gallery: str | None = None) -> bool:
         """Stop the running index build of an engine; what it computed is kept. True if one was running."""
@@ -251,7 +226,7 @@ def build(service: SearchService) -> None:
 
     # The same queues as the page's events: searches 4 at a time, the heavy ones one at a time.
     for fn, name, group, limit in (
-        (search, "search", "search", 4), (refine, "refine", "search", 4), (explain, "explain", "explain", search_tab.EXPLAIN_SLOTS),
+        (search, "search", "search", 4), (refine, "refine", "search", 4), (explain, "explain", "explain", EXPLAIN_SLOTS),
         (duplicates, "duplicates", "duplicates", 1), (load_gallery, "load_gallery", None, None),
         (build_index, "build_index", "build_index", 1), (gallery_map, "gallery_map", "map", 1),
         (evaluate, "evaluate", "evaluate", 1), (stop_indexing, "stop_indexing", None, None),

@@ -18,10 +18,11 @@ from engines.galleries.gallery import Gallery
 from engines.metrics import higher_is_better
 from engines.results import DuplicateGroup, printable
 
-from .controls import EngineControls, progress_bar
+from .actions.duplicates import find_groups
+from .controls import EngineControls
 from .downloads import keep_one_script, write_csv
 from .images import caption
-from .messages import USER_ERRORS, count, explain_bad_input, in_the_page, number_from
+from .messages import count, explain_bad_input, in_the_page
 from .service import SearchService
 
 #: Groups shown as thumbnails (all of them are in the table and the CSV).
@@ -34,17 +35,9 @@ def groups_of(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
     threshold: float | None, progress: Any = None, verify: bool = True,
 ) -> tuple[list[DuplicateGroup], Gallery, SearchEngine, float, str]:
-    """(groups, gallery, engine, threshold used, a note on folder changes) of the duplicates in
-    ``source``; ``threshold`` ``None`` uses the engine's default for ``metric`` (a loose one
-    for candidates when ``verify``: each near pair is then confirmed by local features)."""
-    try:
-        engine, gallery, note = service.current(name, source, choices, progress=progress_bar(progress))
-        default = engine.candidate_threshold(metric) if verify else engine.duplicate_threshold(metric)
-        used = default if threshold is None else number_from(threshold, "the threshold")
-        groups = service.in_background(lambda: engine.duplicates(threshold=used, metric=metric, verify=verify))
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-    return groups, gallery, engine, used, note
+    """(groups, gallery, engine, threshold used, a note on folder changes): :func:`ui.actions.duplicates.find_groups`."""
+    found = find_groups(service, source, name, choices, metric, threshold, progress, verify)
+    return found.groups, found.gallery, found.engine, found.threshold, found.note
 
 
 def find(

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from engines import EngineError, Gallery, GalleryItem, IndexCancelledError, available_engines
+from engines import EngineError, Gallery, GalleryItem
 from engines.results import printable
 
 from . import map_view
-from .controls import EngineControls, progress_bar, stop_button
-from .messages import USER_ERRORS, count, in_the_page
+from .actions import galleries
+from .controls import EngineControls, stop_button
+from .messages import USER_ERRORS, in_the_page
 from .service import SearchService
 from .tiles import THUMBNAIL_WORKERS
 
@@ -24,26 +24,6 @@ if TYPE_CHECKING:  # the page hands the Search tab's hooks over; no tab imports 
 PAGE_SIZE = 24
 #: Images tried per class for its thumbnail before the class is shown without one.
 CLASS_TRIES = 5
-
-
-def overview(gallery: Gallery, name: str) -> tuple[list[list[Any]], str]:
-    """(rows of split, classes or folders, images; a sentence) describing ``gallery`` (called ``name``)."""
-    rows = [[split_name(gallery, split), len({i.label for i in items}), len(items)]
-             for split, items in gallery.splits.items()]
-    if gallery.labelled:
-        splits = " and ".join(f"{len(items):,} {split}" for split, items in gallery.splits.items())
-        text = f"Loaded **{name}**: {count(len(gallery.labels), 'class', 'classes')}, {splits} images."
-    else:
-        text = (
-            f"Loaded **{name}**: {count(len(gallery['train']), 'image')} in {count(len(gallery.labels), 'folder')}. "
-            "Search works on it; evaluation needs a folder per class."
-        )
-    return rows, text
-
-
-def split_name(gallery: Gallery, split: str) -> str:
-    """A split as the page names it: a photo tree's only split is "all photos", not "train"."""
-    return "all photos" if not gallery.labelled and list(gallery.splits) == [split] else split
 
 
 def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tuple[list[tuple[Any, str]], str, int]:
@@ -78,16 +58,12 @@ def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tup
 
 def show(service: SearchService, source: str, *, reload: bool) -> tuple[Any, ...]:
     """(source, counts, thumbnails, page control, class choices, status) of the gallery at ``source``."""
-    try:
-        gallery = service.gallery(source, reload=reload)
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-    rows, text = overview(gallery, service.shown(gallery.source))
-    thumbs, where, pages = page_of(service, gallery, 1)
+    loaded = galleries.load(service, source, reload=reload)
+    thumbs, where, pages = page_of(service, loaded.gallery, 1)
     return (
-        gallery.source, rows, gr.update(value=thumbs, label=where),
+        loaded.source, loaded.rows, gr.update(value=thumbs, label=where),
         gr.update(maximum=max(2, pages), value=1, visible=pages > 1),
-        gr.update(choices=gallery.labels, value=[]), text,
+        gr.update(choices=loaded.gallery.labels, value=[]), loaded.text,
     )
 
 
@@ -104,23 +80,8 @@ def build_index(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], progress: Any = None
 ) -> tuple[str, list[list[str]]]:
     """Read the gallery again and rebuild engine ``name``'s index: (status, skipped files)."""
-    try:
-        # A refresh must see files added, changed or removed since the gallery was read.
-        gallery = service.gallery(source, reload=True)
-        started = time.perf_counter()
-        engine = service.engine(name, gallery, choices, rebuild=True, progress=progress_bar(progress))
-    except IndexCancelledError as exc:  # the user pressed Stop: said as what happened, not as a failure
-        return f"**Stopped.** {service.redact(str(exc))}.", []
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-    seconds = time.perf_counter() - started
-    skipped = [[service.shown(s.source), service.redact(s.reason)] for s in engine.skipped]
-    held = engine.index_summary()  # what the index holds beyond its count (photos with text, faces)
-    status = (
-        f"Indexed **{len(engine)}** images of {service.shown(gallery.source)} with {available_engines()[name]} "
-        f"in {seconds:.1f} s; {len(skipped)} skipped." + (f" {held[0].upper()}{held[1:]}." if held else "")
-    )
-    return status, skipped
+    report = galleries.build_index(service, source, name, choices, progress)
+    return report.status, report.skipped
 
 
 def build(
@@ -181,20 +142,8 @@ def draw_map(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str, progress: Any = None
 ) -> tuple[Any, str, map_view.Points]:
     """(map image, description, points) of engine ``name``'s index of ``source``."""
-    try:
-        gallery = service.gallery(source)
-        engine = service.engine(name, gallery, choices)
-        started = time.perf_counter()
-
-        def mapped() -> tuple[Any, Any, map_view.Points]:
-            found = engine.gallery_map(metric)
-            return (found, *map_view.draw(found, lambda member, size: service.small_picture(member, gallery, size)))
-
-        found, picture, points = service.in_background(mapped)
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-    text = map_view.describe_map(found, available_engines()[name], time.perf_counter() - started)
-    return picture, text, points
+    drawn = galleries.draw_map(service, source, name, choices, metric, progress)
+    return drawn.picture, drawn.text, drawn.points
 
 
 def pick(service: SearchService, source: str, points: map_view.Points, where: Any) -> tuple[Any, str, str | None]:

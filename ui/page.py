@@ -17,6 +17,7 @@ from .config import MCP_NEEDS_AUTH, AppConfig, parse_args
 from .controls import build_engine_controls, model_choices, models_table
 from .service import SearchService
 from .serving import ServingGuard
+from .unexpected import name_unexpected_errors
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             return gallery_tab.show(service, value, reload=False)
 
         demo.load(on_page_load, source, [source, counts, thumbs, page, labels, loaded], api_visibility="private")
+    name_unexpected_errors(demo)
     demo.service = service  # for tests and benchmarks
     return demo
 

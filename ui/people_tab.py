@@ -1,5 +1,5 @@
 """The People tab: find the faces of a gallery (only when asked), see them grouped into people,
-name and merge them; and what the named API offers of the same (``people``, ``name_person``).
+name and merge them (the use cases are :mod:`ui.actions.people`, also under the named API).
 
 Finding faces is an explicit choice per gallery (this tab's button, ``image-search faces``...),
 never a side effect; on a public page the faces engine needs a login (``SearchService``).
@@ -12,42 +12,14 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from engines import SearchEngine
 from engines.results import printable
 
-from .controls import progress_bar
-from .messages import USER_ERRORS, count, in_the_page
+from .actions.people import faces_engine, name_person
+from .messages import count, in_the_page
 from .service import SearchService
 
 #: The side of a face crop in the tab.
 CROP = 160
-
-
-def faces_engine(service: SearchService, source: str, progress: Any = None) -> SearchEngine:
-    """The gallery's faces engine, its faces found (once: later calls reuse them)."""
-    try:
-        gallery = service.gallery(source)
-        return service.engine("faces", gallery, {}, progress=progress_bar(progress))
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-
-
-def people_of(service: SearchService, source: str, progress: Any = None) -> list[dict[str, Any]]:
-    """The gallery's people, largest first: name ("" until given), photos, faces and their keys."""
-    engine = faces_engine(service, source, progress)
-    return [{"name": person.name, "photos": len({path for path, _ in person.faces}),
-             "files": sorted({service.shown(path) for path, _ in person.faces if path}),
-             "keys": list(person.keys)}
-            for person in engine.people()]
-
-
-def name_person(service: SearchService, source: str, keys: list[str], name: str) -> None:
-    """Give the faces ``keys`` (one person's, from ``people_of``) the name ``name``."""
-    engine = faces_engine(service, source)
-    try:
-        engine.name_person(keys, name)
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
 
 
 def _crop(path: str | None, box: tuple[float, float, float, float]) -> Image.Image:

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from engines import Filter, GalleryItem, InvalidQueryError, SearchResult
+from engines import GalleryItem, SearchResult
 from engines.galleries.photo_info import PhotoInfoCache, table_of
 from engines.workspace import Workspace
 
@@ -76,23 +76,6 @@ def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.
 
     read.click(in_the_page(on_read, lambda message: (gr.update(), f"**Could not read the photos.** {message}")),
                source, [cameras, said], api_visibility="private", concurrency_id="photo_details")
-
-
-def filter_of(taken_from: str | None, taken_to: str | None, cameras: list[str] | None, located: str | None,
-              tags: list[str] | None = None, words: str | None = None, people: str | None = None) -> Filter | None:
-    """The pickers as a ``Filter`` (``None``: nothing chosen)."""
-    has_location = {"with a location": True, "without": False}.get(located or "any")
-    words = (words or "").strip()[:200]
-    names = [name.strip() for name in (people or "").split(",") if name.strip()][:20]
-    if (not (taken_from or "").strip() and not (taken_to or "").strip() and not cameras and has_location is None
-            and not tags and not words and not names):
-        return None
-    try:
-        return Filter(taken=((taken_from or "").strip() or None, (taken_to or "").strip() or None),
-                      camera=cameras or None, has_location=has_location, tags=tags or None, text=words or None,
-                      people=names or None)
-    except InvalidQueryError as exc:
-        raise gr.Error(str(exc)) from exc
 
 
 def photo_details(service: SearchService, source: str) -> tuple[Any, str]:

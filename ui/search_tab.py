@@ -11,31 +11,27 @@ from engines import Filter, engine_info
 from engines.results import printable
 
 from . import photo_filters, tags_view
+from .actions.filters import filter_of
+from .actions.searching import EXPLAIN_SLOTS, MAX_K, query_of, start_over, why
+from .actions.searching import search as search_session
 from .controls import EngineControls, example_queries, progress_bar, stop_button
 from .feedback import (
-    MAX_K,
     Shown,
     apply_threshold,
     mark,
     marks_text,
-    new_session,
-    query_of,
     refine,
     results_csv,
     run,
-    start_over,
     summary,
     threshold_slider,
     tiles_of,
-    why,
 )
 from .messages import USER_ERRORS, explain_bad_input, in_the_page, only_trusted_files
 from .service import SearchService
 from .session import SearchSession, asked
 from .tiles import read_text
 
-#: Explanations running at once (page and API together); the rest wait in their own queue.
-EXPLAIN_SLOTS = 1
 TEXT_LABEL = "…or describe what you are looking for"
 TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
 
@@ -44,24 +40,10 @@ def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
     labels: list[str] | None, image: Any, text: str | None, progress: Any = None, chosen: Filter | None = None,
 ) -> Shown:
-    """Rank ``source``'s gallery against the uploaded image and/or the sentence.
-
-    ``image`` is the upload as Gradio hands it over (a path, a file dict or ``FileData``),
-    trusted only where Gradio wrote it or where it is a gallery file
-    (``SearchService.query_image``); ``text`` is always words, never opened as a file,
-    whatever it says. Returns the tiles, a summary line and the session that relevance
-    feedback and the threshold work on.
-    """
-    try:
-        path = service.uploads.query_image(image, source)
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-    session = new_session(source, name, choices, metric, k, labels, path, text, chosen)
-    try:
-        query = query_of(path, text)
-    except USER_ERRORS as exc:
-        raise service.user_error(exc) from exc
-    return run(service, session, query, progress)
+    """Rank ``source``'s gallery against the uploaded image and/or the sentence
+    (:func:`ui.actions.searching.search`): the tiles, the summary line and the session."""
+    session = search_session(service, source, name, choices, metric, k, labels, image, text, progress, chosen)
+    return tiles_of(service, session), summary(session, len(session.results)), session
 
 
 def text_box_for(name: str) -> Any:
@@ -195,7 +177,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         choices = controls.choices(values[:n])
         metric, k_value, chosen_labels, image_value, text_value, *picked = values[n:]
         shown = search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value,
-                       text_value, progress, photo_filters.filter_of(*picked))
+                       text_value, progress, filter_of(*picked))
         return view(service, shown[2], shown)
 
     def on_update(
