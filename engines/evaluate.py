@@ -200,7 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser, EVALUATE, from_environment(EVALUATE), required=frozenset({"data"}))
     parser.add_argument("--engine", default="pixel", help=f"comma-separated: {', '.join(available_engines())}")
     parser.add_argument("--metric", help="comma-separated metrics (default: all the engine's)")
-    parser.add_argument("--features", help="pixel engine features, comma-separated: pixels,histogram")
     parser.add_argument("--k", default="1,5,10", help="comma-separated k values for P@k")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")

@@ -21,20 +21,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
 
+from .deployment import deployment_from
 from .errors import EngineError
 from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
 from .model.packaged import model_or_packaged
 from .registry import available_engines, create_engine, engine_class, uses_a_model
-from .settings import INDEX, add_arguments, deployment_from, from_environment
+from .settings import INDEX, add_arguments, from_environment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.index", description=__doc__.split("\n\n")[0])
     add_arguments(parser, INDEX, from_environment(INDEX), required=frozenset({"data"}))
     parser.add_argument("--engine", choices=list(available_engines()), default="clip")
-    parser.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="embed on Ray: a local Ray without ADDRESS, or 'auto' / ray://host:port")
     parser.add_argument("--actors", type=int, help="Ray actors embedding at once (default: the cluster's CPUs - 1)")

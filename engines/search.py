@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .base import check_threshold
+from .deployment import deployment_from
 from .errors import EngineError
 from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
@@ -31,7 +32,7 @@ from .model.packaged import model_or_packaged
 from .query import Query, SearchQuery, Text, parse_text_query
 from .registry import available_engines, create_engine, engine_class, uses_a_model
 from .results import SearchResult, printable
-from .settings import SEARCH, add_arguments, deployment_from, from_environment
+from .settings import SEARCH, add_arguments, from_environment
 
 #: The most results one command prints (k); a gallery's whole ranking is rarely what a pipe wants.
 MAX_K = 10_000
@@ -83,7 +84,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--k", "-k", type=_k, default=10, help="how many results (default 10)")
     p.add_argument("--metric", help="the engine's metric (default: its first, e.g. cosine)")
     p.add_argument("--threshold", type=_number, help="drop results worse than this score in the metric's direction")
-    p.add_argument("--features", help="pixel engine features (pixels, histogram, phash)")
     p.add_argument("--json", action="store_true", help="print a JSON list of results instead of lines")
     p.add_argument("--paths-only", action="store_true", help="print paths alone, one per line")
     # No "-0" alias: an option that looks like a number makes argparse read "-0.5" as an option.

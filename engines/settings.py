@@ -13,11 +13,12 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .deployment import DEFAULT_MODEL, Deployment
 from .model.onnx_backend import BACKENDS, PRECISIONS
+
+#: The CLIP model used where none is named.
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
 APP, INDEX, EVALUATE, SEARCH = "app", "index", "evaluate", "search"
 EVERYWHERE = frozenset({APP, INDEX, EVALUATE, SEARCH})
@@ -130,7 +131,20 @@ SETTINGS: tuple[Setting, ...] = (
             convert=parse_switch, used_by=frozenset({APP}), form="flag"),
     Setting("auth", "--auth", "IMAGE_SEARCH_AUTH", None, "user:password required to open the app",
             convert=parse_auth, used_by=frozenset({APP})),
+    # The page has a picker for it (the engine row); the commands take the flag.
+    Setting("features", "--features", "IMAGE_SEARCH_FEATURES", None,
+            "pixel engine features: pixels, histogram or phash (evaluate: several, comma-separated)",
+            used_by=frozenset({INDEX, EVALUATE, SEARCH})),
 )
+
+
+def default(name: str) -> Any:
+    """The default of setting ``name``: the one place it is written (``Deployment``,
+    ``EmbedderConfig``, ``AppConfig`` and every command's flags take it from here)."""
+    for setting in SETTINGS:
+        if setting.name == name:
+            return setting.default
+    raise KeyError(name)
 
 
 def settings_of(program: str) -> tuple[Setting, ...]:
@@ -164,19 +178,3 @@ def add_arguments(parser: argparse.ArgumentParser, program: str, defaults: Mappi
         else:
             options.update(type=setting.convert, default=default, choices=setting.choices)
         parser.add_argument(setting.flag, **options)
-
-
-def deployment_from(values: Mapping[str, Any] | argparse.Namespace, gallery: str | None = None) -> Deployment:
-    """The :class:`Deployment` that parsed settings (a program's arguments, ``AppConfig``'s
-    fields) describe; ``gallery`` names the gallery for stores kept per gallery."""
-    found = values if isinstance(values, Mapping) else vars(values)
-
-    def get(name: str) -> Any:
-        return found[name]
-
-    cache_dir, chroma_path = get("cache_dir"), get("chroma_path")
-    return Deployment(
-        model=get("model"), backend=get("backend"), precision=get("precision"),
-        cache_dir=Path(cache_dir) if cache_dir else None, chroma_path=Path(chroma_path) if chroma_path else None,
-        chroma_host=get("chroma_host"), chroma_port=get("chroma_port"), gallery=gallery,
-    )

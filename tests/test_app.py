@@ -433,6 +433,26 @@ def test_every_setting_is_in_the_docs_with_its_variable_and_default() -> None:
             assert str(setting.default) in row, f"{setting.flag}'s default {setting.default} is not in its row"
 
 
+def test_every_default_is_written_once_in_the_settings_table() -> None:
+    from dataclasses import fields
+
+    from engines import Deployment
+    from engines.model.config import EmbedderConfig
+    from engines.settings import SETTINGS, default
+
+    table = {setting.name: setting.default for setting in SETTINGS}
+    config = AppConfig()
+    for holder in (config, Deployment(), EmbedderConfig()):
+        shared = {f.name for f in fields(holder)} & set(table) - {"data"}  # the app's demo gallery is its own
+        assert shared, type(holder).__name__  # positive control: each shares settings with the table
+        assert {name: getattr(holder, name) for name in shared} == {name: table[name] for name in shared}
+    assert default("precision") == "fp32" and table["chroma_port"] == 8000
+    # The commands' flags come from the table too: --features is not written by hand in each.
+    for command in ("search.py", "index.py", "evaluate.py"):
+        assert '"--features"' not in (ROOT / "engines" / command).read_text()
+    assert {"index", "evaluate", "search"} <= next(s.used_by for s in SETTINGS if s.name == "features")
+
+
 def test_why_a_result_matched_through_the_api(served: tuple[Client, str, Path]) -> None:
     client, _, gallery = served
     found = client.predict(image=handle_file(query_file(gallery)), rank=2, engine="pixel", api_name="/explain")

@@ -9,40 +9,44 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from engines import DEFAULT_MODEL, Deployment
-from engines.settings import APP, add_arguments, deployment_from, from_environment, parse_size
+from engines import Deployment
+from engines.deployment import deployment_from
+from engines.settings import APP, add_arguments, default, from_environment, parse_size
 
 HERE = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class AppConfig:
+    """The app's settings; every default but ``data``'s comes from the one table (``engines.settings``)."""
+
+    #: The start-up gallery; the table has none (the commands need one), the app shows its own demo.
     data: str = str(HERE / "data")
-    model: str = DEFAULT_MODEL
-    backend: str = "auto"
-    precision: str = "fp32"
-    cache_dir: str | None = None
-    chroma_path: str | None = None
-    chroma_host: str | None = None
-    chroma_port: int = 8000
+    model: str = default("model")
+    backend: str = default("backend")
+    precision: str = default("precision")
+    cache_dir: str | None = default("cache_dir")
+    chroma_path: str | None = default("chroma_path")
+    chroma_host: str | None = default("chroma_host")
+    chroma_port: int = default("chroma_port")
     #: Folders a gallery may be loaded from in the UI, and the only ones served. Defaults
     #: to the start-up gallery folder alone.
-    gallery_roots: tuple[str, ...] = ()
+    gallery_roots: tuple[str, ...] = default("gallery_roots")
     #: Saved models (one folder each) the model picker offers beside the Hugging Face cache's.
-    models_dir: str | None = None
+    models_dir: str | None = default("models_dir")
     #: Uploads larger than this are refused: phone photos are 2-15 MB, so 25 MB.
-    max_file_size: str = "25mb"
+    max_file_size: str = default("max_file_size")
     #: Hub dataset ids a visitor may load from the page: ``("*",)`` any, ``()`` none (the
     #: default: loading one makes the server download it). ``data`` is always allowed.
-    allow_hub: tuple[str, ...] = ()
+    allow_hub: tuple[str, ...] = default("allow_hub")
     #: The largest Hub dataset a visitor may load (by the Hub's file list, before download).
-    hub_max_size: str = "2gb"
-    host: str | None = None
-    port: int | None = None
-    share: bool = False
+    hub_max_size: str = default("hub_max_size")
+    host: str | None = default("host")
+    port: int | None = default("port")
+    share: bool = default("share")
     #: Serve the named API endpoints as MCP tools too (``/gradio_api/mcp/``).
-    mcp: bool = False
-    auth: tuple[str, str] | None = None
+    mcp: bool = default("mcp")
+    auth: tuple[str, str] | None = default("auth")
 
     @property
     def public(self) -> bool:

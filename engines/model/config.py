@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..deployment import DEFAULT_MODEL
+from ..settings import DEFAULT_MODEL, default
 from .onnx_backend import BACKENDS, PRECISIONS
 
 
@@ -23,9 +23,9 @@ class EmbedderConfig:
     batch_size: int | None = None
     workers: int | None = None
     #: ``auto`` (ONNX Runtime on a CPU when it is installed, PyTorch on a GPU), ``torch``, ``onnx``.
-    backend: str = "auto"
+    backend: str = default("backend")
     #: ``fp32``, or ``int8`` (ONNX only: dynamically quantised weights; faster, slightly different vectors).
-    precision: str = "fp32"
+    precision: str = default("precision")
     #: Where exported ONNX graphs are kept; ``None``: ``onnx/`` in the default cache folder.
     export_dir: str | None = None
 
