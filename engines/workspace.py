@@ -5,6 +5,7 @@
         content-hashes.json          SHA-256 of files, by path, size, time, inode, change time
         photo-info.json              dates, cameras, locations read from photo headers
         local-features/              keypoints of verified duplicates, by content
+        pixel-hashes.json            sizes and decoded-pixel hashes of duplicate candidates, by content
         tags.json                    tags per model and gallery
         text/                        the words each photo shows (the words engine), by content
         faces/                       the faces each photo shows (the faces engine), by content
@@ -54,6 +55,10 @@ class Workspace:
     @property
     def local_features(self) -> Path:
         return self.root / "local-features"
+
+    @property
+    def pixel_hashes(self) -> Path:
+        return self.root / "pixel-hashes.json"
 
     @property
     def tags(self) -> Path:

@@ -198,3 +198,43 @@ def test_moving_the_threshold_stats_no_gallery_file_again(copies: dict[str, Path
     # Candidate pixels may be decoded again, and a near group's copies of one size are told
     # apart by their file times (which to keep); no file is stat'ed to hash it.
     assert set(stats) <= {m.path for g in groups if g.kind == "near" for m in g.members}
+
+
+def test_pixel_hashes_are_kept_by_content_and_a_repeat_run_decodes_nothing(
+    copies: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from engines.analysis import pixel_hashes
+    from engines.workspace import Workspace
+
+    cache = tmp_path / "cache"
+    root = str(copies["copy"].parents[1])
+    decoded: list[int] = []
+    real = pixel_hashes.PixelHashes._read_digest
+
+    def counted(self: pixel_hashes.PixelHashes, row: int) -> str | None:
+        decoded.append(row)
+        return real(self, row)
+
+    monkeypatch.setattr(pixel_hashes.PixelHashes, "_read_digest", counted)
+
+    def exact_groups() -> list[set[str]]:
+        engine = create_engine("pixel", features="phash", cache_dir=str(cache))
+        engine.index(load_gallery(root)["train"], progress=False)
+        return [names(g) for g in engine.duplicates(verify=False) if g.kind == "exact"]
+
+    assert exact_groups() == [{"distinct0.png", "copy.png", "same-pixels.bmp"}]
+    assert decoded  # the first run decodes candidates of one size (positive control)
+    stored = json.loads(Workspace(cache).pixel_hashes.read_text())
+    assert stored["format"] == pixel_hashes.FORMAT and stored["entries"]
+    decoded.clear()
+    assert exact_groups() == [{"distinct0.png", "copy.png", "same-pixels.bmp"}]
+    assert decoded == []  # the repeat: every size and hash from the file
+    # A damaged entry is dropped and computed again; the groups are the same.
+    key = next(iter(stored["entries"]))
+    stored["entries"][key] = [[1, 2], "not a hash"]
+    stored["entries"]["../etc"] = [None, None]
+    Workspace(cache).pixel_hashes.write_text(json.dumps(stored))
+    assert exact_groups() == [{"distinct0.png", "copy.png", "same-pixels.bmp"}]
+    assert decoded  # recomputed

@@ -17,24 +17,22 @@ far from C) never chains into one group. A near group leads with the copy to kee
 
 from __future__ import annotations
 
-import hashlib
-import io
 import itertools
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..base import SearchEngine, check_threshold
 from ..errors import EmptyIndexError
-from ..galleries.items import GalleryItem
 from ..results import DuplicateGroup, GalleryVectors, SearchResult
 from .keeper import keeper_of
 from .linkage import complete_linkage
 from .local_features import LocalFeatures
 from .matches import Match
 from .pairs import UnionFind, candidate_pairs, neighbour_pairs, pair_scores
+from .pixel_hashes import PixelHashes
 from .verify import PairVerifier, opencv_available
 
 KINDS = ("exact", "near")
@@ -71,12 +69,12 @@ def find_duplicates(
         raise EmptyIndexError(engine.name)
     vectors = engine.vectors(content_hashes=True)
     verifier = None
+    cache_dir = engine.local_features_dir()  # the cache folder: keypoints and pixel hashes, by content
     if verify:
-        features = LocalFeatures(engine.local_features_dir())
-        verifier = PairVerifier(vectors.items, features, vectors.hashes)
+        verifier = PairVerifier(vectors.items, LocalFeatures(cache_dir), vectors.hashes)
 
     return group_duplicates(vectors, metric, float(threshold), higher_is_better=metric in engine.higher_is_better,
-                            verifier=verifier)
+                            verifier=verifier, cache_dir=cache_dir)
 
 
 def group_duplicates(
@@ -86,9 +84,11 @@ def group_duplicates(
     *,
     higher_is_better: bool,
     verifier: PairVerifier | None = None,
+    cache_dir: Path | None = None,
 ) -> list[DuplicateGroup]:
     """Exact then near groups of ``vectors`` (largest first, each kind by its best score);
-    ``verifier`` gives the candidate pairs that are one photo (and how), and only those are near."""
+    ``verifier`` gives the candidate pairs that are one photo (and how), and only those are near;
+    pixel hashes are kept in ``cache_dir`` (``None``: not kept)."""
     n = len(vectors.items)
     if n < 2:
         return []
@@ -107,10 +107,13 @@ def group_duplicates(
     # Candidates for the same pixels: every pair within the near threshold (an engine may
     # decode JPEGs at a reduced size, so a lossless re-encode need not have an equal vector);
     # only pairs of the same image size are decoded.
-    pixels = _PixelHashes(vectors.items)
-    for a, b in pairs.tolist():
+    pixels = PixelHashes(vectors.items, vectors.hashes, cache_dir)
+    asked = [(a, b) for a, b in pairs.tolist() if exact.find(a) != exact.find(b)]
+    pixels.prepare(asked)
+    for a, b in asked:
         if exact.find(a) != exact.find(b) and pixels.same(a, b):
             exact.union(a, b)
+    pixels.save()
     exact_sets = exact.groups()
     groups = [
         _group("exact", members, vectors, metric, higher_is_better, matrix)
@@ -222,44 +225,6 @@ def _with_matches(group: DuplicateGroup, rows: Sequence[int], vectors: GalleryVe
     return replace(group, inliers=min(counts) if counts else None,
                    regions=(own, *(m.shown_in_b if m is not None else None for m in to_first)),
                    edits=("", *(m.edit() if m is not None else "" for m in to_first)))
-
-
-class _PixelHashes:
-    """Image sizes (from the header) and SHA-256 of decoded RGB pixels, each read once."""
-
-    def __init__(self, items: Sequence[GalleryItem]) -> None:
-        self.items = items
-        self.sizes: dict[int, tuple[int, int] | None] = {}
-        self.known: dict[int, str | None] = {}
-
-    def size(self, row: int) -> tuple[int, int] | None:
-        if row not in self.sizes:
-            item = self.items[row]
-            try:
-                with Image.open(item.checked_path() if item.path is not None else io.BytesIO(item.data or b"")) as image:
-                    self.sizes[row] = image.size
-            except Exception:  # noqa: BLE001 - a file gone or unreadable since indexing is not an exact copy
-                self.sizes[row] = None
-        return self.sizes[row]
-
-    def of(self, row: int) -> str | None:
-        if row not in self.known:
-            try:
-                image = self.items[row].open()
-            except Exception:  # noqa: BLE001 - as above
-                self.known[row] = None
-            else:
-                digest = hashlib.sha256(f"{image.size}".encode())
-                digest.update(image.tobytes())
-                self.known[row] = digest.hexdigest()
-        return self.known[row]
-
-    def same(self, a: int, b: int) -> bool:
-        size = self.size(a)
-        if size is None or size != self.size(b):
-            return False
-        first = self.of(a)
-        return first is not None and first == self.of(b)
 
 
 def _group(
