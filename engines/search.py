@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TextIO
 from .base import check_threshold
 from .deployment import deployment_from
 from .errors import EngineError
+from .filters import Filter
 from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
@@ -77,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--words", metavar="TEXT", help="find the photos that show these words (the words engine, ocr)")
     p.add_argument("--face", type=Path, metavar="PATH", help="find the photos of the person in this photo (its largest "
                    "face; the faces engine: finding the gallery's faces the first time takes a while)")
+    p.add_argument("--person", action="append", default=[], metavar="NAME",
+                   help="only photos of this person (repeatable: any of them), named with image-search faces "
+                        "or the app's People tab")
     # Like rclip, the gallery is the current folder unless --data (or IMAGE_SEARCH_DATA) names one.
     environment = from_environment(SEARCH)
     add_arguments(p, SEARCH, {**environment, "data": environment.get("data") or "."})
@@ -202,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if engine.last_computed or engine.skipped:  # silent when the index was already up to date
             print(f"image-search: {count:,} images indexed ({engine.last_computed:,} new or changed, "
                   f"{len(engine.skipped):,} skipped)", file=sys.stderr)
-        results = engine.search(query, k=args.k, metric=args.metric, threshold=args.threshold)
+        chosen = Filter(people=args.person) if args.person else None
+        results = engine.search(query, k=args.k, metric=args.metric, threshold=args.threshold, filter=chosen)
     except (EngineError, ValueError, OSError, ImportError) as exc:
         print(f"image-search: error: {printable(str(exc))}", file=sys.stderr)
         return 2

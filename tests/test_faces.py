@@ -190,3 +190,63 @@ def test_face_boxes_are_drawn_on_the_result_tiles(people: Path, tmp_path: Path) 
     plain, _, _ = search_tab.search(service, str(people), "pixel", {}, None, 3, [], str(people / "trips" / "biden-1.jpg"),
                                     "")
     assert all("-" not in Path(picture).stem for picture, _ in plain)  # other engines' tiles stay plain
+
+
+def test_the_faces_command_names_people_and_the_search_command_filters_by_them(
+    people: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from ui.cli import main as image_search
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert image_search(["faces", "--data", str(people), "--no-progress", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) >= 2 and all(person["name"] == "" for person in listed)
+    obama = next(n for n, person in enumerate(listed, start=1)
+                 if {Path(p).name for p in person["photos"]} >= {"obama-1.jpg", "obama-2.jpg"})
+    assert image_search(["faces", "--data", str(people), "--no-progress", "--name", f"{obama}=Barack"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[obama - 1].split("\t")[1] == "Barack"
+    # Any engine's search, limited to photos of Barack: a pixel search by a landscape finds only his photos.
+    query = str(people / "trips" / "landscape.jpg")
+    assert image_search(["--image", query, "--engine", "pixel", "--person", "barack", "--data", str(people),
+                         "--no-progress", "--paths-only", "-k", "20"]) == 0
+    found = {Path(line).name for line in capsys.readouterr().out.split()}
+    assert found == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg", "obama-and-biden.jpg"}
+    # Positive control: without the filter the landscape itself comes first.
+    assert image_search(["--image", query, "--engine", "pixel", "--data", str(people), "--no-progress",
+                         "--paths-only", "-k", "1"]) == 0
+    assert Path(capsys.readouterr().out.strip()).name == "landscape.jpg"
+    # A name nobody has is said, with the names there are, not answered with nothing.
+    assert image_search(["--image", query, "--engine", "pixel", "--person", "Joe", "--data", str(people),
+                         "--no-progress"]) == 2
+    said = capsys.readouterr().err
+    assert "No one is named 'Joe'" in said and "the people named are: Barack" in said
+    assert image_search(["faces", "--data", str(people), "--name", "99=X", "--no-progress"]) == 2
+    assert "there is no person 99" in capsys.readouterr().err
+
+
+def test_find_this_person_from_a_result_tile(people: Path, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from ui import page, people_tab, search_tab
+    from ui.config import AppConfig
+
+    demo = page.build_demo(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
+    service = demo.service  # type: ignore[attr-defined]
+    on_person = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_person")
+    _, _, session = search_tab.search(service, str(people), "pixel", {}, None, 10, [],
+                                      str(people / "family" / "obama-2.jpg"), "")
+    rank = next(r.rank for r in session.results if Path(r.path).name == "obama-1.jpg")
+    with pytest.raises(gr.Error, match="Find the people first"):  # faces are found only when asked
+        on_person(session, rank)
+    people_tab.view(service, str(people))  # the People tab's button
+    image, text, engine = on_person(session, rank)
+    assert (Path(image).name, text, engine) == ("obama-1.jpg", "", "faces")
+    # ... and the search that follows (the page runs it next) finds that person's photos only.
+    _, line, found = search_tab.search(service, str(people), engine, {}, None, 10, [], image, text)
+    assert {Path(r.path).name for r in found.results} == {"obama-1.jpg", "obama-2.jpg", "obama-3.jpg",
+                                                          "obama-and-biden.jpg"}
+    with pytest.raises(gr.Error, match="Select a result with a file"):
+        on_person(session, None)

@@ -3,6 +3,7 @@
     image-search "a red bus" --data ~/Pictures     search (engines.search), the default
     image-search index --data ~/Pictures ...        build or export an index (engines.index)
     image-search evaluate --data DIR ...            P@k and mAP (engines.evaluate)
+    image-search faces --data DIR [--name 2=Ada]    find the faces, list and name the people
     image-search app [--data DIR] ...               the web app (python app.py)
 
 A sentence that is itself a command's name is searched with ``image-search search "index"``.
@@ -20,6 +21,7 @@ COMMANDS = {
     "search": ("engines.search", "main"),
     "index": ("engines.index", "main"),
     "evaluate": ("engines.evaluate", "main"),
+    "faces": ("engines.people_command", "main"),
     "app": ("ui.page", "serve"),
 }
 

@@ -83,8 +83,9 @@ def selection(service: SearchService, session: SearchSession | None, rank: int |
                                                                                                  chosen)
     on = chosen is not None
     marked = bool(session and (session.relevant or session.irrelevant))
+    with_file = on and chosen.path is not None if chosen else False
     return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),
-            gr.update(interactive=on and chosen.path is not None if chosen else False), gr.update(interactive=on),
+            gr.update(interactive=with_file), gr.update(interactive=with_file), gr.update(interactive=on),
             gr.update(interactive=marked), gr.update(interactive=bool(session and (marked or session.rounds))))
 
 
@@ -152,6 +153,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 relevant = gr.Button("Relevant", elem_id="mark-relevant", interactive=False, size="sm")
                 irrelevant = gr.Button("Not relevant", elem_id="mark-irrelevant", interactive=False, size="sm")
                 similar = gr.Button("Find similar", elem_id="find-similar", interactive=False, size="sm")
+                person = gr.Button("Find this person", elem_id="find-person", interactive=False, size="sm")
                 why_button = gr.Button("Why?", elem_id="why-button", interactive=False, size="sm")
                 again = gr.Button("Refine", variant="primary", elem_id="refine-button", interactive=False, size="sm")
                 reset = gr.Button("Start over", elem_id="start-over", interactive=False, size="sm")
@@ -169,7 +171,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     n = len(controls.options)
     outputs = [results, summary_line, session, threshold, marks, selected, chosen, path, relevant, irrelevant,
-               similar, why_button, again, reset, more, download, why_row, why_text, order]
+               similar, person, why_button, again, reset, more, download, why_row, why_text, order]
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
@@ -226,7 +228,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         rank = int(evt.index) + 1 if isinstance(evt.index, int) else None
         return selection(service, state, rank)
 
-    results.select(on_select, session, outputs[5:14], api_visibility="private")
+    results.select(on_select, session, outputs[5:15], api_visibility="private")
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
         def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> tuple[Any, ...]:
             marked, _ = mark(state, rank, verdict)
@@ -259,6 +261,15 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                         concurrency_id="search")
 
     then_search(similar.click(on_similar, [session, selected], [image, text], api_visibility="private"))
+
+    def on_person(state: SearchSession, rank: int | None) -> tuple[Any, Any, Any]:
+        """The selected photo as the faces engine's query (its largest face): every photo of that person."""
+        path, _ = on_similar(state, rank)
+        if service.built("faces", state.source, {}) is None:
+            raise gr.Error("Find the people first (People tab, or image-search faces): faces are found only when asked.")
+        return path, "", "faces"
+
+    then_search(person.click(on_person, [session, selected], [image, text, controls.engine], api_visibility="private"))
 
     def on_why(state: SearchSession, rank: int | None) -> tuple[Any, ...]:
         explanation, result = why(service, state, rank)

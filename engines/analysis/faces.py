@@ -190,4 +190,9 @@ def photos_of(people: Sequence[str], names: PeopleNames) -> set[str]:
     if not given:
         raise InvalidQueryError("Expected people to filter by: name some first (the faces engine's people)")
     wanted = {" ".join(person.split()).casefold() for person in people}
+    known = {name.casefold(): name for name in given.values() if name}
+    if not wanted & set(known):
+        listed = ", ".join(sorted(known.values())[:10]) + (", ..." if len(known) > 10 else "")
+        raise InvalidQueryError(f"No one is named {', '.join(repr(p) for p in people)} in this gallery; "
+                                f"the people named are: {listed}")
     return {key.rsplit(":", 1)[0] for key, name in given.items() if name.casefold() in wanted}
