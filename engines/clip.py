@@ -253,8 +253,9 @@ class ClipEngine(UsesEmbedder, VectorEngine):
         embedder: ClipEmbedder | EmbedderConfig | None = None,
         cache: bool | str = True,
         cache_dir: str | Path | None = None,
+        exact: bool = False,
     ) -> None:
-        super().__init__(cache=cache, cache_dir=cache_dir)
+        super().__init__(cache=cache, cache_dir=cache_dir, exact=exact)
         self.embedder = resolve_embedder(embedder)
         self._hashes: ContentHashes | None = None
 

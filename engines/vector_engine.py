@@ -25,6 +25,7 @@ from .featured import FeaturedEngine
 from .filters import Filter
 from .galleries.items import GalleryItem, hash_or_none
 from .galleries.photo_info import PhotoTable, table_of
+from .ivf import IVF_MIN_ROWS, lists_of
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress, VectorIdentity
 from .storage.cache import ContentHashes, VectorCache
@@ -116,8 +117,10 @@ class VectorEngine(FeaturedEngine):
     #: Whether ``_item_key`` is the file's SHA-256 (then duplicates read no file to hash it).
     _keys_are_content_hashes: bool = False
 
-    def __init__(self, *, cache: bool | str = True, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, *, cache: bool | str = True, cache_dir: str | Path | None = None, exact: bool = False) -> None:
         super().__init__()
+        #: Scan every row even past ``IVF_MIN_ROWS`` (unit vectors are otherwise searched by inverted lists).
+        self.exact = bool(exact)
         if cache not in {True, False, "on", "off"} or isinstance(cache, int) and not isinstance(cache, bool):
             raise ValueError(f"Expected cache to be True or False ('on' or 'off'), got {cache!r}")
         self.cache_enabled = cache in {True, "on"}
@@ -188,6 +191,8 @@ class VectorEngine(FeaturedEngine):
             index = VectorIndex(matrix, self._blocks(), stats)
             if cache is not None and stored_as_is:
                 cache.compact(keys, index.matrix, extras=index.row_stats())
+            if cache is not None and self.normalised and not self.exact and len(keys) >= IVF_MIN_ROWS:
+                index.approximate = lists_of(cache.folder / "ivf", index.matrix, keys)
             labels = np.array([item.label for item in items], dtype=object)
             self._snapshot = _Snapshot(index, items, tuple(keys), labels, tuple(sorted(set(labels))))
         else:

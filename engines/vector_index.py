@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .blocks import Blocks
+from .ivf import IVF_MIN_FILTERED, IVF_MIN_ROWS, InvertedIndex
 from .metrics import METRICS, SIMILARITIES, FeatureMatrix, FeatureVector, _l1, _safe_divide, top_k
 
 #: Rows per block for the index-time passes that would otherwise allocate a float64
@@ -29,44 +31,6 @@ BOUND_SLACK = 1e-4
 #: Rows beyond 2k whose l2 is recomputed exactly: room for rows that the expanded formula's
 #: rounding put just behind the k-th.
 L2_RERANK_EXTRA = 8
-
-
-@dataclass(frozen=True)
-class Blocks:
-    """How a feature vector is laid out (``shape``, e.g. (32, 32, 3) for a small RGB image)
-    and the block sizes, coarse to fine, whose sums bound each metric from below.
-
-    Summing a vector over blocks of ``b`` values cannot lengthen a distance: for any
-    difference ``d``, ``sum|block sums of d| <= |d|_1`` and ``|block sums of d|^2 / b <=
-    |d|_2^2``. Neighbouring pixels are alike, so a photo's 8x8 block means keep most of
-    what tells it from another, and a search can skip the rows those bounds rule out
-    without computing them (Faloutsos' GEMINI lower-bounding). Results stay exact.
-    """
-
-    shape: tuple[int, ...]
-    sizes: tuple[tuple[int, ...], ...]
-
-    def __post_init__(self) -> None:
-        for size in self.sizes:
-            if len(size) != len(self.shape) or any(n % b for n, b in zip(self.shape, size, strict=True)):
-                raise ValueError(f"Expected block sizes dividing {self.shape}, got {size}")
-
-    def summed(self, rows: np.ndarray, level: int) -> np.ndarray:
-        """Block sums of ``rows`` (float32, one row per vector) at ``level``."""
-        out = np.asarray(rows, dtype=np.float32).reshape(rows.shape[0], *self.shape)
-        for axis, b in enumerate(self.sizes[level], start=1):
-            if b == 1:
-                continue
-            out = out.reshape(*out.shape[:axis], out.shape[axis] // b, b, *out.shape[axis + 1 :])
-            # b slice additions: numpy's reduce over an inner axis is ~8x slower here.
-            total = np.take(out, 0, axis=axis + 1)  # a copy, added to in place
-            for j in range(1, b):
-                total += np.take(out, j, axis=axis + 1)
-            out = total
-        return out.reshape(rows.shape[0], -1)
-
-    def block_size(self, level: int) -> int:
-        return int(np.prod(self.sizes[level]))
 
 
 @dataclass
@@ -93,6 +57,9 @@ class VectorIndex:
     centred_norms: np.ndarray = field(init=False, repr=False)
     summaries: list[np.ndarray] = field(init=False, repr=False)
     summary_sq_norms: list[np.ndarray] = field(init=False, repr=False)
+    #: Inverted lists over the (unit) rows, attached to this matrix's keys: cosine searches
+    #: of more than ``IVF_MIN_ROWS`` rows scan a few percent of them (``engines/ivf.py``).
+    approximate: InvertedIndex | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.matrix = np.ascontiguousarray(self.matrix, dtype=np.float32)
@@ -143,10 +110,12 @@ class VectorIndex:
     def __len__(self) -> int:
         return self.matrix.shape[0]
 
-    def scores(self, query: FeatureVector, metric: str, rows: np.ndarray | None = None) -> np.ndarray:
-        """The metric between ``query`` and every row (or only ``rows``), as float64."""
+    def scores(self, query: FeatureVector, metric: str, rows: np.ndarray | None = None,
+               vectors: np.ndarray | None = None) -> np.ndarray:
+        """The metric between ``query`` and every row (or only ``rows``, whose ``vectors`` the
+        caller may already hold), as float64."""
         query = self._checked(query)
-        matrix = self.matrix if rows is None else self.matrix[rows]
+        matrix = self.matrix if rows is None else self.matrix[rows] if vectors is None else vectors
 
         def take(values: np.ndarray) -> np.ndarray:
             return values if rows is None else values[rows]
@@ -189,6 +158,10 @@ class VectorIndex:
         """
         if metric not in METRICS:
             raise ValueError(f"Expected metric to be one of {', '.join(METRICS)}, got {metric!r}")
+        if self.approximate is not None and metric == "cosine" and len(self) >= IVF_MIN_ROWS:
+            # A filter that keeps few rows is answered exactly: scanning them is fast already.
+            if rows is None or len(rows) >= IVF_MIN_FILTERED and len(rows) > k:
+                return self._approximate(query, k, metric, rows)
         if metric == "l2":
             # |x|^2 - 2 x.q + |q|^2 cancels: an image's distance to itself came out 0.015. Rank by
             # it, then compute the best rows' distances directly and rank those again.
@@ -199,6 +172,28 @@ class VectorIndex:
             order = np.lexsort((found, exact))[:k]
             return found[order], exact[order]
         return self._nearest(query, k, metric, rows)
+
+    def _approximate(
+        self, query: FeatureVector, k: int, metric: str, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``nearest`` through the inverted lists: the probed lists' best rows by dot product,
+        scored exactly as a full scan scores them (their order may differ from a full scan's
+        only where a true neighbour lies in a list not probed)."""
+        assert self.approximate is not None
+        query = self._checked(query)
+        norm = float(np.linalg.norm(query))
+        unit = query / norm if norm > 0 else query
+        allowed = None
+        if rows is not None:
+            allowed = np.zeros(len(self), dtype=bool)
+            allowed[rows] = True
+        found, vectors = self.approximate.candidates(unit, k, self.matrix, allowed)
+        scores = self.scores(query, metric, found, vectors)
+        order = top_k(scores, k, True)
+        picked = found[order]
+        if rows is not None:  # back to positions within ``rows``
+            picked = np.searchsorted(np.asarray(rows), picked)
+        return picked, scores[order]
 
     def _nearest(
         self, query: FeatureVector, k: int, metric: str, rows: np.ndarray | None = None
