@@ -131,6 +131,9 @@ SETTINGS: tuple[Setting, ...] = (
             convert=parse_switch, used_by=frozenset({APP}), form="flag"),
     Setting("auth", "--auth", "IMAGE_SEARCH_AUTH", None, "user:password required to open the app",
             convert=parse_auth, used_by=frozenset({APP})),
+    Setting("engine", "--engine", "IMAGE_SEARCH_ENGINE", "clip",
+            "the engine the page opens on: a learned one (CLIP, or offline the packaged image model) finds far "
+            "more than pixels", used_by=frozenset({APP})),
     # The page has a picker for it (the engine row); the commands take the flag.
     Setting("features", "--features", "IMAGE_SEARCH_FEATURES", None,
             "pixel engine features: pixels, histogram or phash (evaluate: several, comma-separated)",

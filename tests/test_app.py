@@ -433,6 +433,23 @@ def test_every_setting_is_in_the_docs_with_its_variable_and_default() -> None:
             assert str(setting.default) in row, f"{setting.flag}'s default {setting.default} is not in its row"
 
 
+def test_the_page_opens_on_the_learned_engine_with_the_sentence_box_open(tmp_path: Path) -> None:
+    from ui.config import startup_problem
+    from ui.page import build_demo
+
+    def opened(config: AppConfig) -> tuple[str, bool]:
+        demo = build_demo(config)
+        blocks = demo.blocks.values()
+        engine = next(b for b in blocks if getattr(b, "elem_id", None) == "engine")
+        text = next(b for b in blocks if getattr(b, "elem_id", None) == "query-text")
+        return str(engine.value), bool(text.interactive)  # type: ignore[attr-defined]
+
+    data = str(make_gallery(tmp_path / "g", per_class=2))
+    assert opened(AppConfig(data=data)) == ("clip", True)
+    assert opened(AppConfig(data=data, engine="pixel")) == ("pixel", False)  # positive control: the setting counts
+    assert "no engine 'pixels'" in str(startup_problem(AppConfig(data=data, engine="pixels")))
+
+
 def test_every_default_is_written_once_in_the_settings_table() -> None:
     from dataclasses import fields
 

@@ -35,12 +35,13 @@ def _browser_or_skip() -> None:
 
 
 @contextlib.contextmanager
-def app_page(data: Path, screenshot: str, height: int = 1000) -> Iterator[Any]:
-    """The app on ``data``, open in a headless browser; a screenshot is kept in artifacts/."""
+def app_page(data: Path, screenshot: str, height: int = 1000, engine: str = "pixel") -> Iterator[Any]:
+    """The app on ``data``, open in a headless browser on ``engine`` (these checks read the pixel
+    engine's exact figures); a screenshot is kept in artifacts/."""
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
-    config = AppConfig(data=str(data), port=free_port(), host="127.0.0.1")
+    config = AppConfig(data=str(data), port=free_port(), host="127.0.0.1", engine=engine)
     demo = build_demo(config)
     launch(demo, config, prevent_thread_lock=True, quiet=True)
     try:

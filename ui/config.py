@@ -46,6 +46,8 @@ class AppConfig:
     share: bool = default("share")
     #: Serve the named API endpoints as MCP tools too (``/gradio_api/mcp/``).
     mcp: bool = default("mcp")
+    #: The engine the page opens on.
+    engine: str = default("engine")
     auth: tuple[str, str] | None = default("auth")
 
     @property
@@ -92,6 +94,10 @@ def startup_problem(config: AppConfig) -> str | None:
     if config.mcp and config.public and config.auth is None:
         # An MCP server on a public page without a login hands every tool to anyone who finds it.
         return MCP_NEEDS_AUTH
+    from engines import available_engines
+
+    if config.engine not in available_engines():
+        return f"no engine {config.engine!r}: choose one of {', '.join(available_engines())} (--engine)"
     try:
         EmbedderConfig(config.model, backend=config.backend, precision=config.precision)
     except ValueError as exc:

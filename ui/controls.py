@@ -58,14 +58,15 @@ def on_engine_change(name: str) -> list[Any]:
     ]
 
 
-def build_engine_controls(listed: Mapping[str, list[tuple[str, str]]] | None = None) -> EngineControls:
+def build_engine_controls(listed: Mapping[str, list[tuple[str, str]]] | None = None,
+                          opened: str | None = None) -> EngineControls:
     """The engine row at the top of the page, wired so the metric and options follow the engine.
 
     ``listed``: the (label, value) choices of options whose choices the app lists (the models
-    found on this machine), the app's own value first."""
+    found on this machine), the app's own value first; ``opened``: the engine shown first."""
     listed = listed or {}
     infos = [engine_info(name) for name in available_engines()]
-    first = infos[0]
+    first = engine_info(opened) if opened in available_engines() else infos[0]
     with gr.Row():
         engine = gr.Dropdown(engine_choices(), value=first.name, label="Engine", scale=2, elem_id="engine")
         # Choices follow the engine; the engine itself refuses a metric it lacks, so the

@@ -47,7 +47,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             "# Image search\nFind the images of a gallery most similar to a query image, or to a "
             "sentence with the CLIP engines. Pixels compare raw colours; CLIP compares meaning."
         )
-        controls = build_engine_controls({"model": model_choices(service.models, config.public)})
+        controls = build_engine_controls({"model": model_choices(service.models, config.public)}, config.engine)
         with gr.Accordion("Models: which to pick", open=False):
             gr.Markdown(
                 "Each model keeps its own index (a first search with another model indexes the gallery again). "
