@@ -2,8 +2,8 @@
 
 Sources are aio photos (real photos; generated scenes where aio is absent). Each gets the
 edits people make: a centre crop of 70-90% resized back, a rotation of up to 10 degrees with
-brightness +-30%, a resize to 25%, JPEG at quality 40-90, a caption written on it, and a
-screenshot of it (borders and a title bar). Distinct but similar pairs come with them: two
+brightness +-30%, a resize to 25%, JPEG at quality 40-90, a caption in bold letters on a bar over
+18% of it, and a screenshot of it (borders and a title bar). Distinct but similar pairs come with them: two
 photos of one aio class, and a "burst" (the same scene shifted by 10% with another subject
 pasted over a third of it). A found pair is two files in one near group.
 
@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from _common import AIO
 from engines import create_engine, load_gallery
@@ -58,8 +58,9 @@ def edits(image: Image.Image, rng: np.random.Generator) -> dict[str, Image.Image
     turned = ImageEnhance.Brightness(turned).enhance(1 + rng.choice([-1, 1]) * rng.uniform(0.1, 0.3))
     captioned = image.copy()
     pen = ImageDraw.Draw(captioned)
-    pen.rectangle((0, h - h // 8, w, h), fill=(0, 0, 0))
-    pen.text((10, h - h // 9), "Summer 2023 - with love", fill=(255, 255, 255))
+    pen.rectangle((0, int(h * 0.82), w, h), fill=(0, 0, 0))  # a bar over 18% of the photo, bold letters
+    pen.text((int(w * 0.03), int(h * 0.84)), "SUMMER 2023 WITH LOVE", fill=(255, 255, 255),
+             font=ImageFont.load_default(size=max(10, int(h * 0.12))), stroke_width=2, stroke_fill=(255, 255, 255))
     shot = Image.new("RGB", (w + 80, h + 120), (240, 240, 240))
     ImageDraw.Draw(shot).rectangle((0, 0, w + 80, 50), fill=(50, 50, 60))
     shot.paste(image, (40, 80))

@@ -221,3 +221,33 @@ def test_a_screenshot_far_from_its_photo_in_the_vectors_is_found_by_shared_keypo
     near = [g for g in engine.duplicates() if g.kind == "near"]
     assert [sorted(Path(m.path or "").name for m in g.members) for g in near] == [["original.jpg", "screenshot.jpg"]]
     assert "more around it" in near[0].edits[1] or "cropped" in near[0].edits[1]  # type: ignore[index]
+
+
+def test_a_copy_with_a_bold_caption_passes_the_quick_check(tmp_path: Path) -> None:
+    """A caption's letters are the strongest corners of a picture: strongest-first keypoints put
+    the quick check's 200 all on them, and the copy was turned away before the full check."""
+    from PIL import ImageFont
+
+    from engines.analysis.verify import GRID, QUICK_KEYPOINTS, compute_features
+
+    faces = Path(__file__).parent / "data" / "faces"  # real photos (SOURCE.md there)
+    photo = Image.open(faces / "biden-2.jpg").convert("RGB")
+    w, h = photo.size
+    captioned = photo.copy()
+    pen = ImageDraw.Draw(captioned)
+    pen.rectangle((0, int(h * 0.82), w, h), fill=(0, 0, 0))  # a bar over 18% of the photo
+    pen.text((int(w * 0.03), int(h * 0.84)), "SUMMER 2023 WITH LOVE", fill=(255, 255, 255),
+             font=ImageFont.load_default(size=int(h * 0.12)), stroke_width=2, stroke_fill=(255, 255, 255))
+    captioned.save(tmp_path / "captioned.jpg", quality=90)
+    original = compute_features(GalleryItem("", str(faces / "biden-2.jpg")))
+    copy = compute_features(GalleryItem("", str(tmp_path / "captioned.jpg")))
+    assert original is not None and copy is not None
+    found = match(original, copy)
+    assert found is not None and found.inliers >= MIN_INLIERS
+    # The quick check reads keypoints from every part of the picture that has any, not only the caption.
+    def cells(xy: np.ndarray) -> set[tuple[int, int]]:
+        return {(int(x * GRID), int(y * GRID)) for x, y in np.minimum(xy / np.array(copy.frame), 0.999)}
+
+    assert cells(copy.xy[:QUICK_KEYPOINTS]) == cells(copy.xy) and len(cells(copy.xy)) > 4
+    # Negative control: another person's photo is not this one.
+    assert match(compute_features(GalleryItem("", str(faces / "obama-1.jpg"))), copy) is None
