@@ -14,6 +14,7 @@ PyTorch's; int8 vectors differ slightly and get an identity of their own.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -87,13 +88,21 @@ class OnnxTowers:
         return np.asarray(self.textual.run(None, feed)[0], dtype=np.float32)
 
 
+def _version(package: str) -> str:
+    """The installed version of ``package``, read from its metadata: importing torch only to
+    name a folder cost ~1 s of every warm command-line query."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return str(getattr(importlib.import_module(package), "__version__", "unknown"))
+
+
 def export_folder(root: Path, identity: dict[str, object], precision: str) -> Path:
     """Where the graphs of this model, precision and these library versions live."""
-    import onnxruntime
-    import torch
-
     key = json.dumps(
-        {"identity": identity, "precision": precision, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        {"identity": identity, "precision": precision, "torch": _version("torch"), "onnxruntime": _version("onnxruntime"),
          "format": EXPORT_FORMAT, "opset": OPSET},
         sort_keys=True, default=str,
     )

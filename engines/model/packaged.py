@@ -74,13 +74,25 @@ class OnnxImageModel:
 def load(model: str, config: EmbedderConfig, device: str | None) -> tuple[Any, OnnxImageModel | None, str]:
     """(network on its device, ONNX session or ``None``, device) for the packaged ``model``:
     ONNX Runtime on a CPU unless the config asks for PyTorch; an export that fails falls
-    back to PyTorch in fp32, with one logged reason."""
-    network = efficientnet.load_network()
+    back to PyTorch in fp32, with one logged reason.
+
+    Where the export is on disk already, the PyTorch network is not built at all (importing
+    torch alone costs ~1.2 s of a warm command-line query): the session stands in for it."""
     device = device or "cpu"
     backend = config.backend
+    wants_onnx = backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available()
+    root = Path(config.export_dir) if config.export_dir else Workspace.at(None).onnx
+    graph = export_folder(root, identity(model), config.precision) / "visual.onnx"
+    if wants_onnx and graph.is_file():
+        try:
+            session = OnnxImageModel(graph)
+            return session, session, device
+        except Exception as exc:  # noqa: BLE001 - a damaged graph: exported again below
+            log.warning("the ONNX export %s cannot be read (%s); exporting it again", graph, type(exc).__name__)
+            graph.unlink(missing_ok=True)
+    network = efficientnet.load_network()
     onnx = None
-    if backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available():
-        root = Path(config.export_dir) if config.export_dir else Workspace.at(None).onnx
+    if wants_onnx:
         try:
             onnx = load_onnx(network, model, root, config.precision)
         except Exception as exc:  # noqa: BLE001 - export and session creation raise many types
