@@ -105,3 +105,79 @@ def test_the_app_searches_with_each_backend(tiny_clip: str, tmp_path: Path, back
         engine = service.engine(name, service.gallery(str(gallery)))
         assert engine.embedder.backend == backend and engine.embedder.precision == precision  # type: ignore[attr-defined]
         assert engine.search(Text("red"), k=1)
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip2"])
+def test_a_model_runs_from_its_export_alone_and_a_damaged_one_is_loaded_again(
+    tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    import json
+
+    import engines.model.embedder as embedder_module
+    from engines.testing import build_tiny_siglip
+
+    model = tiny_clip if kind == "clip" else str(build_tiny_siglip(tmp_path / "siglip", kind))
+    config = EmbedderConfig(model, backend="onnx", export_dir=str(tmp_path / "onnx"))
+    picture = Image.new("RGB", (64, 48), (200, 30, 30))
+    first = ClipEmbedder(config)
+    image, text = first.embed_images([picture]), first.embed_texts(["a red square", "two dogs"])
+    runtime = next((tmp_path / "onnx").rglob("runtime.json"))
+    assert (runtime.parent / "processor").is_dir()  # kept beside the graphs by the first export
+
+    loads: list[str] = []
+    real = embedder_module.load_clip
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append("weights")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedder_module, "load_clip", counted)
+    again = ClipEmbedder(config)  # a restart: no weights read, the same vectors
+    assert np.array_equal(again.embed_images([picture]), image)
+    assert np.allclose(again.embed_texts(["a red square", "two dogs"]), text, atol=1e-6)
+    assert again.identity() == first.identity() and again.dim == first.dim and again.family == first.family
+    assert loads == []
+    runtime.write_text(json.dumps({"format": 1, "identity": {"model": "another"}}))  # damaged or stale
+    third = ClipEmbedder(config)
+    assert np.array_equal(third.embed_images([picture]), image)
+    assert loads == ["weights"]  # positive control: the model is loaded as before
+
+
+def test_the_tokenizer_alone_gives_the_processors_ids_and_a_restart_imports_no_torch(
+    tiny_clip: str, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from transformers import AutoProcessor
+
+    from engines.model.exported import TokenizerOnly
+
+    config = EmbedderConfig(tiny_clip, backend="onnx", export_dir=str(tmp_path / "onnx"))
+    first = ClipEmbedder(config)
+    vectors = first.embed_texts(["a red square"])
+    runtime = next((tmp_path / "onnx").rglob("runtime.json"))
+    light = json.loads(runtime.read_text())["light"]
+    assert light is not None  # a CLIP processor: runs without transformers
+    processor = AutoProcessor.from_pretrained(tiny_clip)
+    alone = TokenizerOnly(runtime.parent / "processor" / "tokenizer.json", light["pad_id"], light["pad_token"], 224)
+    sentences = ["a red square", "", "Ein Hund am Strand, bei Sonnenuntergang!", "émoji 🐕 and CJK 犬",
+                 "two dogs running on a beach " * 20]
+    for padding in (True, "max_length"):
+        expected = processor(text=sentences, padding=padding, truncation=True, max_length=16, return_tensors="np")
+        got = alone(text=sentences, padding=padding, truncation=True, max_length=16)
+        for name in ("input_ids", "attention_mask"):
+            assert np.array_equal(got[name], expected[name]), (padding, name)
+    script = (
+        "import sys, json, numpy as np\n"
+        "from engines.model.embedder import ClipEmbedder, EmbedderConfig\n"
+        f"e = ClipEmbedder(EmbedderConfig({tiny_clip!r}, backend='onnx', export_dir={str(tmp_path / 'onnx')!r}))\n"
+        "v = e.embed_texts(['a red square'])\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'transformers': 'transformers' in sys.modules,"
+        " 'vector': v[0].tolist()}))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    answer = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert answer["torch"] is False and answer["transformers"] is False
+    assert np.allclose(answer["vector"], vectors[0], atol=1e-6)

@@ -16,7 +16,6 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,12 +24,12 @@ from PIL import Image
 from ..deployment import DEFAULT_MODEL
 from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageError
 from ..galleries.items import GalleryItem
-from ..workspace import Workspace
 from . import efficientnet, packaged
 from .config import EmbedderConfig
+from .exported import load_exported, towers_for
 from .family import ModelFamily
-from .hub import first_line, load_clip, model_identity
-from .onnx_backend import OnnxTowers, load_towers, onnxruntime_available
+from .hub import load_clip, model_identity
+from .onnx_backend import OnnxTowers
 from .preprocess import ClipPreprocess, field
 
 log = logging.getLogger(__name__)
@@ -68,18 +67,21 @@ class ClipEmbedder:
             if packaged.is_packaged(self.model_name):
                 self._load_packaged()
                 return
+            exported = load_exported(self.model_name, self.config, self._device)  # no torch, no weights
             try:
-                processor, model, device = load_clip(self.model_name, self.config.revision, self._device)
+                processor, model, device = (exported.processor, exported.model, "cpu") if exported else load_clip(
+                    self.model_name, self.config.revision, self._device)
             except ModelUnavailableError as exc:
                 self._error = exc  # a failed Hub look-up can take a while; not again on every query
                 raise
-            family = ModelFamily.of(model, processor)
+            family = exported.family if exported else ModelFamily.of(model, processor)
             tokenizer = getattr(processor, "tokenizer", None)
             if family.pad_to_context and tokenizer is not None:
                 tokenizer.padding_side = "right"  # SigLIP pools the last position: pads go after the words
             self._family = family
-            self._onnx = self._onnx_towers(model, device)
-            self._fast_preprocess = ClipPreprocess.for_processor(processor)
+            self._onnx = exported.towers if exported else towers_for(self.model_name, model, processor, family,
+                                                                      self.config, device)
+            self._fast_preprocess = exported.preprocess if exported else ClipPreprocess.for_processor(processor)
             self._processor, self._device, self._model = processor, device, model
 
     def _load_packaged(self) -> None:
@@ -93,37 +95,6 @@ class ClipEmbedder:
         self._family, self._onnx = packaged.IMAGES_ONLY, onnx
         self._fast_preprocess = efficientnet.LitePreprocess()
         self._processor, self._device, self._model = None, device, network
-
-    def _onnx_towers(self, model: Any, device: str) -> OnnxTowers | None:
-        """The ONNX sessions for ``model`` when the ONNX backend is chosen, else ``None``.
-
-        ``auto`` picks ONNX Runtime on a CPU when it is installed. An export that fails
-        falls back to PyTorch (fp32), with one logged reason.
-        """
-        backend = self.config.backend
-        if backend == "torch" or backend == "auto" and (device != "cpu" or not onnxruntime_available()):
-            return None
-        if not onnxruntime_available():
-            log.warning("onnxruntime is not installed; the CLIP model %s runs on PyTorch", self.model_name)
-            return None
-        assert self._family is not None
-        if self._family.flexible_patches:
-            log.warning("the NaFlex model %s takes a varying number of patches, which the ONNX export does not; "
-                        "it runs on PyTorch in fp32", self.model_name)
-            return None
-        root = Path(self.config.export_dir) if self.config.export_dir else Workspace.at(None).onnx
-        vision = getattr(model.config, "vision_config", model.config)
-        try:
-            return load_towers(
-                model, model_identity(self.model_name, model, self.config.revision), root, self.config.precision,
-                self._family.text_inputs, int(vision.image_size),
-            )
-        except Exception as exc:  # noqa: BLE001 - export and session creation raise many types
-            log.warning(
-                "could not run the CLIP model %s on ONNX Runtime (%s: %s); using PyTorch in fp32",
-                self.model_name, type(exc).__name__, first_line(exc),
-            )
-            return None
 
     @property
     def backend(self) -> str:
