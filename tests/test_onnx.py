@@ -181,3 +181,24 @@ def test_the_tokenizer_alone_gives_the_processors_ids_and_a_restart_imports_no_t
     answer = json.loads(ran.stdout.strip().splitlines()[-1])
     assert answer["torch"] is False and answer["transformers"] is False
     assert np.allclose(answer["vector"], vectors[0], atol=1e-6)
+
+
+def test_an_export_copied_from_a_machine_with_other_library_versions_is_found(
+    tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engines.model.embedder as embedder_module
+
+    config = EmbedderConfig(tiny_clip, backend="onnx", export_dir=str(tmp_path / "onnx"))
+    vector = ClipEmbedder(config).embed_texts(["a red square"])
+    # On a machine without PyTorch (an ONNX Runtime-only install) the folder's name differs.
+    monkeypatch.setattr(engines.model.onnx_backend, "_version", lambda package: "none")
+
+    def no_weights(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(embedder_module, "load_clip", no_weights)
+    again = ClipEmbedder(config)
+    assert np.allclose(again.embed_texts(["a red square"]), vector, atol=1e-6)
+    int8 = ClipEmbedder(EmbedderConfig(tiny_clip, backend="onnx", precision="int8", export_dir=str(tmp_path / "onnx")))
+    with pytest.raises(AssertionError, match="weights were loaded"):  # another precision is another export
+        int8.embed_texts(["a red square"])

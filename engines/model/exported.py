@@ -73,13 +73,14 @@ def towers_for(name: str, model: Any, processor: Any, family: ModelFamily, confi
     folder = export_folder(_export_root(config), identity, config.precision)
     if not (folder / RUNTIME).is_file():
         try:
-            _keep_runtime(folder, model, processor, family, identity)
+            _keep_runtime(folder, model, processor, family, identity, config.precision)
         except (OSError, TypeError, ValueError) as exc:  # only the next start's speed is lost
             log.warning("could not keep the model's settings beside its ONNX export (%s)", exc)
     return towers
 
 
-def _keep_runtime(folder: Path, model: Any, processor: Any, family: ModelFamily, identity: dict[str, object]) -> None:
+def _keep_runtime(folder: Path, model: Any, processor: Any, family: ModelFamily, identity: dict[str, object],
+                  precision: str) -> None:
     config = model.config
     vision = getattr(config, "vision_config", config)
     text = getattr(config, "text_config", config)
@@ -102,7 +103,8 @@ def _keep_runtime(folder: Path, model: Any, processor: Any, family: ModelFamily,
         light = {"shortest_edge": fast.shortest_edge, "crop": list(fast.crop), "resample": fast.resample,
                  "table": fast.table.tolist(), "pad_id": int(tokenizer.pad_token_id),
                  "pad_token": str(tokenizer.pad_token)}
-    payload = {"format": FORMAT, "identity": identity, "family": asdict(family), "config": numbers, "light": light}
+    payload = {"format": FORMAT, "identity": identity, "precision": precision, "family": asdict(family),
+               "config": numbers, "light": light}
     partial = folder / f".{RUNTIME}-{os.getpid()}"
     partial.write_text(json.dumps(payload, default=str))
     os.replace(partial, folder / RUNTIME)  # last: its presence says the folder is whole
@@ -158,6 +160,20 @@ def _gpu_possible() -> bool:
     return visible not in ("", "-1") and os.path.exists("/dev/nvidia0")
 
 
+def _made_elsewhere(root: Path, identity: dict[str, object], precision: str) -> Path | None:
+    """An export of this model and precision made with other library versions (copied from a
+    machine with PyTorch to one without, say): the folder names differ, ``runtime.json`` tells."""
+    wanted = json.loads(json.dumps(identity, default=str))
+    for runtime in sorted(root.glob(f"*/{RUNTIME}")) if root.is_dir() else []:
+        try:
+            saved = json.loads(runtime.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and saved.get("identity") == wanted and saved.get("precision") == precision:
+            return runtime.parent
+    return None
+
+
 @dataclass(frozen=True)
 class Exported:
     """What the embedder runs a model with, from its export folder: the processor (or its text
@@ -181,6 +197,8 @@ def load_exported(name: str, config: EmbedderConfig, device: str | None) -> Expo
     if identity is None:
         return None
     folder = export_folder(_export_root(config), identity, config.precision)
+    if not (folder / RUNTIME).is_file():
+        folder = _made_elsewhere(_export_root(config), identity, config.precision) or folder
     visual, textual, runtime = folder / "visual.onnx", folder / "textual.onnx", folder / RUNTIME
     if not (visual.is_file() and textual.is_file() and runtime.is_file() and (folder / PROCESSOR).is_dir()):
         return None

@@ -117,7 +117,10 @@ def _version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        return str(getattr(importlib.import_module(package), "__version__", "unknown"))
+        try:
+            return str(getattr(importlib.import_module(package), "__version__", "unknown"))
+        except ImportError:
+            return "none"  # an install without it (ONNX Runtime only): exports made elsewhere are looked up
 
 
 def export_folder(root: Path, identity: dict[str, object], precision: str) -> Path:
