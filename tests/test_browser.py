@@ -197,3 +197,34 @@ def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path)
         )
         assert "**" not in page.locator("#duplicates-summary").inner_text()
         assert page.locator("#duplicates-gallery img").count() >= 2
+
+
+def test_the_query_box_shows_previews_heic_too_and_find_similar_sends_no_original(tmp_path: Path) -> None:
+    import numpy as np
+
+    from engines.galleries.images import register_heif
+    from engines.testing import make_photo
+
+    register_heif()
+    gallery = tmp_path / "data"
+    shutil.copytree(ROOT / "data", gallery)
+    heic = tmp_path / "IMG_0002.heic"  # a browser cannot show HEIC: the box shows a JPEG made of it
+    make_photo(np.random.default_rng(4), (1200, 900)).save(heic, format="HEIF")
+    with app_page(gallery, "browser-preview.png", height=1400) as page:
+        fetched: list[str] = []
+        page.on("response", lambda r: fetched.append(r.url))
+        search_by_image(page, heic)
+        page.wait_for_function(
+            "[...document.querySelectorAll('#query-image img')].some(i => i.src.includes('image-search-previews')"
+            " && i.complete && i.naturalWidth > 0)", timeout=30_000,
+        )
+        page.locator('#results button[aria-label="Thumbnail 2 of 10"]').first.click()
+        page.wait_for_function("document.querySelector('#selected').innerText.includes('#2')", timeout=10_000)
+        chosen = page.locator("#selected-path input, #selected-path textarea").first.input_value()
+        fetched.clear()
+        page.click("#find-similar")
+        page.wait_for_function(
+            "document.querySelector('#results').innerText.includes('0.000\\n')", timeout=60_000,
+        )
+        assert not [url for url in fetched if os.path.basename(chosen) in url]  # a preview, not the original
+        assert any("image-search-previews" in url for url in fetched)

@@ -170,3 +170,25 @@ def test_a_folder_that_changed_is_noticed_before_a_search(tmp_path: Path, monkey
     assert len(engine) == 22 and engine.last_computed == 5
     tiles, line, _ = search_tab.search(service, source, "pixel", {}, "l1", 50, [], query, "")
     assert len(tiles) == 22 and "since the index was built" not in line
+
+
+def test_the_query_box_shows_a_small_preview_and_the_search_uses_the_original(
+    tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    from engines import InvalidQueryError
+
+    root = str(photos["large"].parents[1])
+    service = SearchService(AppConfig(data=root))
+    upload = uploaded(photos["heic"])
+    preview = service.uploads.preview(upload)
+    with Image.open(preview) as shown:
+        assert shown.format == "JPEG" and max(shown.size) <= 512  # a browser shows it; HEIC it would not
+    assert Path(preview).stat().st_size < Path(upload).stat().st_size
+    _, _, by_preview = search_tab.search(service, root, "pixel", {}, "l1", 4, [], preview, "")
+    _, _, by_original = search_tab.search(service, root, "pixel", {}, "l1", 4, [], upload, "")
+    assert by_preview.image == upload  # the original is what was searched
+    assert [r.path for r in by_preview.results] == [r.path for r in by_original.results]
+    gallery_file = str(photos["large"])  # "Find similar": a gallery file, shown as a preview too
+    assert service.uploads.original(service.uploads.preview(gallery_file)) == gallery_file
+    with pytest.raises(InvalidQueryError, match="must be uploaded"):  # only trusted files get a preview
+        service.uploads.preview(str(tmp_path / "elsewhere.jpg"))

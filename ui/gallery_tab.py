@@ -198,7 +198,7 @@ def build_map(
     def on_use(path: str | None) -> tuple[Any, str, Any]:
         if path is None:
             raise gr.Error("Click a point of the map first (an image with a file).")
-        return path, "", gr.Tabs(selected="search")
+        return service.uploads.preview(path), "", gr.Tabs(selected="search")
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric]
     draw_button.click(in_the_page(on_draw, draw_failed), inputs, [picture, described, points],

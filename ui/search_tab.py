@@ -251,10 +251,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     reset.click(on_start_over, session, outputs, api_visibility="private")
 
     def on_similar(state: SearchSession, rank: int | None) -> tuple[Any, Any]:
-        """Put the selected result in the query box (then the search runs with it alone)."""
+        """Put the selected result in the query box, as a preview (then the search runs with it alone)."""
         if not state or not rank or not state.results[rank - 1].path:
             raise gr.Error("Select a result with a file first.")
-        return state.results[rank - 1].path, ""
+        return service.uploads.preview(str(state.results[rank - 1].path)), ""
 
     def then_search(dependency: Any) -> None:
         dependency.then(in_the_page(on_search, failed), inputs, outputs, api_visibility="private",
@@ -264,7 +264,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     def on_person(state: SearchSession, rank: int | None) -> tuple[Any, Any, Any]:
         """The selected photo as the faces engine's query (its largest face): every photo of that person."""
-        path, _ = on_similar(state, rank)
+        path, _ = on_similar(state, rank)  # (a preview: the faces engine searches its original)
         if service.built("faces", state.source, {}) is None:
             raise gr.Error("Find the people first (People tab, or image-search faces): faces are found only when asked.")
         return path, "", "faces"
@@ -290,4 +290,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     threshold.release(on_threshold, [session, threshold], [results, summary_line], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")
+    # The box shows a small JPEG of an upload (HEIC too), not the original sent back to the browser.
+    image.upload(lambda value: service.uploads.preview(value) if value else value, image, image,
+                 api_visibility="private", queue=False)
     return SearchHooks(image, text, then_search, tags_view.TagControls(pickers.tags, teach_choice), pickers.cameras)

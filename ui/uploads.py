@@ -12,16 +12,23 @@ import base64
 import binascii
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from engines import InvalidQueryError
+from engines import EngineError, InvalidQueryError
+from engines.query import QUERY_MAX_PIXELS
 from engines.storage.sweep import sweep
 
 from .galleries import Galleries
 
 #: How long an inline image (a data URI written to a file) is kept.
 INLINE_MAX_AGE_S = 3600
+#: The longest side of the query box's preview: the page shows it, the server searches the original.
+PREVIEW_SIDE = 512
+#: Previews remembered (preview -> original), least recently made out.
+PREVIEWS_KEPT = 2000
 
 
 class Uploads:
@@ -32,6 +39,42 @@ class Uploads:
         self._load = load
         #: The largest inline image (a data URI) taken, as the upload limit (--max-file-size).
         self.max_bytes = max_bytes
+        #: Preview files this server made, each for the original it stands for (``preview``).
+        self._previews: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def preview(self, path: str) -> str:
+        """A small JPEG of the trusted image at ``path`` (an upload, a gallery file) for the query
+        box, in Gradio's upload folder; searching with it searches ``path`` itself.
+
+        The box otherwise shows the original: a phone photo's 3-4 MB went back to the browser
+        after every upload and every "Find similar", and a HEIC one showed as a broken image.
+        Where the picture cannot be read, ``path`` comes back as it is (the search says why)."""
+        from engines.galleries.images import load_image
+
+        if not self.trusted(path):
+            raise InvalidQueryError("The query image must be uploaded with the request (a path on the server is not accepted)")
+        try:
+            picture = load_image(path, draft=(PREVIEW_SIDE, PREVIEW_SIDE), max_pixels=QUERY_MAX_PIXELS)
+        except EngineError:
+            return path
+        picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        folder = os.path.join(_upload_folder(), "image-search-previews")
+        os.makedirs(folder, exist_ok=True)
+        sweep(folder, INLINE_MAX_AGE_S)
+        handle, made = tempfile.mkstemp(suffix=".jpg", dir=folder)
+        with os.fdopen(handle, "wb") as out:
+            picture.save(out, format="JPEG", quality=85)
+        with self._lock:
+            self._previews[made] = os.path.abspath(path)
+            while len(self._previews) > PREVIEWS_KEPT:
+                self._previews.popitem(last=False)
+        return made
+
+    def original(self, path: str) -> str:
+        """The image a preview made by ``preview`` stands for; any other path as it is."""
+        with self._lock:
+            return self._previews.get(os.path.abspath(path), path)
 
     def _inline(self, uri: str) -> str:
         """A data URI written, as Gradio writes an upload, into its upload folder: a file of its own."""
@@ -78,7 +121,7 @@ class Uploads:
             path = getattr(value, "path", None)
         if not isinstance(path, (str, os.PathLike)) or not str(path) or "\x00" in str(path):
             raise InvalidQueryError("Expected the query image as an uploaded file")
-        path = str(path)
+        path = self.original(str(path))  # a preview in the query box searches its original
         if self.trusted(path):
             return path
         if source is not None and self._galleries.within_roots(os.path.abspath(path)):
