@@ -31,7 +31,7 @@ from .metrics import METRICS
 from .model.embedder import ClipEmbedder, EmbedderConfig
 from .pipeline import FLUSH_EVERY
 from .query import Query, SearchQuery, Text
-from .results import Progress, SearchResult, VectorIdentity
+from .results import IndexProgress, Progress, SearchResult, VectorIdentity
 from .storage.cache import ContentHashes, VectorCache
 from .vector_engine import VectorEngine
 from .workspace import Workspace
@@ -58,6 +58,10 @@ def shared_embedder(config: EmbedderConfig | str = DEFAULT_MODEL) -> ClipEmbedde
 def resolve_embedder(embedder: ClipEmbedder | EmbedderConfig | None) -> ClipEmbedder:
     """The embedder an engine is handed: itself, or the shared one for a config (default: the default model)."""
     return embedder if isinstance(embedder, ClipEmbedder) else shared_embedder(embedder or EmbedderConfig())
+
+
+#: Said before a learned engine's first build counts images.
+LOADING_MODEL = "Loading the model (the first time it is also exported to ONNX: up to a minute)…"
 
 
 class UsesEmbedder(FeaturedEngine):
@@ -111,6 +115,9 @@ class UsesEmbedder(FeaturedEngine):
 
     # -- tags from the user's words (engines/analysis/tags.py) ---------------------------------
     def index(self, items: Items | str, *, progress: Progress = True) -> int:
+        if callable(progress) and not self.embedder.loaded:
+            # The model loads (the first time also exports to ONNX) before any image is counted.
+            progress(IndexProgress(self.name, 0, 0, 0.0, phase=LOADING_MODEL))
         count = super().index(items, progress=progress)
         self._tags = None  # the rules stay; which photos pass is computed again for the new index
         self._tag_scope = None

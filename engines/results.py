@@ -159,6 +159,8 @@ class IndexProgress:
     done: int
     total: int
     seconds: float
+    #: What happens before images are computed ("Loading the model..."); shown instead of counts.
+    phase: str = ""
 
     @property
     def rate(self) -> float:
@@ -171,12 +173,18 @@ class IndexProgress:
         return (self.total - self.done) / self.rate if self.rate > 0 else None
 
     def describe(self) -> str:
-        """``Indexing (clip): 1,234 of 10,000 images · 5.1 images/s · about 29 min left``."""
+        """``Indexing (clip): 1,234 of 10,000 images · 5.1 images/s · about 29 min left``.
+
+        The estimate waits for a few images (at least 8, or 2% of the build): the first batch
+        also pays for warming the model up, and an estimate from it said "about 11 min" for a
+        build of 28 s."""
+        if self.phase:
+            return self.phase
         text = f"Indexing ({self.engine}): {self.done:,} of {self.total:,} images"
         if self.rate > 0:
             text += f" · {self.rate:.1f} images/s"
         left = self.seconds_left
-        if left is not None and self.done < self.total:
+        if left is not None and self.done < self.total and self.done >= max(8, self.total // 50):
             text += f" · about {_duration(left)} left"
         return text
 

@@ -374,3 +374,20 @@ def test_wording_of_changes_and_dates_fits_what_there_is(tmp_path: Path) -> None
     fresh = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=2)), cache_dir=str(tmp_path / "c")))
     _, line = photo_details(fresh, fresh.config.data)
     assert "none dated by their camera: by their file's time" in line and "the others" not in line
+
+
+def test_a_first_build_says_the_model_loads_and_estimates_only_once_images_are_counted(tiny_clip: str,
+                                                                                       tmp_path: Path) -> None:
+    from engines import IndexProgress, create_engine
+    from engines.clip import LOADING_MODEL
+
+    seen: list[str] = []
+    engine = create_engine("clip", model=tiny_clip, cache_dir=str(tmp_path / "cache"))
+    engine.index(str(make_gallery(tmp_path / "g", per_class=2) / "train"), progress=lambda s: seen.append(s.describe()))
+    assert seen[0] == LOADING_MODEL and any(text.startswith("Indexing (clip)") for text in seen[1:])
+    seen.clear()
+    engine.index(str(tmp_path / "g" / "train"), progress=lambda s: seen.append(s.describe()))
+    assert LOADING_MODEL not in seen  # loaded already: nothing to say
+    early = IndexProgress("clip", 3, 1000, 60.0).describe()  # the first batch pays for warming up
+    later = IndexProgress("clip", 100, 1000, 10.0).describe()
+    assert "left" not in early and "about 2 min left" in later

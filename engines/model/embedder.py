@@ -56,6 +56,11 @@ class ClipEmbedder:
         self._error: ModelUnavailableError | None = None
 
     # -- loading ---------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is loaded (or failed to): using it now costs nothing more."""
+        return self._model is not None or self._error is not None
+
     def _load(self) -> None:
         if self._model is not None:
             return
