@@ -144,7 +144,13 @@ def test_the_search_tab_filters_and_tells_what_the_photos_hold(library: Path, tm
     tiles, summary, session = search_tab.search(service, str(library), "pixel", {}, "l1", 10, [],
                                                 str(library / "2023" / "b.jpg"), "", chosen=chosen)
     assert {caption.splitlines()[1] for _, caption in tiles} == {"2023/d.png", "2023/e.webp"}
-    assert "(taken 2023-01-01 to …; by Google Pixel 8)" in summary
+    assert "(taken 2023-01-01 to …; by Google Pixel 8)" in summary and "No photo passes" not in summary
+    # A filter that keeps nothing says so, naming it, instead of a bare "0 results".
+    nothing = filter_of("2023-01-01", "", ["Nokia 3310"], "without")
+    tiles, summary, _ = search_tab.search(service, str(library), "pixel", {}, "l1", 10, [],
+                                          str(library / "2023" / "b.jpg"), "", chosen=nothing)
+    assert tiles == [] and "**No photo passes the chosen filters** (taken 2023-01-01 to …; by Nokia 3310; " \
+        "without a location)" in summary
     assert filter_of("", "", [], "any") is None
     with pytest.raises(gr.Error, match="a date such as"):
         filter_of("yesterday", "", [], "any")

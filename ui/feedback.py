@@ -25,7 +25,7 @@ from .actions.searching import passing
 from .downloads import write_csv
 from .messages import count
 from .service import SearchService
-from .session import SearchSession, asked, described, same
+from .session import SearchSession, asked, described, filter_words, same
 from .tags_view import tag_notes
 
 #: Face boxes drawn on one result tile at most.
@@ -78,6 +78,10 @@ def summary(session: SearchSession, shown: int) -> str:
     head = f"**{count(shown, 'result')}**" if shown == found else f"**{shown} of {found} results** pass the threshold"
     rounds = f" · refined {session.rounds}×" if session.rounds else ""
     note = f"\n\n**{session.note}.**" if session.note else ""
+    if not found and filter_words(session.filter):
+        note += ("\n\n**No photo passes the chosen filters**" + filter_words(session.filter)
+                 + ": a tag no photo carries, words no photo shows, or no photo meeting all of them at once. "
+                 "Widen them to see results.")
     title = engine_info(session.name).title + (f" ({session.model})" if session.model else "")
     return (f"{asked(session)}, {title}, {session.metric} ({better}): {head} in "
             f"{session.elapsed_ms:.0f} ms from {count(session.total, 'image')}{rounds}{note}")

@@ -63,6 +63,12 @@ def filter_words(chosen: Filter | None) -> str:
         parts.append("by " + ", ".join(chosen.camera))
     if chosen.has_location is not None:
         parts.append("with a location" if chosen.has_location else "without a location")
+    if chosen.tags:
+        parts.append("tagged " + " or ".join(f"'{tag}'" for tag in chosen.tags))
+    if chosen.text:
+        parts.append(f"showing the words '{' '.join(chosen.text)}'")
+    if chosen.people:
+        parts.append("with " + " or ".join(chosen.people))
     return f" ({'; '.join(parts)})" if parts else ""
 
 
