@@ -102,7 +102,13 @@ def test_the_page_names_tags_filters_and_captions_by_them_and_teaches_one(tiny_c
     service = SearchService(AppConfig(data=data, model=tiny_clip, cache_dir=str(tmp_path / "cache")))
     rows, line, picker, teach_list = tags_view.name_tags(service, data, "clip", {}, "red square, blue")
     assert [row[0] for row in rows] == ["red square", "blue"] and "2 tags over 24 photos" in line
-    assert picker["choices"] == ["red square", "blue"] and teach_list["value"] == "red square"
+    counted = {value: label for label, value in picker["choices"]}  # the picker says how many carry each
+    assert set(counted) == {"red square", "blue"} and counted["blue"].startswith("blue (")
+    assert teach_list["value"] == "red square"
+    # A new page shows the tags the built index has; nothing for an engine with no tags.
+    again_rows, _, again_picker, _ = tags_view.kept_tags(service, data, "clip", {})
+    assert again_rows == rows and again_picker["choices"] == picker["choices"]
+    assert tags_view.kept_tags(service, data, "pixel", {}) == (gr.skip(),) * 4
     with pytest.raises(gr.Error, match="Tags come from a CLIP-family model"):
         tags_view.name_tags(service, data, "pixel", {}, "blue")
 

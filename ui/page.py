@@ -65,7 +65,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             with gr.Tab("Gallery", id="gallery"):
                 counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
                 photo_filters.build_gallery_details(service, source, search.cameras)
-                tags_view.build_gallery_tags(service, controls, source, search.tags)
+                tags_view.build_gallery_tags(service, controls, source, search.tags, demo)
                 gallery_tab.build_map(service, controls, source, search, tabs)
             with gr.Tab("Duplicates", id="duplicates"):
                 duplicates_tab.build(service, controls, source)

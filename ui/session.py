@@ -64,7 +64,7 @@ def filter_words(chosen: Filter | None) -> str:
     if chosen.has_location is not None:
         parts.append("with a location" if chosen.has_location else "without a location")
     if chosen.tags:
-        parts.append("tagged " + " or ".join(f"'{tag}'" for tag in chosen.tags))
+        parts.append("tagged " + " and ".join(f"'{tag}'" for tag in chosen.tags))  # every one
     if chosen.text:
         parts.append(f"showing the words '{' '.join(chosen.text)}'")
     if chosen.people:

@@ -58,14 +58,31 @@ def name_tags(service: SearchService, source: str, name: str, choices: Mapping[s
         table = engine.tag(words if words.strip() else None)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
+    return shown(table, len(engine))
+
+
+def shown(table: TagTable, photos: int) -> tuple[list[list[Any]], str, Any, Any]:
+    """(table rows, a line, the picker's choices with their counts, the teach list's choices)."""
     names = list(table.names)
     if not names:
         line = "No tags yet: type some words, comma-separated (beach, snow, dog, receipt, screenshot)."
     else:
-        line = (f"{count(len(names), 'tag')} over {count(len(engine), 'photo')}. A photo carries a tag when it matches "
+        line = (f"{count(len(names), 'tag')} over {count(photos, 'photo')}. A photo carries a tag when it matches "
                 "the words far better than this gallery's typical photo; mark search results and press **Teach** "
                 "to move a tag's threshold.")
-    return rows(table), line, gr.update(choices=names), gr.update(choices=names, value=names[0] if names else None)
+    counts = table.counts()
+    picks = [(f"{name} ({counts[name]:,})", name) for name in names]
+    return rows(table), line, gr.update(choices=picks), gr.update(choices=names, value=names[0] if names else None)
+
+
+def kept_tags(service: SearchService, source: str, name: str, choices: Mapping[str, str | None]) -> tuple[Any, ...]:
+    """The tags kept for the engine's index when a page opens (or the engine changes): shown
+    where that index is built already; nothing is built for it."""
+    engine = service.built(name, source, choices) if engine_info(name).accepts_text else None
+    table = engine.tag_table() if engine is not None else None
+    if engine is None or table is None or not table.names:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return shown(table, len(engine))
 
 
 def tag_notes(service: SearchService, session: SearchSession) -> dict[str, str]:
@@ -100,7 +117,7 @@ def teach(service: SearchService, session: SearchSession | None, tag: str | None
 
 
 def build_gallery_tags(service: SearchService, controls: EngineControls, source: gr.State,
-                       search: TagControls) -> None:
+                       search: TagControls, page: gr.Blocks) -> None:
     """The Gallery tab's tags: the user's words, the table of tags, and the pickers they fill."""
     gr.Markdown("### Tags\nYour own words, scored against every photo by the CLIP model; then pick them under "
                 "the query to keep only photos that carry them.")
@@ -119,9 +136,17 @@ def build_gallery_tags(service: SearchService, controls: EngineControls, source:
     def failed(message: str) -> tuple[Any, ...]:
         return [], f"**Could not tag the photos.** {message}", gr.update(), gr.update()
 
+    outputs = [table, said, search.picker, search.teach_choice]
     button.click(in_the_page(on_tag, failed), [source, controls.engine, *controls.inputs, words],
-                 [table, said, search.picker, search.teach_choice], api_visibility="private",
-                 concurrency_limit=1, concurrency_id="build_index")
+                 outputs, api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
+
+    def on_open(source_value: str, name: str, *values: Any) -> tuple[Any, ...]:
+        return kept_tags(service, source_value, name, controls.choices(values[:n]))
+
+    # A new page (another browser tab, a reload) shows the tags an index already has.
+    for trigger in (page.load, controls.engine.change):
+        trigger(in_the_page(on_open, lambda message: (gr.skip(),) * 4), [source, controls.engine, *controls.inputs],
+                outputs, api_visibility="private")
 
 
 def build_teach(service: SearchService, session: gr.State) -> gr.Dropdown:
