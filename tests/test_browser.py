@@ -228,3 +228,20 @@ def test_the_query_box_shows_previews_heic_too_and_find_similar_sends_no_origina
         )
         assert not [url for url in fetched if os.path.basename(chosen) in url]  # a preview, not the original
         assert any("image-search-previews" in url for url in fetched)
+
+
+def test_the_people_tab_shows_face_crops_at_their_size(tmp_path: Path) -> None:
+    pytest.importorskip("dlib", reason="the faces engine needs dlib-bin (requirements.txt)")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in (ROOT / "tests" / "data" / "faces").glob("*.jpg"):
+        shutil.copy(photo, photos / photo.name)
+    with app_page(photos, "browser-people.png") as page:
+        page.get_by_role("tab", name="People").click()
+        page.click("#find-people")
+        page.wait_for_function("document.querySelector('#people-status').innerText.includes('people')", timeout=120_000)
+        page.locator("#people img").first.wait_for(timeout=30_000)
+        box = page.locator("#people img").first.bounding_box()
+        # Gradio spreads fewer items than its columns over the whole width (three faces were 390 px).
+        assert box is not None and box["width"] <= 200
+        assert "photos" in page.locator("#people").inner_text()  # each face says how many photos

@@ -27,10 +27,12 @@ log = logging.getLogger(__name__)
 #: grew by ~90 MB a minute under load. 500 tabs with their marks are kept at once.
 SESSIONS_KEPT = 500
 
-#: Result captions wrap onto their two lines (rank and score, then the file) instead of being cut.
+#: Result captions wrap onto their two lines (rank and score, then the file) instead of being cut;
+#: face crops stay crop-sized (Gradio spreads fewer items than ``columns`` over the whole width).
 CSS = """
 #results .caption-label, #duplicates-gallery .caption-label { white-space: pre-line; max-width: calc(100% - 8px);
   line-height: 1.25; opacity: .92; }
+#people .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 170px)) !important; }
 """
 
 

@@ -59,7 +59,7 @@ def build(service: SearchService, source: gr.State) -> None:
                 "grouped into people you can name. Naming two people alike merges them.")
     find = gr.Button("Find the people in this gallery", variant="primary", elem_id="find-people")
     line = gr.Markdown(elem_id="people-status")
-    tiles = gr.Gallery(label="People (a face of each)", columns=8, height=240, object_fit="contain", elem_id="people",
+    tiles = gr.Gallery(label="People (a face of each)", columns=8, height=230, object_fit="contain", elem_id="people",
                        allow_preview=False)
     with gr.Row():
         chosen = gr.Dropdown([], label="Person", elem_id="person-pick", scale=2)
