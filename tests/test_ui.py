@@ -381,8 +381,11 @@ def test_a_first_build_says_the_model_loads_and_estimates_only_once_images_are_c
     from engines import IndexProgress, create_engine
     from engines.clip import LOADING_MODEL
 
+    from engines.model.embedder import ClipEmbedder, EmbedderConfig
+
     seen: list[str] = []
-    engine = create_engine("clip", model=tiny_clip, cache_dir=str(tmp_path / "cache"))
+    fresh = ClipEmbedder(EmbedderConfig(tiny_clip))  # not the process's shared one, which other tests loaded
+    engine = create_engine("clip", embedder=fresh, cache_dir=str(tmp_path / "cache"))
     engine.index(str(make_gallery(tmp_path / "g", per_class=2) / "train"), progress=lambda s: seen.append(s.describe()))
     assert seen[0] == LOADING_MODEL and any(text.startswith("Indexing (clip)") for text in seen[1:])
     seen.clear()
