@@ -245,3 +245,28 @@ def test_the_people_tab_shows_face_crops_at_their_size(tmp_path: Path) -> None:
         # Gradio spreads fewer items than its columns over the whole width (three faces were 390 px).
         assert box is not None and box["width"] <= 200
         assert "photos" in page.locator("#people").inner_text()  # each face says how many photos
+
+
+def test_an_iphone_heic_named_in_capitals_is_uploaded_and_searched(tmp_path: Path) -> None:
+    import numpy as np
+
+    from engines.galleries.images import register_heif
+    from engines.testing import make_photo
+
+    register_heif()
+    gallery = tmp_path / "data"
+    shutil.copytree(ROOT / "data", gallery)
+    heic = tmp_path / "IMG_1150.HEIC"  # as an iPhone names it: Chromium gives it no MIME type
+    make_photo(np.random.default_rng(5), (1200, 900)).save(heic, format="HEIF")
+    with app_page(gallery, "browser-heic.png") as page:
+        with page.expect_file_chooser() as chooser:  # as a visitor picks the file
+            page.click("#phone-upload")
+        assert ".HEIC" in (chooser.value.element.get_attribute("accept") or "")
+        chooser.value.set_files(str(heic))
+        page.wait_for_function(
+            "[...document.querySelectorAll('#query-image img')].some(i => i.src.includes('image-search-previews')"
+            " && i.complete && i.naturalWidth > 0)", timeout=30_000,
+        )
+        assert "Invalid file type" not in page.content()
+        page.click("#search-button")
+        page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)

@@ -380,7 +380,6 @@ def test_a_first_build_says_the_model_loads_and_estimates_only_once_images_are_c
                                                                                        tmp_path: Path) -> None:
     from engines import IndexProgress, create_engine
     from engines.clip import LOADING_MODEL
-
     from engines.model.embedder import ClipEmbedder, EmbedderConfig
 
     seen: list[str] = []

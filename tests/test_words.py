@@ -153,14 +153,14 @@ def test_the_command_and_the_app_find_words(library: Path, tmp_path: Path, capsy
 
 
 def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library: Path, tmp_path: Path) -> None:
-    from ui import search_tab
+    from ui import feedback, search_tab
     from ui.actions.searching import why
     from ui.config import AppConfig
     from ui.service import SearchService
 
     service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))
     _, _, session = search_tab.search(service, str(library), "ocr", {}, None, 5, [], None, "invoice")
-    line = search_tab.selection(service, session, 1)[1]
+    line = feedback.selection(service, session, 1)[1]
     assert "Text in this photo" in line and "42.50" in line
     explanation, result = why(service, session, 1)
     assert explanation.method == "words" and explanation.heatmap.max() == 1.0
@@ -168,7 +168,7 @@ def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library
     assert 0.15 < rows.min() / 64 < 0.45  # the first line of the sign (drawn near a quarter of the height)
     pixel = search_tab.search(service, str(library), "pixel", {}, None, 3, [], str(library / "signs" / "invoice.jpg"),
                               "")[2]
-    assert "Text in this photo" not in search_tab.selection(service, pixel, 1)[1]  # the positive control's twin
+    assert "Text in this photo" not in feedback.selection(service, pixel, 1)[1]  # the positive control's twin
 
 
 def test_the_words_engine_follows_the_contract(library: Path, tmp_path: Path, watched_paths: list[str]) -> None:

@@ -1,5 +1,6 @@
 """The Search tab's side of searching: result tiles with their marks, the summary line, the
-marks in words, the threshold slider and the results CSV. What a search, a refine or a mark
+marks in words, the threshold slider, the results CSV, and everything the tab shows for a
+session (``view``) with the selected result and the buttons that need one (``selection``). What a search, a refine or a mark
 does is the use case's (:mod:`ui.actions.searching`, also under the named API)."""
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from engines import (
 from engines.galleries.gallery import Gallery
 from engines.results import printable
 
+from . import photo_filters
 from .actions import searching
-from .actions.searching import passing
+from .actions.searching import MAX_K, passing
 from .downloads import write_csv
 from .messages import count
 from .service import SearchService
 from .session import SearchSession, asked, described, filter_words, same
 from .tags_view import tag_notes
+from .tiles import read_text
 
 #: Face boxes drawn on one result tile at most.
 MAX_BOXES = 6
@@ -150,3 +153,38 @@ def results_csv(service: SearchService, session: SearchSession) -> str:
         match = "" if r.match is None else f"{r.match:.4f}"
         rows.append([r.rank, f"{r.score:.6g}", match, printable(r.label), printable(where), verdict])
     return write_csv(service.scratch_file("results-", ".csv"), ["rank", "score", "match", "label", "file", "mark"], rows)
+
+
+def selection(service: SearchService, session: SearchSession | None, rank: int | None) -> tuple[Any, ...]:
+    """The selected result's line, its file (to copy) and the buttons that need a selection."""
+    chosen = session.results[rank - 1] if session and rank and 0 < rank <= len(session.results) else None
+    if chosen is None:
+        text = "Click a result to select it." if session and session.results else ""
+        where = ""
+    else:
+        where = service.shown(chosen.path) if chosen.path else f"{chosen.label} #{chosen.position}"
+        text = f"Selected **#{chosen.rank}** · {chosen.score:.4g} · {printable(where)}" + read_text(service, session,
+                                                                                                 chosen)
+    on = chosen is not None
+    marked = bool(session and (session.relevant or session.irrelevant))
+    with_file = on and chosen.path is not None if chosen else False
+    return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),
+            gr.update(interactive=with_file), gr.update(interactive=with_file), gr.update(interactive=on),
+            gr.update(interactive=marked), gr.update(interactive=bool(session and (marked or session.rounds))))
+
+
+def view(service: SearchService, session: SearchSession | None, shown: Shown | None = None,
+         rank: int | None = None, keep_order: bool = False) -> tuple[Any, ...]:
+    """Everything the Search tab shows for ``session``: tiles (marked, the selection kept),
+    summary, threshold, marks, the selection and its buttons, more and the CSV; new results
+    come best match first (``keep_order``: as the session holds them)."""
+    if shown is None and session is not None and session.results:
+        shown = (tiles_of(service, session), summary(session, len(session.results)), session)
+    tiles, line = (shown[0], shown[1]) if shown else ([], "")
+    more = bool(session and session.results and len(session.results) >= session.k and session.k < MAX_K)
+    download = results_csv(service, session) if session and session.results else None
+    return (gr.update(value=tiles, selected_index=rank - 1 if rank else None), line, session,
+            threshold_slider(session), marks_text(session), *selection(service, session, rank),
+            gr.update(interactive=more), gr.update(value=download, interactive=download is not None),
+            gr.update(visible=False), "",  # an explanation of earlier results is gone with them
+            gr.update() if keep_order else gr.update(value=photo_filters.ORDERS[0]))

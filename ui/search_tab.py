@@ -8,7 +8,6 @@ from typing import Any
 import gradio as gr
 
 from engines import Filter, engine_info
-from engines.results import printable
 
 from . import photo_filters, tags_view
 from .actions.filters import filter_of
@@ -19,20 +18,20 @@ from .feedback import (
     Shown,
     apply_threshold,
     mark,
-    marks_text,
     refine,
-    results_csv,
     run,
+    selection,
     summary,
-    threshold_slider,
     tiles_of,
+    view,
 )
 from .messages import USER_ERRORS, explain_bad_input, in_the_page, only_trusted_files
 from .service import SearchService
 from .session import SearchSession, asked
-from .tiles import read_text
 
 TEXT_LABEL = "…or describe what you are looking for"
+#: Phone photo endings, both cases: the button's file picker and drop take them by name.
+PHONE_ENDINGS = [".heic", ".HEIC", ".heif", ".HEIF", ".avif", ".AVIF", ".jpg", ".JPG", ".jpeg", ".JPEG"]
 TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh: 2:a dog + a beach"
 
 
@@ -71,41 +70,6 @@ class SearchHooks:
         self.tags = tags
 
 
-def selection(service: SearchService, session: SearchSession | None, rank: int | None) -> tuple[Any, ...]:
-    """The selected result's line, its file (to copy) and the buttons that need a selection."""
-    chosen = session.results[rank - 1] if session and rank and 0 < rank <= len(session.results) else None
-    if chosen is None:
-        text = "Click a result to select it." if session and session.results else ""
-        where = ""
-    else:
-        where = service.shown(chosen.path) if chosen.path else f"{chosen.label} #{chosen.position}"
-        text = f"Selected **#{chosen.rank}** · {chosen.score:.4g} · {printable(where)}" + read_text(service, session,
-                                                                                                 chosen)
-    on = chosen is not None
-    marked = bool(session and (session.relevant or session.irrelevant))
-    with_file = on and chosen.path is not None if chosen else False
-    return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),
-            gr.update(interactive=with_file), gr.update(interactive=with_file), gr.update(interactive=on),
-            gr.update(interactive=marked), gr.update(interactive=bool(session and (marked or session.rounds))))
-
-
-def view(service: SearchService, session: SearchSession | None, shown: Shown | None = None,
-         rank: int | None = None, keep_order: bool = False) -> tuple[Any, ...]:
-    """Everything the Search tab shows for ``session``: tiles (marked, the selection kept),
-    summary, threshold, marks, the selection and its buttons, more and the CSV; new results
-    come best match first (``keep_order``: as the session holds them)."""
-    if shown is None and session is not None and session.results:
-        shown = (tiles_of(service, session), summary(session, len(session.results)), session)
-    tiles, line = (shown[0], shown[1]) if shown else ([], "")
-    more = bool(session and session.results and len(session.results) >= session.k and session.k < MAX_K)
-    download = results_csv(service, session) if session and session.results else None
-    return (gr.update(value=tiles, selected_index=rank - 1 if rank else None), line, session,
-            threshold_slider(session), marks_text(session), *selection(service, session, rank),
-            gr.update(interactive=more), gr.update(value=download, interactive=download is not None),
-            gr.update(visible=False), "",  # an explanation of earlier results is gone with them
-            gr.update() if keep_order else gr.update(value=photo_filters.ORDERS[0]))
-
-
 def build(service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown) -> SearchHooks:
     """The tab's components and their events (inside a ``gr.Tab``)."""
     accepts = engine_info(str(controls.engine.value)).accepts_text
@@ -119,6 +83,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 type="filepath", image_mode=None, label="Query image", sources=["upload", "clipboard", "webcam"],
                 elem_id="query-image", height=280,
             ), "an image: a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF file"), service.uploads.trusted)
+            # Chromium gives .HEIC (as iPhones name files) no MIME type, so the box's image/* upload
+            # refuses it; this button takes phone formats by their endings.
+            phone = gr.UploadButton("Upload a phone photo (HEIC, HEIF, AVIF…)", size="sm", elem_id="phone-upload",
+                                    file_types=["image", *PHONE_ENDINGS], file_count="single")
             text = gr.Textbox(
                 label=TEXT_LABEL + ("" if accepts else " (needs a CLIP engine)"), interactive=accepts,
                 elem_id="query-text", placeholder=TEXT_PLACEHOLDER,
@@ -293,4 +261,12 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     # The box shows a small JPEG of an upload (HEIC too), not the original sent back to the browser.
     image.upload(lambda value: service.uploads.preview(value) if value else value, image, image,
                  api_visibility="private", queue=False)
+
+    def on_phone(upload: Any) -> Any:
+        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or getattr(upload, "path", None)
+        if not path:
+            raise gr.Error("Choose a photo to upload.")
+        return service.uploads.preview(str(path))  # the upload folder's file: trusted, shown as a JPEG
+
+    phone.upload(on_phone, phone, image, api_visibility="private")
     return SearchHooks(image, text, then_search, tags_view.TagControls(pickers.tags, teach_choice), pickers.cameras)
