@@ -270,3 +270,21 @@ def test_an_iphone_heic_named_in_capitals_is_uploaded_and_searched(tmp_path: Pat
         assert "Invalid file type" not in page.content()
         page.click("#search-button")
         page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+
+
+def test_a_page_number_typed_in_the_gallery_tab_turns_the_page(tmp_path: Path) -> None:
+    photos = tmp_path / "Pictures"
+    photos.mkdir()
+    for n in range(30):  # an unlabelled tree: 24 thumbnails a page, so two pages
+        make_image((8 * n, 120, 200 - 6 * n), n).save(photos / f"IMG_{n:04d}.jpg")
+    with app_page(photos, "browser-gallery-page.png") as page:
+        page.get_by_role("tab", name="Gallery").click()
+        page.wait_for_function(
+            "document.querySelector('#gallery-status').innerText.includes('30 images')", timeout=30_000
+        )
+        box = page.locator("#gallery-page input[type=number]").first
+        box.fill("2")
+        box.press("Enter")
+        page.wait_for_function(
+            "document.querySelector('#gallery-thumbnails').innerText.includes('page 2 of 2')", timeout=30_000
+        )

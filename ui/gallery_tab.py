@@ -98,7 +98,7 @@ def build(
     counts = gr.Dataframe(headers=["split", "classes or folders", "images"], label="Contents", interactive=False,
                           elem_id="gallery-contents")
     thumbs = gr.Gallery(label="One image per class", columns=8, height=300, elem_id="gallery-thumbnails")
-    page = gr.Slider(1, 2, value=1, step=1, label="Page", visible=False)
+    page = gr.Slider(1, 2, value=1, step=1, label="Page", visible=False, elem_id="gallery-page")
     with gr.Row():
         index_button = gr.Button("Build / refresh the index for the chosen engine", variant="primary",
                                  elem_id="index-button", scale=4)
@@ -131,7 +131,8 @@ def build(
     # The page shows failures in words (in_the_page); the API endpoints raise them.
     outputs = [source, counts, thumbs, page, labels, loaded]
     load_button.click(in_the_page(on_load, load_failed), source_box, outputs, api_visibility="private")
-    page.release(on_page, [source, page], thumbs, api_visibility="private")
+    # input: dragging, and a number typed in the slider's box (Enter); the last one wins.
+    page.input(on_page, [source, page], thumbs, api_visibility="private", trigger_mode="always_last")
     inputs = [source, controls.engine, *controls.inputs]
     index_button.click(in_the_page(on_build, build_failed), inputs, [index_status, skipped],
                        api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
