@@ -120,6 +120,16 @@ def test_refining_works_with_the_clip_engines(service: SearchService, name: str)
     assert [r.path for r in after.results] == [r.path for r in expected]
 
 
+def test_the_duplicates_threshold_slider_takes_round_steps_and_ends() -> None:
+    from ui.duplicates_tab import threshold_slider
+
+    for used in (0.32, 5.5, 12.0, 0.0007, 4.0, 0.1):
+        slider = threshold_slider("l1", False, used)
+        assert repr(slider["step"]) in {"1e-05", "0.005", "0.1", "0.2", "0.05", "0.001", "0.002"}, slider
+        assert len(repr(slider["maximum"])) <= 8 and slider["value"] == used  # 0.96, not 0.9599999999
+    assert threshold_slider("cosine", True, 0.9)["value"] == 0.9
+
+
 def test_the_threshold_slider_fits_the_metric_and_the_results(service: SearchService) -> None:
     query = query_file(gallery_of(service), "blue")
     _, _, session = search_tab.search(service, service.config.data, "pixel", PIXELS, "l2", 8, [], query, "")

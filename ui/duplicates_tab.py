@@ -6,6 +6,7 @@ for the metric and follows the slider once the user moves it.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -21,6 +22,7 @@ from engines.results import DuplicateGroup, printable
 from .actions.duplicates import find_groups
 from .controls import EngineControls
 from .downloads import keep_one_script, write_csv
+from .feedback import nice_step
 from .images import caption
 from .messages import count, explain_bad_input, in_the_page
 from .service import SearchService
@@ -154,8 +156,12 @@ def threshold_slider(metric: str, higher_is_better: bool, used: float) -> Any:
     if higher_is_better:
         return gr.update(minimum=0.5, maximum=1.0, value=used, step=0.001, visible=True,
                          label=f"Threshold: {metric} similarity at least")
-    top = max(used * 3, 1e-3)
-    return gr.update(minimum=0.0, maximum=top, value=used, step=top / 300, visible=True,
+    # A round step (1, 2 or 5 times a power of ten) and ends on it: the box shows 0.96, not 0.9599999.
+    step = nice_step(max(used * 3, 1e-3) / 300)
+    digits = max(0, -math.floor(math.log10(step)))
+    step = round(step, digits)
+    top = round(math.ceil(max(used * 3, 1e-3) / step) * step, digits)
+    return gr.update(minimum=0.0, maximum=top, value=round(used, digits + 1), step=step, visible=True,
                      label=f"Threshold: {metric} distance at most")
 
 
