@@ -107,7 +107,7 @@ class InvertedIndex:
     def build(cls, matrix: np.ndarray, keys: Sequence[str], folder: Path, nlist: int | None = None,
               seed: int = 0) -> InvertedIndex:
         """Train, assign and write the lists of ``matrix`` (one row per key) to ``folder``."""
-        nlist = nlist or lists_for(len(matrix))
+        nlist = max(1, min(nlist or lists_for(len(matrix)), len(matrix) // 2))  # a tiny gallery: fewer lists
         centroids = train(matrix, nlist, seed)
         owner = _assign(matrix, centroids)
         order = np.argsort(owner, kind="stable")
@@ -245,6 +245,26 @@ class InvertedIndex:
             if keep.any():
                 found.append(np.sort(np.stack([rows[a[keep]], rows[b[keep]]], axis=1), axis=1))
         return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+
+    def neighbour_pairs(self, k: int) -> np.ndarray:
+        """Each row's ``k`` nearest rows within its own list, as pairs (``a < b``), unique:
+        the duplicates run's "nearest few whatever their distance", without an N x N pass."""
+        found = []
+        for number in range(len(self.centroids)):
+            start, end = int(self.offsets[number]), int(self.offsets[number + 1])
+            if end - start < 2:
+                continue
+            vectors = self._list(number)
+            dots = vectors @ vectors.T
+            np.fill_diagonal(dots, -np.inf)
+            take = min(k, end - start - 1)
+            nearest = np.argpartition(-dots, take - 1, axis=1)[:, :take]
+            rows = self.slot_rows[start:end]
+            pairs = np.stack([np.repeat(rows, take), rows[nearest.reshape(-1)]], axis=1)
+            found.append(pairs[(pairs >= 0).all(axis=1)])
+        if not found:
+            return np.empty((0, 2), dtype=np.int64)
+        return np.unique(np.sort(np.concatenate(found), axis=1), axis=0).astype(np.int64)
 
     def close(self) -> None:
         self._handle.close()

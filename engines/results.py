@@ -13,6 +13,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .galleries.items import GalleryItem
+    from .ivf import InvertedIndex
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class GalleryVectors:
     #: SHA-256 of each item's file (``None`` for one no longer readable); ``None`` when not asked for.
     hashes: tuple[str | None, ...] | None = None
     identity: VectorIdentity | None = None
+    #: The engine's inverted lists over these (unit) rows, for a large gallery (``engines/ivf.py``).
+    lists: InvertedIndex | None = None
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,8 @@ class VectorEngine(FeaturedEngine):
         hashes: tuple[str | None, ...] | None = snapshot.keys if self._keys_are_content_hashes else None
         if content_hashes and hashes is None:
             hashes = self._content_hashes(snapshot)
-        return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes, self.vector_identity())
+        return GalleryVectors(snapshot.vectors.matrix, snapshot.items, snapshot.keys, hashes, self.vector_identity(),
+                              snapshot.vectors.approximate)
 
     def _content_hashes(self, snapshot: _Snapshot) -> tuple[str | None, ...]:
         """SHA-256 of each item's file, once per snapshot (kept on it, so that moving the

@@ -95,7 +95,14 @@ def group_duplicates(
     matrix = np.asarray(vectors.matrix, dtype=np.float32)
     exact_bound = (1.0 - EXACT_TOLERANCE) if higher_is_better else EXACT_TOLERANCE
     loosest = min(threshold, exact_bound) if higher_is_better else max(threshold, exact_bound)
-    pairs, scores = candidate_pairs(matrix, metric, loosest)
+    # A large gallery's inverted lists (cosine over unit vectors) give the candidates list by list
+    # (a million photos: seconds, where the exact pass is an N x N one); a copy lies in its original's list.
+    lists = vectors.lists if metric == "cosine" else None
+    if lists is not None:
+        pairs = lists.near_pairs(loosest)
+        scores = pair_scores(matrix, pairs, metric)
+    else:
+        pairs, scores = candidate_pairs(matrix, metric, loosest)
 
     # Exact: the same bytes, or the same decoded pixels (checked for candidate pairs only).
     hashes = vectors.hashes or (None,) * n  # unknown: only pixel equality makes exact groups
@@ -126,7 +133,7 @@ def group_duplicates(
     if verifier is not None:
         # Candidates: the pairs within the loose threshold, and each image's nearest few
         # whatever their distance (a crop or a rotation moves raw pixels far).
-        extra = neighbour_pairs(matrix, metric, NEIGHBOURS)
+        extra = lists.neighbour_pairs(NEIGHBOURS) if lists is not None else neighbour_pairs(matrix, metric, NEIGHBOURS)
         # ... and pairs that share many keypoints, which vectors of whole pictures can put far
         # apart (a screenshot with its borders); one picture per exact set takes part.
         representatives = sorted({members[0] for members in exact_sets})
