@@ -26,13 +26,14 @@ from .base import check_threshold
 from .deployment import deployment_from
 from .errors import EngineError
 from .filters import Filter
+from .fusion import sentence_of, with_words
 from .galleries.gallery import load_gallery
 from .galleries.sources import gallery_name, parse_source
 from .model.hub import hide_library_progress
 from .model.packaged import model_or_packaged
 from .query import Query, SearchQuery, Text, parse_text_query
 from .registry import available_engines, create_engine, engine_class, uses_a_model
-from .results import SearchResult, printable
+from .results import SearchResult, passing_threshold, printable
 from .settings import SEARCH, add_arguments, from_environment
 
 #: The most results one command prints (k); a gallery's whole ranking is rarely what a pipe wants.
@@ -78,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--words", metavar="TEXT", help="find the photos that show these words (the words engine, ocr)")
     p.add_argument("--face", type=Path, metavar="PATH", help="find the photos of the person in this photo (its largest "
                    "face; the faces engine: finding the gallery's faces the first time takes a while)")
+    p.add_argument("--with-words", action="store_true",
+                   help="fuse a sentence's ranking with the photos that show its words (reads the text once)")
     p.add_argument("--person", action="append", default=[], metavar="NAME",
                    help="only photos of this person (repeatable: any of them), named with image-search faces "
                         "or the app's People tab")
@@ -207,7 +210,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"image-search: {count:,} images indexed ({engine.last_computed:,} new or changed, "
                   f"{len(engine.skipped):,} skipped)", file=sys.stderr)
         chosen = Filter(people=args.person) if args.person else None
-        results = engine.search(query, k=args.k, metric=args.metric, threshold=args.threshold, filter=chosen)
+        sentence = sentence_of(query)
+        if args.with_words and sentence is not None and args.engine != "ocr":
+            words = create_engine("ocr", deployment=deployment)
+            words.index(gallery["train"], progress=not args.no_progress)
+            results = with_words(engine, words, sentence, args.k, args.metric, chosen)
+            if args.threshold is not None:  # the learned engine's scores: its threshold, its direction
+                higher = engine.check_metric(args.metric) in engine.higher_is_better
+                results = passing_threshold(results, args.threshold, higher)
+        else:
+            results = engine.search(query, k=args.k, metric=args.metric, threshold=args.threshold, filter=chosen)
     except (EngineError, ValueError, OSError, ImportError) as exc:
         print(f"image-search: error: {printable(str(exc))}", file=sys.stderr)
         return 2

@@ -210,3 +210,41 @@ def test_the_gallery_tab_counts_the_photos_that_show_text(library: Path, tmp_pat
     assert "4 of 5 photos show text" in status
     pixels, _ = gallery_tab.build_index(service, str(library), "pixel", {"features": "pixels"})
     assert "show text" not in pixels  # the positive control's twin: other engines say nothing more
+
+
+def test_a_sentence_fused_with_the_words_photos_show_finds_the_photo_that_says_it(
+    library: Path, tmp_path: Path, tiny_clip: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engines import Text, create_engine
+    from engines.fusion import with_words
+    from engines.search import main
+    from ui import search_tab
+    from ui.config import AppConfig
+    from ui.service import SearchService
+
+    cache = tmp_path / "cache"
+    clip = create_engine("clip", model=tiny_clip, cache_dir=str(cache))  # random weights: it cannot read
+    clip.index(str(library), progress=False)
+    words = create_engine("ocr", cache_dir=str(cache))
+    words.index(str(library), progress=False)
+    asked = Text("the invoice of 42.50")
+    fused = with_words(clip, words, asked, k=5)
+    assert Path(fused[0].path).name == "invoice.jpg" and [r.rank for r in fused] == [1, 2, 3, 4, 5]
+    cosine = {r.path: r.score for r in clip.search(asked, k=10)}
+    assert all(r.score == pytest.approx(cosine[r.path]) for r in fused)  # the learned engine's own scores
+    nothing = Text("zebra crossing")  # words no photo shows: the learned ranking as it is (negative control)
+    assert [r.path for r in with_words(clip, words, nothing, k=5)] == [r.path for r in clip.search(nothing, k=5)]
+
+    service = SearchService(AppConfig(data=str(library), model=tiny_clip, cache_dir=str(cache)))
+    _, line, before = search_tab.search(service, str(library), "clip", {}, None, 5, [], None, asked.text,
+                                        with_words=True)
+    assert "Read the text in the photos first" in line  # not read for this page yet: said, not guessed
+    service.engine("ocr", service.gallery(str(library)))  # the Gallery tab's "Read the text in photos"
+    _, line, after = search_tab.search(service, str(library), "clip", {}, None, 5, [], None, asked.text,
+                                       with_words=True)
+    assert Path(after.results[0].path).name == "invoice.jpg" and "Read the text" not in line
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert main([asked.text, "--with-words", "--data", str(library), "--model", tiny_clip, "--cache-dir", str(cache),
+                 "--no-progress", "--paths-only", "-k", "1"]) == 0
+    assert Path(capsys.readouterr().out.strip()).name == "invoice.jpg"

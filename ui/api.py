@@ -57,12 +57,15 @@ def build(service: SearchService) -> None:
     def searched(
         image: FileData | None, text: str, engine: str | None, metric: str | None, k: int, classes: list[str] | None,
         options: dict[str, str] | None, gallery: str | None, photos: dict[str, Any] | None = None,
+        words_in_photos: bool = False,
     ) -> SearchSession:
         chosen = photos_filter(photos)
         # No engine named: the learned one for a sentence (pixels cannot read one), pixels for an image.
         engine = engine or ("clip" if (text or "").strip() else "pixel")
+        if not isinstance(words_in_photos, bool):
+            raise gr.Error(f"Expected words_in_photos to be true or false, got {words_in_photos!r}")
         return searching.search(service, gallery or data, engine, dict(options or {}), metric, k, classes or [],
-                                image, text, chosen=chosen)
+                                image, text, chosen=chosen, with_words=words_in_photos)
 
     def answer(session: SearchSession, threshold: float | None) -> dict[str, Any]:
         results = passing(session, float(threshold)) if threshold is not None else session.results
@@ -73,6 +76,7 @@ def build(service: SearchService) -> None:
         image: FileData | None = None, text: str = "", engine: str | None = None, metric: str | None = None,
         k: int = 10, threshold: float | None = None, classes: list[str] | None = None,
         options: dict[str, str] | None = None, gallery: str | None = None, photos: dict[str, Any] | None = None,
+        words_in_photos: bool = False,
     ) -> dict[str, Any]:
         """Rank a gallery's images against a query image, a sentence, or both combined.
 
@@ -91,11 +95,14 @@ def build(service: SearchService) -> None:
             photos: only photos taken between dates, by cameras, with or without a location, showing words:
                 {"taken_from": "2023-01-01", "taken_to": "2023-12-31", "cameras": ["Apple iPhone 13"],
                  "has_location": true, "words": "receipt"}, any of them.
+            words_in_photos: a sentence's ranking (CLIP engines) fused with the photos that show its words
+                (reciprocal rank fusion; the gallery's text must have been read: Gallery tab).
         Returns:
             {"results": [{"rank", "score", "match" (SigLIP sentences), "label", "file", "position"}], "metric", "searched",
             "milliseconds"}
         """
-        return answer(searched(image, text, engine, metric, k, classes, options, gallery, photos), threshold)
+        return answer(searched(image, text, engine, metric, k, classes, options, gallery, photos, words_in_photos),
+                      threshold)
 
     def refine(
         image: FileData | None = None, text: str = "", engine: str = "pixel", metric: str | None = None, k: int = 10,

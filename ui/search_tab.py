@@ -38,10 +38,12 @@ TEXT_PLACEHOLDER = "a dog on a beach · combine: a dog + a beach - snow · weigh
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
     labels: list[str] | None, image: Any, text: str | None, progress: Any = None, chosen: Filter | None = None,
+    with_words: bool = False,
 ) -> Shown:
     """Rank ``source``'s gallery against the uploaded image and/or the sentence
     (:func:`ui.actions.searching.search`): the tiles, the summary line and the session."""
-    session = search_session(service, source, name, choices, metric, k, labels, image, text, progress, chosen)
+    session = search_session(service, source, name, choices, metric, k, labels, image, text, progress, chosen,
+                             with_words)
     return tiles_of(service, session), summary(session, len(session.results)), session
 
 
@@ -92,6 +94,8 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 elem_id="query-text", placeholder=TEXT_PLACEHOLDER,
                 info="With an image too, both are combined: the photo, with these words.",
             )
+            fuse = gr.Checkbox(False, label="…and the words the photos show (read in the Gallery tab)",
+                               elem_id="with-words", container=False)
             with gr.Row():
                 k = explain_bad_input(gr.Slider(1, 50, value=10, step=1, label="Results (k)"),
                                       "k (results) to be a whole number from 1 to 50")
@@ -145,9 +149,9 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
     ) -> tuple[Any, ...]:
         choices = controls.choices(values[:n])
-        metric, k_value, chosen_labels, image_value, text_value, *picked = values[n:]
+        metric, k_value, chosen_labels, image_value, text_value, fuse_value, *picked = values[n:]
         shown = search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value,
-                       text_value, progress, filter_of(*picked))
+                       text_value, progress, filter_of(*picked), bool(fuse_value))
         return view(service, shown[2], shown)
 
     def on_update(
@@ -184,7 +188,8 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         # The message takes the summary line; the results and marks stay (a typo must not lose them).
         return (gr.skip(), f"**Could not search.** {message}", *[gr.skip()] * (len(outputs) - 2))
 
-    inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text, *pickers.inputs]
+    inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text, fuse,
+              *pickers.inputs]
     for event in (go.click, text.submit):
         event(in_the_page(on_search, failed), inputs, outputs, api_visibility="private", concurrency_limit=4,
               concurrency_id="search")

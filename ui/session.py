@@ -37,6 +37,8 @@ class SearchSession:
     filter: Filter | None = None
     #: The model that made the vectors, for a learned engine ("" for pixels): the summary names it.
     model: str = field(default="", compare=False)
+    #: A sentence's ranking fused with the words photos show (``engines.fusion``).
+    with_words: bool = False
 
     @property
     def higher_is_better(self) -> bool:

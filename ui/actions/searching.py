@@ -17,6 +17,8 @@ from typing import Any
 import gradio as gr
 
 from engines import Explanation, Filter, Query, SearchQuery, SearchResult, Text, parse_text_query
+from engines.filters import with_labels
+from engines.fusion import sentence_of, with_words
 from engines.results import passing_threshold
 
 from ..controls import progress_bar
@@ -32,11 +34,11 @@ EXPLAIN_SLOTS = 1
 
 def new_session(
     source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float, labels: list[str] | None,
-    image: str | None, text: str | None, chosen: Filter | None = None,
+    image: str | None, text: str | None, chosen: Filter | None = None, with_words: bool = False,
 ) -> SearchSession:
     return SearchSession(
         source, name, dict(choices), metric, int(number_from(k, "k (results)", minimum=1, maximum=MAX_K, whole=True)),
-        tuple(labels or []), image, (text or "").strip(), filter=chosen,
+        tuple(labels or []), image, (text or "").strip(), filter=chosen, with_words=bool(with_words),
     )
 
 
@@ -60,8 +62,10 @@ def query_of(image: str | None, text: str | None) -> SearchQuery | Query:
 def search(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str | None, k: float,
     labels: list[str] | None, image: Any, text: str | None, progress: Any = None, chosen: Filter | None = None,
+    with_words: bool = False,
 ) -> SearchSession:
-    """Rank ``source``'s gallery against the uploaded image and/or the sentence.
+    """Rank ``source``'s gallery against the uploaded image and/or the sentence (``with_words``:
+    a sentence's ranking fused with the words photos show).
 
     ``image`` is the upload as Gradio hands it over (a path, a file dict or ``FileData``),
     trusted only where Gradio wrote it or where it is a gallery file
@@ -73,7 +77,7 @@ def search(
         path = service.uploads.query_image(image, source)
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
-    session = new_session(source, name, choices, metric, k, labels, path, text, chosen)
+    session = new_session(source, name, choices, metric, k, labels, path, text, chosen, with_words)
     try:
         query = query_of(path, text)
     except USER_ERRORS as exc:
@@ -88,16 +92,24 @@ def run(service: SearchService, session: SearchSession, query: SearchQuery | Que
         engine, _, note = service.current(session.name, session.source, session.choices,
                                           progress=progress_bar(progress))
         model = engine.export_details().get("model", "")
-        session = replace(session, metric=engine.check_metric(session.metric), note=note,
+        session = replace(session, metric=engine.check_metric(session.metric),
                           model=os.path.basename(model.rstrip("/")) if os.path.isdir(model) else model)
+        words = service.built("ocr", session.source, {}) if session.with_words else None
+        if session.with_words and words is None:
+            note = "; ".join(filter(None, [note, "Read the text in the photos first (Gallery tab) to fuse in the "
+                                           "words they show"]))
+        chosen = with_labels(session.filter, list(session.labels) or None)
         started = time.perf_counter()
-        results = engine.search(query, k=session.k, metric=session.metric, labels=list(session.labels) or None,
-                                filter=session.filter)
+        sentence = sentence_of(query)
+        if words is not None and sentence is not None and session.name != words.name:
+            results = with_words(engine, words, sentence, session.k, session.metric, chosen)
+        else:
+            results = engine.search(query, k=session.k, metric=session.metric, filter=chosen)
         elapsed = (time.perf_counter() - started) * 1000
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
     return replace(session, results=tuple(results), original=session.original or tuple(results),
-                   elapsed_ms=elapsed, total=len(engine))
+                   elapsed_ms=elapsed, total=len(engine), note=note)
 
 
 def refine(service: SearchService, session: SearchSession | None, progress: Any = None) -> SearchSession:
