@@ -84,6 +84,7 @@ def screenshot(path: Path, rng: np.random.Generator) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=12, help="pictures of each kind")
+    parser.add_argument("--model", help="a CLIP model for the fusion rows (else the tiny random one: it cannot read)")
     args = parser.parse_args()
     rng = np.random.default_rng(5)
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,6 +129,36 @@ def main() -> None:
         print(f"\nphone photos: {rates['phone']:.2f} photos/s (goal >= {GOAL_PHOTOS_PER_S:.0f}): "
               f"{'met' if rates['phone'] >= GOAL_PHOTOS_PER_S else 'NOT met'}")
         print(f"search: a sign's words typed (two of them) put its photo first for {hits} of {len(ranks)} photos")
+        fusion(root, truth, engines["phone"], args.model)
+
+
+def fusion(root: Path, truth: dict[str, list[str]], words: object, model: str | None) -> None:
+    """A sentence naming a sign's words ("a sign that says ..."), searched by a CLIP engine alone
+    and fused with the words photos show (engines.fusion): where the sign's photo ranks, and the cost."""
+    from engines.fusion import with_words
+    from engines.testing import build_tiny_clip
+
+    # The words engine's cache folder: the CLIP engine finds the text it read there (as in the app).
+    clip = create_engine("clip", model=model or str(build_tiny_clip(root / "tiny-clip")), cache_dir=root / "cache-phone")
+    clip.index(str(root / "phone"), progress=False)
+    alone, fused, alone_ms, fused_ms = [], [], [], []
+    for path, drawn in ((p, w) for p, w in truth.items() if "/phone/" in p):
+        sentence = Text(f"a sign that says {drawn[1]} {drawn[2]}")
+        started = time.perf_counter()
+        found = clip.search(sentence, k=10)
+        alone_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        mixed = with_words(clip, words, sentence, k=10)  # type: ignore[arg-type]
+        fused_ms.append((time.perf_counter() - started) * 1000)
+        alone.append(next((r.rank for r in found if r.path == path), None))
+        fused.append(next((r.rank for r in mixed if r.path == path), None))
+    name = model or "a tiny random CLIP (it cannot read)"
+    print(f"\nfusion, {len(alone)} sentences naming a sign's words, with {name}:")
+    print("| search | photo first | in the top 10 | median ms |")
+    print("|---|---|---|---|")
+    for label, ranks, times in (("CLIP alone", alone, alone_ms), ("CLIP + words in photos", fused, fused_ms)):
+        print(f"| {label} | {sum(r == 1 for r in ranks)} | {sum(r is not None for r in ranks)} | "
+              f"{float(np.median(times)):.1f} |")
 
 
 if __name__ == "__main__":

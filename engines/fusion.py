@@ -77,7 +77,11 @@ def with_words(engine: SearchEngine, words: SearchEngine, query: Text, k: int = 
     if not shown:
         return learned[:k]
     known = {_key(r): r for r in learned}
-    for result in engine.search(query, k=depth, metric=metric, filter=_showing(filter, typed)):
+    try:  # the learned engine's scores for the photos showing the words (read into its cache folder)
+        showing = engine.search(query, k=depth, metric=metric, filter=_showing(filter, typed))
+    except InvalidQueryError:  # the text was read into another cache folder: those in its own ranking only
+        showing = []
+    for result in showing:
         known.setdefault(_key(result), result)
     fused: dict[tuple[str | None, int], float] = {}
     for ranking in (learned, [r for r in shown if _key(r) in known]):
