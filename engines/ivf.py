@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,6 +102,8 @@ class InvertedIndex:
         self.slot_rows = np.arange(len(keys), dtype=np.int64)  # slot -> row of the current matrix (-1: removed)
         self.tail = np.empty(0, dtype=np.int64)  # rows of the current matrix in no list
         self._handle = open(folder / "vectors.f32", "rb")  # noqa: SIM115 - held for the index's life
+        # Closed with the index: an engine that indexes again drops its old one without closing it.
+        weakref.finalize(self, self._handle.close)
 
     # -- building and opening ----------------------------------------------------------
     @classmethod
@@ -113,7 +116,7 @@ class InvertedIndex:
         order = np.argsort(owner, kind="stable")
         offsets = np.zeros(nlist + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(np.bincount(owner, minlength=nlist))
-        scratch = folder.with_name(folder.name + ".partial")
+        scratch = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         with open(scratch / "vectors.f32", "wb") as out:
@@ -129,7 +132,14 @@ class InvertedIndex:
         (scratch / "index.json").write_text(json.dumps({"format": FORMAT, "rows": len(order), "dim": matrix.shape[1],
                                                         "nlist": nlist}))
         shutil.rmtree(folder, ignore_errors=True)
-        os.replace(scratch, folder)
+        try:
+            os.replace(scratch, folder)
+        except OSError:  # another process put its own build there first: use that one
+            shutil.rmtree(scratch, ignore_errors=True)
+            theirs = cls.open(folder, matrix.shape[1])
+            if theirs is None:
+                raise
+            return theirs
         return cls(folder, centroids, offsets, slot_keys)
 
     @classmethod
