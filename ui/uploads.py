@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import gradio as gr
+
 from engines import EngineError, InvalidQueryError
 from engines.query import QUERY_MAX_PIXELS
 from engines.storage.sweep import sweep
@@ -52,8 +54,9 @@ class Uploads:
         Where the picture cannot be read, ``path`` comes back as it is (the search says why)."""
         from engines.galleries.images import load_image
 
-        if not self.trusted(path):
-            raise InvalidQueryError("The query image must be uploaded with the request (a path on the server is not accepted)")
+        if not self.trusted(path):  # only the page's handlers ask: the visitor reads this in words
+            raise gr.Error("The query image must be uploaded with the request (a path on the server is not accepted)",
+                           print_exception=False)
         try:
             picture = load_image(path, draft=(PREVIEW_SIDE, PREVIEW_SIDE), max_pixels=QUERY_MAX_PIXELS)
         except EngineError:
