@@ -30,17 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .kmeans import ASSIGN_ROWS, assign, train
+
 log = logging.getLogger(__name__)
 
 #: Below this many rows the exact search answers in under ~15 ms on 2 cores (benchmarks/million.py).
 IVF_MIN_ROWS = 200_000
 #: A filter keeping fewer rows than this is answered by an exact scan of those rows (a few ms).
 IVF_MIN_FILTERED = 20_000
-#: Rows compared with all centroids at once while assigning (a float32 block of rows x nlist).
-ASSIGN_ROWS = 8192
-#: k-means rounds, on a sample of ``SAMPLE_PER_LIST`` rows per list.
-ROUNDS = 8
-SAMPLE_PER_LIST = 32
 #: Share of the gallery added or removed since the build past which ``stale`` is true.
 STALE_SHARE = 0.1
 FORMAT = 1
@@ -56,37 +53,6 @@ def probes_for(nlist: int) -> int:
     kept recall@10 at 1.00 on CLIP-shaped vectors at 1M (benchmarks/million.py); the margin is
     for galleries whose neighbours stand out less."""
     return max(8, nlist // 32)
-
-
-def _normalised(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms > 0, norms, 1.0)
-
-
-def _assign(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Each row's nearest centroid (largest dot product), in blocks."""
-    out = np.empty(len(matrix), dtype=np.int32)
-    for start in range(0, len(matrix), ASSIGN_ROWS):
-        block = np.asarray(matrix[start : start + ASSIGN_ROWS], dtype=np.float32)
-        out[start : start + len(block)] = np.argmax(block @ centroids.T, axis=1)
-    return out
-
-
-def train(matrix: np.ndarray, nlist: int, seed: int = 0) -> np.ndarray:
-    """Spherical k-means centroids (unit length) of a sample of ``matrix``'s rows."""
-    rng = np.random.default_rng(seed)
-    size = min(len(matrix), nlist * SAMPLE_PER_LIST)
-    sample = _normalised(np.asarray(matrix[np.sort(rng.choice(len(matrix), size, replace=False))], dtype=np.float32))
-    centroids = sample[rng.choice(size, nlist, replace=False)].copy()
-    for _ in range(ROUNDS):
-        owner = _assign(sample, centroids)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, owner, sample)
-        counts = np.bincount(owner, minlength=nlist)
-        empty = np.flatnonzero(counts == 0)
-        sums[empty] = sample[rng.choice(size, len(empty), replace=False)]  # reseeded where no row went
-        centroids = _normalised(sums).astype(np.float32)
-    return centroids
 
 
 class InvertedIndex:
@@ -112,7 +78,7 @@ class InvertedIndex:
         """Train, assign and write the lists of ``matrix`` (one row per key) to ``folder``."""
         nlist = max(1, min(nlist or lists_for(len(matrix)), len(matrix) // 2))  # a tiny gallery: fewer lists
         centroids = train(matrix, nlist, seed)
-        owner = _assign(matrix, centroids)
+        owner = assign(matrix, centroids)
         order = np.argsort(owner, kind="stable")
         offsets = np.zeros(nlist + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(np.bincount(owner, minlength=nlist))
