@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import abc
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +37,9 @@ class PerPhotoEngine(SearchEngine, Generic[T]):
 
     #: Words for the progress bar ("Reading the text in photos").
     reading: str = "Reading photos"
+    #: Photos read at once (decoding and reading, in threads); an engine whose reader releases the
+    #: GIL and takes one thread of its own sets more.
+    workers: int = 1
 
     def __init__(self, cache_dir: str | Path | None, side: int, store: PerPhotoStore[T]) -> None:
         super().__init__()
@@ -55,6 +60,14 @@ class PerPhotoEngine(SearchEngine, Generic[T]):
     @abc.abstractmethod
     def _read(self, picture: Image.Image) -> T:
         """What the engine reads from one photo (decoded at most ``side`` pixels on its longest side)."""
+
+    def _read_one(self, todo: tuple[GalleryItem, str]) -> T | UnreadableImageError:
+        try:
+            picture = todo[0].open(draft=(self.side // 2, self.side // 2))
+            picture.thumbnail((self.side, self.side), Image.Resampling.BILINEAR)
+            return self._read(picture)
+        except UnreadableImageError as exc:
+            return exc
 
     def _swap(self, rows: list[tuple[GalleryItem, str, T]]) -> None:
         """Make ``rows`` (in gallery order) the index searched."""
@@ -85,22 +98,41 @@ class PerPhotoEngine(SearchEngine, Generic[T]):
         report = reporter(self.name, len(todo), progress, self.reading)
         order = {id(item): n for n, item in enumerate(gallery)}
         self.last_computed = 0
+        workers = max(1, min(self.workers, len(todo) or 1))
+        pool = ThreadPoolExecutor(workers)
+        queued = iter(todo)
+        pending: deque[tuple[GalleryItem, str, Future[T | UnreadableImageError]]] = deque()
+
+        def fill() -> None:  # a few photos ahead of the one kept next, in gallery order
+            while len(pending) < 2 * workers and (following := next(queued, None)) is not None:
+                pending.append((*following, pool.submit(self._read_one, following)))
+
+        def keep(item: GalleryItem, key: str, read: T | UnreadableImageError) -> None:
+            if isinstance(read, UnreadableImageError):
+                self._skip(skipped, item.source, read.reason)
+                return
+            self._store.put(key, read)  # kept at once: a stop or a kill loses no photo read
+            self.last_computed += 1
+            rows.append((item, key, read))
+
+        fill()
+        done = 0
         try:
-            for done, (item, key) in enumerate(todo, start=1):
-                try:
-                    picture = item.open(draft=(self.side // 2, self.side // 2))
-                    picture.thumbnail((self.side, self.side), Image.Resampling.BILINEAR)
-                    found = self._read(picture)
-                except UnreadableImageError as exc:
-                    self._skip(skipped, item.source, exc.reason)
-                    continue
-                self._store.put(key, found)  # kept at once: a stop or a kill loses no photo read
-                self.last_computed += 1
-                rows.append((item, key, found))
+            while pending:
+                item, key, future = pending.popleft()
+                read = future.result()
+                fill()
+                done += 1
+                keep(item, key, read)
                 report(done)
         except IndexCancelledError:
+            for item, key, future in pending:  # photos being read when Stop came are finished and kept
+                if not future.cancel():
+                    keep(item, key, future.result())
             self._swap(sorted(rows, key=lambda row: order[id(row[0])]))  # what was read stays searchable
             raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         self._swap(sorted(rows, key=lambda row: order[id(row[0])]))
         return len(self._rows)
 

@@ -11,6 +11,7 @@ better); an image query is refused: this engine reads words, not pictures.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -44,6 +45,8 @@ class WordsEngine(PerPhotoEngine[list[TextLine]]):
     higher_is_better = frozenset({"words"})
     accepts_text = True
     reading = "Reading the text in photos"
+    #: A photo read per core (each reader takes one ONNX Runtime thread; OCR leaves the GIL).
+    workers = max(1, min(4, os.cpu_count() or 1))
 
     def __init__(self, *, cache_dir: str | Path | None = None, side: int = READ_SIDE,
                  min_score: float = MIN_SCORE) -> None:
