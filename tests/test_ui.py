@@ -102,6 +102,7 @@ def test_relevance_feedback_rounds_marks_and_start_over(service: SearchService) 
     cleared = searching.start_over(third)
     assert cleared is not None and cleared.relevant == cleared.irrelevant == () and cleared.rounds == 0
     assert cleared.results == session.results  # the first round's results again
+    assert cleared.elapsed_ms == session.elapsed_ms != third.elapsed_ms  # ... with the first round's time
     assert "Select a result" in feedback.marks_text(cleared)
     caption = feedback.tiles_of(service, after)[0][1]
     assert caption.startswith("✗ not relevant · #1")  # a mark shows on its tile

@@ -29,6 +29,8 @@ class SearchSession:
     irrelevant: tuple[SearchResult, ...] = ()
     rounds: int = 0
     elapsed_ms: float = 0.0
+    #: The first round's time, which "Start over" shows again with its results.
+    original_ms: float = 0.0
     #: How many images the index held.
     total: int = 0
     #: What the page should say beside the results (a folder that changed).

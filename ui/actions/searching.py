@@ -108,8 +108,10 @@ def run(service: SearchService, session: SearchSession, query: SearchQuery | Que
         elapsed = (time.perf_counter() - started) * 1000
     except USER_ERRORS as exc:
         raise service.user_error(exc) from exc
+    first = not session.original
     return replace(session, results=tuple(results), original=session.original or tuple(results),
-                   elapsed_ms=elapsed, total=len(engine), note=note)
+                   elapsed_ms=elapsed, original_ms=elapsed if first else session.original_ms, total=len(engine),
+                   note=note)
 
 
 def refine(service: SearchService, session: SearchSession | None, progress: Any = None) -> SearchSession:
@@ -174,7 +176,8 @@ def start_over(session: SearchSession | None) -> SearchSession | None:
     """Forget the marks and the refining: the first round's results again."""
     if not session:
         return session
-    return replace(session, relevant=(), irrelevant=(), rounds=0, results=session.original or session.results)
+    return replace(session, relevant=(), irrelevant=(), rounds=0, results=session.original or session.results,
+                   elapsed_ms=session.original_ms if session.original else session.elapsed_ms)
 
 
 def passing(session: SearchSession, value: float) -> list[SearchResult]:
