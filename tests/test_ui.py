@@ -187,6 +187,7 @@ def test_show_gallery_counts_and_roots(service: SearchService) -> None:
     assert source == str(gallery.resolve()) and str(gallery.resolve()) in message
     assert "4 classes, 21 train and 4 test images" in message
     assert counts == [["train", 4, 21], ["test", 4, 4]] and len(thumbs["value"]) == 4
+    assert all("/" not in caption for _, caption in thumbs["value"])  # a class is shown by its name
     assert thumbs["label"] == "classes 1–4 of 4 (page 1 of 1)" and page["visible"] is False
     with pytest.raises(gr.Error, match="configured folders"):
         gallery_tab.show(service, str(Path(__file__).parents[1]), reload=True)
@@ -209,6 +210,8 @@ def test_an_unlabelled_photo_tree_pages_through_every_image(tmp_path: Path) -> N
     assert len(thumbs["value"]) == gallery_tab.PAGE_SIZE and page["visible"] is True and page["maximum"] == 2
     second = gallery_tab.turn_page(service, str(tmp_path / "photos"), 2)
     assert len(second["value"]) == 6 and second["label"] == "images 25–30 of 30 (page 2 of 2)"
+    captions = [caption for _, caption in thumbs["value"]]  # each photo by its folder and file name
+    assert all(caption.count("/") >= 2 and caption.endswith(".jpg") for caption in captions)
     tiles, _, _ = search_tab.search(
         service, str(tmp_path / "photos"), "pixel", PIXELS, "l1", 3, ["2001/summer"],
         str(tmp_path / "photos" / "2001" / "summer" / "IMG_0001.jpg"), "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +43,13 @@ def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tup
     chosen = shown[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
 
     def first_readable(candidates: list[GalleryItem]) -> tuple[Any, str] | None:
-        # A class is shown by its first image that can be read (its first file may be broken).
+        # A class is shown by its first image that can be read (its first file may be broken);
+        # a photo tree's image by its folder and file name, not its folder alone.
         for item in candidates[:CLASS_TRIES]:
             try:
-                return service.thumbnails.file_of(item), printable(item.label) or "(top folder)"
+                folder = printable(item.label) or "(top folder)"
+                name = printable(os.path.basename(item.path)) if item.path and not gallery.labelled else ""
+                return service.thumbnails.file_of(item), f"{folder}/{name}" if name else folder
             except (EngineError, OSError):
                 continue
         return None
