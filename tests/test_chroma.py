@@ -130,3 +130,37 @@ def test_a_second_process_is_refused_the_embedded_folder(tiny_clip: str, tmp_pat
     ).format(model=tiny_clip, path=str(tmp_path / "db"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "in use by process" in out.stdout and "chroma run" in out.stdout
+
+
+def test_a_filter_keeping_many_records_is_answered_from_the_graph_and_matches_the_exact_ranking(
+    tmp_path: Path
+) -> None:
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings
+
+    from engines.storage.chroma_db import hnsw_configuration
+    from engines.storage.chroma_query import exact_records, nearest_records
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"), settings=Settings(anonymized_telemetry=False))
+    collection = client.create_collection("many", configuration=hnsw_configuration("cosine"), embedding_function=None)
+    collection.add(ids=[str(n) for n in range(3000)], embeddings=vectors,
+                   metadatas=[{"year": 2021 if n % 4 == 0 else 2020} for n in range(3000)])
+    asked: list[object] = []
+    real = collection.query
+
+    def query(**kwargs: object) -> object:
+        asked.append(kwargs.get("where"))
+        return real(**kwargs)
+
+    collection.query = query  # type: ignore[method-assign]
+    where = {"year": 2021}
+    kept = collection.get(where=where, include=[])["ids"]
+    for n in range(10):
+        found = nearest_records(collection, vectors[n * 7], 10, "cosine", where, 3000)
+        truth = exact_records(collection, kept, vectors[n * 7], 10, "cosine")
+        assert found["ids"][0][:5] == truth["ids"][0][:5]  # the HNSW graph is approximate beyond
+        assert all(metadata["year"] == 2021 for metadata in found["metadatas"][0]) and len(found["ids"][0]) == 10
+    assert asked and all(w is None for w in asked)  # answered without Chroma's filtered query (750 kept)
