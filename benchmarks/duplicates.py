@@ -160,7 +160,7 @@ def pixel_sources(limit: int = 700) -> np.ndarray:
     """32x32 pixel vectors of the demo and aio images: the material synthetic galleries are made of."""
     engine = create_engine("pixel", cache="off")
     files = sorted((ROOT / "data").glob("*/*/*.png")) + sorted(AIO.glob("*/*/*"))[:limit]
-    return np.stack([engine.features_of(load_image(path, (128, 128))) for path in files])  # type: ignore[attr-defined]
+    return engine.embed_images([load_image(path, (128, 128)) for path in files])
 
 
 def timing(dims: int, n: int, kind: str, sources: np.ndarray, seed: int = 0) -> str:

@@ -4,8 +4,8 @@ search of the kept rows pays (``engines.chroma.EXACT_BELOW``).
 
     python benchmarks/filters.py [--photos 100000] [--chroma-rows 20000]
 
-Part 1 runs the CLIP engine's own ranking (``_rank``: the filter's row mask, then the nearest
-rows among those kept) on 100,000 rows of ViT-B/32's size (512), with and without a date
+Part 1 runs what the in-memory engines rank with (the filter's row mask from the photos'
+table, then ``VectorIndex.nearest`` among the rows kept) on 100,000 rows of ViT-B/32's size (512), with and without a date
 filter; the photos' details are the table the engine keeps once their headers were read at
 indexing (dates spread over 2015-2025, 8 cameras, a third with a position).
 
@@ -26,12 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from _common import median_ms
-from engines import Filter, create_engine
-from engines.galleries.items import GalleryItem
+from engines import Filter
 from engines.galleries.photo_info import PhotoTable
 from engines.storage.chroma_db import hnsw_configuration
 from engines.storage.chroma_query import EXACT_BELOW, exact_records
-from engines.vector_engine import _Snapshot
 from engines.vector_index import VectorIndex
 
 GOAL_MS = 5.0
@@ -46,35 +44,32 @@ def clustered(rng: np.random.Generator, n: int, dim: int = 512, centres: int = 3
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def engine_with(vectors: np.ndarray, rng: np.random.Generator) -> object:
-    """A CLIP engine holding ``vectors`` as its index, as a finished build leaves it."""
+def gallery_with(vectors: np.ndarray, rng: np.random.Generator) -> tuple[VectorIndex, np.ndarray, PhotoTable]:
+    """(the index of ``vectors``, each row's class, the photos' table), as a finished build leaves them."""
     n = len(vectors)
-    engine = create_engine("clip", cache="off")
-    items = tuple(GalleryItem("photos", f"/photos/{i:06d}.jpg", position=i) for i in range(n))
-    keys = tuple(f"{i:064x}" for i in range(n))
-    labels = np.array([item.label for item in items], dtype=object)
-    index = VectorIndex(vectors, engine._blocks())  # type: ignore[attr-defined]
-    snapshot = _Snapshot(index, items, keys, labels, ("photos",))
+    labels = np.array(["photos"] * n, dtype=object)
     start, end = datetime(2015, 1, 1, tzinfo=UTC).timestamp(), datetime(2025, 12, 31, tzinfo=UTC).timestamp()
     taken = rng.uniform(start, end, n)
     taken[rng.random(n) < 0.05] = np.nan  # no date at all
-    snapshot.photos.append(PhotoTable(taken, rng.random(n) < 0.9, np.array(CAMERAS, dtype=object)[
-        rng.integers(0, len(CAMERAS), n)], rng.random(n) < 0.33))
-    engine._snapshot = snapshot  # type: ignore[attr-defined]
-    return engine
+    table = PhotoTable(taken, rng.random(n) < 0.9, np.array(CAMERAS, dtype=object)[rng.integers(0, len(CAMERAS), n)],
+                       rng.random(n) < 0.33)
+    return VectorIndex(vectors), labels, table
 
 
 def part_one(photos: int, rng: np.random.Generator) -> None:
-    engine = engine_with(clustered(rng, photos), rng)
+    index, labels, table = gallery_with(clustered(rng, photos), rng)
     queries = clustered(rng, 20)
     year = Filter(taken=("2023-01-01", "2023-12-31"))
     summer = Filter(taken=("2023-06-01", "2023-08-31"), camera="Apple iPhone 13")
 
+    def ranked(q: np.ndarray, chosen: Filter | None) -> object:
+        rows = None if chosen is None else np.flatnonzero(chosen.keeps(labels, table))
+        return index.nearest(q, 10, "cosine", rows)
+
     def run(chosen: Filter | None) -> float:
-        return median_ms(lambda: [engine._rank(q, 10, "cosine", chosen) for q in queries], 5) / len(queries)  # type: ignore[attr-defined]
+        return median_ms(lambda: [ranked(q, chosen) for q in queries], 5) / len(queries)
 
     plain, dated, narrow = run(None), run(year), run(summer)
-    labels, table = engine._snapshot.labels, engine._snapshot.photos[0]  # type: ignore[attr-defined]
     kept = int(year.keeps(labels, table).sum())
     mask_ms = median_ms(lambda: year.keeps(labels, table), 20)
     narrow_kept = int(summer.keeps(labels, table).sum())

@@ -32,23 +32,22 @@ def images(count: int) -> list[str]:
 
 def rate(model: str, files: list[str], cache: Path, ray_actors: int | None) -> tuple[float, np.ndarray]:
     """(images/s, vectors) for one fresh CLIP index of ``files``."""
-    options: dict[str, object] = {}
+    from engines.model.embedder import ClipEmbedder
+
     config = EmbedderConfig(model=model, export_dir=str(cache / "onnx"))
+    embedder: ClipEmbedder
     if ray_actors is not None:
         from engines.model.ray_embed import RayEmbedder
 
-        options["embedder"] = RayEmbedder(config, actors=ray_actors)
-        options["embedder"]._load()  # type: ignore[attr-defined]  # the model load is not the rate
+        embedder = RayEmbedder(config, actors=ray_actors)
     else:
-        from engines.model.embedder import ClipEmbedder
-
-        options["embedder"] = ClipEmbedder(config)
-        options["embedder"]._load()  # type: ignore[attr-defined]
-    engine = create_engine("clip", cache="off", **options)
+        embedder = ClipEmbedder(config)
+    embedder.load()  # the model load is not the rate
+    engine = create_engine("clip", cache="off", embedder=embedder)
     started = time.perf_counter()
     engine.index(files, progress=False)
     seconds = time.perf_counter() - started
-    return len(files) / seconds, engine._snapshot.vectors.matrix  # type: ignore[attr-defined]
+    return len(files) / seconds, engine.vectors().matrix
 
 
 def chroma_server_rate(folder: Path, n: int = 20_000, dim: int = 512) -> float:

@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -205,42 +205,44 @@ class InvertedIndex:
         order = best[np.argsort(rows[best])]  # by row: ties keep gallery order
         return rows[order], vectors[order]
 
-    def near_pairs(self, threshold: float) -> np.ndarray:
-        """Pairs of rows (``a < b``) in one list whose dot product is at least ``threshold``:
-        near-duplicate candidates in one pass over the lists (a copy is almost always in its
-        original's list; one across a list boundary is missed)."""
-        found = []
+    def _grams(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each list of two rows or more: its slots' current rows (-1: removed) and the dot
+        products of its vectors with one another (the diagonal set to -inf)."""
         for number in range(len(self.centroids)):
             start, end = int(self.offsets[number]), int(self.offsets[number + 1])
-            if end - start < 2:
-                continue
-            vectors = self._list(number)
-            a, b = np.nonzero(np.triu(vectors @ vectors.T >= threshold, 1))
-            rows = self.slot_rows[start:end]
-            keep = (rows[a] >= 0) & (rows[b] >= 0)
-            if keep.any():
-                found.append(np.sort(np.stack([rows[a[keep]], rows[b[keep]]], axis=1), axis=1))
-        return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+            if end - start >= 2:
+                vectors = self._list(number)
+                dots = vectors @ vectors.T
+                np.fill_diagonal(dots, -np.inf)
+                yield self.slot_rows[start:end], dots
 
-    def neighbour_pairs(self, k: int) -> np.ndarray:
-        """Each row's ``k`` nearest rows within its own list, as pairs (``a < b``), unique:
-        the duplicates run's "nearest few whatever their distance", without an N x N pass."""
-        found = []
-        for number in range(len(self.centroids)):
-            start, end = int(self.offsets[number]), int(self.offsets[number + 1])
-            if end - start < 2:
-                continue
-            vectors = self._list(number)
-            dots = vectors @ vectors.T
-            np.fill_diagonal(dots, -np.inf)
-            take = min(k, end - start - 1)
-            nearest = np.argpartition(-dots, take - 1, axis=1)[:, :take]
-            rows = self.slot_rows[start:end]
-            pairs = np.stack([np.repeat(rows, take), rows[nearest.reshape(-1)]], axis=1)
-            found.append(pairs[(pairs >= 0).all(axis=1)])
+    @staticmethod
+    def _pairs(found: list[np.ndarray]) -> np.ndarray:
+        """Row pairs (``a < b``), unique, of photos still in the gallery."""
         if not found:
             return np.empty((0, 2), dtype=np.int64)
-        return np.unique(np.sort(np.concatenate(found), axis=1), axis=0).astype(np.int64)
+        pairs = np.concatenate(found)
+        return np.unique(np.sort(pairs[(pairs >= 0).all(axis=1)], axis=1), axis=0).astype(np.int64)
+
+    def near_pairs(self, threshold: float) -> np.ndarray:
+        """Pairs of rows in one list whose dot product is at least ``threshold``: near-duplicate
+        candidates in one pass over the lists (a copy is almost always in its original's list;
+        one across a list boundary is missed)."""
+        found = []
+        for rows, dots in self._grams():
+            a, b = np.nonzero(np.triu(dots >= threshold, 1))
+            found.append(np.stack([rows[a], rows[b]], axis=1))
+        return self._pairs(found)
+
+    def neighbour_pairs(self, k: int) -> np.ndarray:
+        """Each row's ``k`` nearest rows within its own list, as pairs: the duplicates run's
+        "nearest few whatever their distance", without an N x N pass."""
+        found = []
+        for rows, dots in self._grams():
+            take = min(k, len(rows) - 1)
+            nearest = np.argpartition(-dots, take - 1, axis=1)[:, :take]
+            found.append(np.stack([np.repeat(rows, take), rows[nearest.reshape(-1)]], axis=1))
+        return self._pairs(found)
 
     def close(self) -> None:
         self._handle.close()

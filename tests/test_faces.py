@@ -234,7 +234,7 @@ def test_find_this_person_from_a_result_tile(people: Path, tmp_path: Path) -> No
     from ui.config import AppConfig
 
     demo = page.build_demo(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
-    service = demo.service  # type: ignore[attr-defined]
+    service = page.service_of(demo)
     on_person = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_person")
     _, _, session = search_tab.search(service, str(people), "pixel", {}, None, 10, [],
                                       str(people / "family" / "obama-2.jpg"), "")

@@ -130,7 +130,7 @@ def test_a_public_pages_configuration_names_no_server_folder(tmp_path: Path, tin
     public = page.build_demo(config)
     text = json.dumps(public.get_config_file(), default=str)
     assert str(tmp_path) not in text and tiny_clip not in text and "photos" in text and "my-model" in text
-    service = public.service  # type: ignore[attr-defined]
+    service = page.service_of(public)
     assert service.gallery("photos").source == str(gallery.resolve())  # the shown name loads it again
     assert service.choices_for("clip", {"model": "my-model"}) == {"model": picked}  # and picks the model
     # The positive control: on the operator's own machine the paths are shown in full.

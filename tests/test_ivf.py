@@ -128,8 +128,7 @@ def test_the_clip_engine_searches_a_large_gallery_by_lists_and_exact_stays_an_op
     exact.index(items, progress=False)
     built = list((tmp_path / "cache").rglob("ivf/index.json"))
     assert len(built) == 1  # kept beside the vectors, built once
-    assert fast._snapshot.vectors.approximate is not None  # type: ignore[attr-defined]
-    assert exact._snapshot.vectors.approximate is None  # type: ignore[attr-defined]
+    assert fast.vectors().lists is not None and exact.vectors().lists is None
     query = items[3].path
     found = fast.search(query, k=5)
     assert found[0].path == query and len(found) == 5

@@ -218,7 +218,7 @@ def test_the_model_is_decided_on_the_first_search_not_at_start_up(
     demo = page.build_demo(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=2)),
                                      cache_dir=str(tmp_path / "cache")))
     assert asked == []  # building the page (app start-up) probes nothing
-    service = demo.service  # type: ignore[attr-defined]
+    service = page.service_of(demo)
     # The page's picker holds the configured model: it means the app's own, whichever answers.
     assert service.choices_for("clip", {"model": "openai/clip-vit-base-patch32"}) == {}
     assert service.deployment.model == "efficientnet-lite0" and asked == ["openai/clip-vit-base-patch32"]

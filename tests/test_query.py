@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from engines import NEGATIVE_WEIGHT, InvalidQueryError, Query, Text, create_engine, list_image_files, parse_text_query
+from engines.model.embedder import ClipEmbedder
 from engines.testing import make_gallery
 
 
@@ -20,20 +21,21 @@ def files(tmp_path: Path) -> list[str]:
 def test_combination_is_the_weighted_rocchio_vector(files: list[str]) -> None:
     pixel = create_engine("pixel")
     pixel.index(files, progress=False)
-    a, b, c = (pixel.features_of(Image.open(f).convert("RGB")).astype(np.float64) for f in files[:3])  # type: ignore[attr-defined]
+    a, b, c = pixel.embed_images([Image.open(f).convert("RGB") for f in files[:3]]).astype(np.float64)
     expected = (a + 2 * b) / 3 - NEGATIVE_WEIGHT * c
     got = pixel.query_vector(Query(positive=[files[0], (2, files[1])], negative=[files[2]]))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     ranking = pixel.search(Query(positive=[files[0], (2, files[1])], negative=[files[2]]), k=5, metric="l2")
-    brute = np.linalg.norm(pixel._snapshot.vectors.matrix - expected, axis=1)  # type: ignore[attr-defined]
-    assert [r.path for r in ranking] == [pixel._snapshot.items[i].path for i in np.argsort(brute)[:5]]  # type: ignore[attr-defined]
+    indexed = pixel.vectors()
+    brute = np.linalg.norm(indexed.matrix - expected, axis=1)
+    assert [r.path for r in ranking] == [indexed.items[i].path for i in np.argsort(brute)[:5]]
 
 
 def test_clip_combination_is_normalised(files: list[str], tiny_clip: str) -> None:
     clip = create_engine("clip", model=tiny_clip)
     clip.index(files, progress=False)
-    red, sea = clip.embedder.embed_texts(["red", "a blue sea"]).astype(np.float64)  # type: ignore[attr-defined]
-    image = clip.embedder.embed_images([Image.open(files[0]).convert("RGB")])[0]  # type: ignore[attr-defined]
+    red, sea = (clip.query_vector(Text(words)).astype(np.float64) for words in ("red", "a blue sea"))
+    image = clip.embed_images([Image.open(files[0]).convert("RGB")])[0]
     expected = (red + 3 * image) / 4 - 0.2 * sea
     expected /= np.linalg.norm(expected)
     got = clip.query_vector(Query(positive=[Text("red"), (3, files[0])], negative=[Text("a blue sea")], negative_weight=0.2))
@@ -57,9 +59,9 @@ def test_results_reused_as_examples_cost_no_model_call(
         raise AssertionError("a stored vector was computed again")
 
     monkeypatch.setattr("engines.query.load_image", no_computing)
-    if name != "pixel":
-        monkeypatch.setattr(engine.embedder, "embed_images", no_computing)  # type: ignore[attr-defined]
-        monkeypatch.setattr(engine.embedder, "embed_texts", no_computing)  # type: ignore[attr-defined]
+    if name != "pixel":  # the model itself, for every engine that has one
+        monkeypatch.setattr(ClipEmbedder, "embed_images", no_computing)
+        monkeypatch.setattr(ClipEmbedder, "embed_texts", no_computing)
     again = engine.search(Query(positive=[first[1]]), k=4)
     assert [r.path for r in again] == [r.path for r in direct]
     refined = engine.search(Query(positive=[first[0], first[1]], negative=[first[3]]), k=len(files))

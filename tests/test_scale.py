@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines import Deployment, GalleryError, create_engine, load_gallery, pipeline
+from engines import Deployment, GalleryError, SearchEngine, create_engine, load_gallery, pipeline
 from engines.galleries.items import GalleryItem
 from engines.index import main
 from engines.model import embedder as embedder_module
@@ -41,8 +41,8 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def top10(engine: object, query: str) -> list[tuple[str | None, float]]:
-    return [(r.path, round(r.score, 5)) for r in engine.search(query, k=10)]  # type: ignore[attr-defined]
+def top10(engine: SearchEngine, query: str) -> list[tuple[str | None, float]]:
+    return [(r.path, round(r.score, 5)) for r in engine.search(query, k=10)]
 
 
 def test_ray_into_a_chroma_server_gives_what_an_in_process_index_gives(
@@ -99,12 +99,11 @@ def test_ray_and_in_process_make_the_same_vectors_and_ids_and_a_rerun_after_a_fa
     # Two flushes of 4 reached the collection; all 10 vectors computed before the failure
     # reached the CLIP cache, which the rerun takes them from.
     assert again.last_computed == len(gallery) - 10
-    collection = again._state.collections["cosine"]  # type: ignore[attr-defined]
-    stored = collection.get(include=["embeddings"])
-    assert len(stored["ids"]) == len(set(stored["ids"])) == len(gallery)
-    snapshot = in_process._snapshot  # type: ignore[attr-defined]
-    ours = {key[:40]: vector for key, vector in zip(snapshot.keys, snapshot.vectors.matrix, strict=True)}  # ids start with it
-    for record, vector in zip(stored["ids"], stored["embeddings"], strict=True):
+    stored = again.vectors()  # what the collection holds, through the contract
+    assert len(stored.records) == len(set(stored.records)) == len(gallery)
+    made = in_process.vectors()
+    ours = {key[:40]: vector for key, vector in zip(made.records, made.matrix, strict=True)}  # ids start with it
+    for record, vector in zip(stored.records, stored.matrix, strict=True):
         np.testing.assert_allclose(vector, ours[record.split("-", 1)[0]], atol=1e-6)
 
 
@@ -205,10 +204,11 @@ def test_an_actor_killed_mid_run_loses_and_duplicates_nothing(local_ray: None, t
         engine = create_engine("chroma", embedder=RayEmbedder(config), path=store, cache_dir=tmp_path / "b")
         engine.index(gallery, progress=False)
     assert killed == [True]
-    stored = engine._state.collections["cosine"].get(include=["embeddings"])  # type: ignore[attr-defined]
-    assert len(stored["ids"]) == len(set(stored["ids"])) == len(gallery)
+    stored = engine.vectors()
+    assert len(stored.records) == len(set(stored.records)) == len(gallery)
     local = create_engine("clip", model=tiny_clip, cache_dir=tmp_path / "a")
     local.index(gallery, progress=False)
-    ours = {key[:40]: vector for key, vector in zip(local._snapshot.keys, local._snapshot.vectors.matrix, strict=True)}  # type: ignore[attr-defined]
-    for record, vector in zip(stored["ids"], stored["embeddings"], strict=True):
+    made = local.vectors()
+    ours = {key[:40]: vector for key, vector in zip(made.records, made.matrix, strict=True)}
+    for record, vector in zip(stored.records, stored.matrix, strict=True):
         np.testing.assert_allclose(vector, ours[record.split("-", 1)[0]], atol=1e-6)

@@ -41,16 +41,16 @@ def test_tags_are_scored_taught_kept_and_filtered(name: str, tiny_clip: str, tmp
     engine.index(gallery, progress=False)
     with pytest.raises(InvalidQueryError, match="name some first"):
         engine.search(Text("x"), filter=Filter(tags="beach"))
-    table = engine.tag("red square, blue")  # type: ignore[attr-defined]
+    table = engine.tag("red square, blue")
     assert table.names == ("red square", "blue")
     vectors = engine.vectors()
-    words = engine.embedder.embed_texts(["red square", "blue"])  # type: ignore[attr-defined]
+    words = np.stack([engine.query_vector(Text(sentence)) for sentence in ("red square", "blue")])
     assert np.allclose(table.scores, vectors.matrix @ words.T, atol=1e-5)  # one product, nothing else
     assert table.thresholds[0] == pytest.approx(spread_threshold(table.scores[:, 0]))
 
     # Teach "red square" from marks on a search's results: the top three relevant, the next three not.
     results = engine.search(Text("red square"), k=10)
-    taught = engine.teach_tag("Red Square", results[:3], results[3:6])  # type: ignore[attr-defined]
+    taught = engine.teach_tag("Red Square", results[:3], results[3:6])
     assert all("red square" in taught.tags_of(r.record) for r in results[:3])
     assert not any("red square" in taught.tags_of(r.record) for r in results[3:6])
     tagged = {r.record for r in results if "red square" in taught.tags_of(r.record)}
@@ -63,26 +63,26 @@ def test_tags_are_scored_taught_kept_and_filtered(name: str, tiny_clip: str, tmp
     # Kept per model: a new engine on the same cache folder has the taught tag, and marks add up.
     again = create_engine(name, model=tiny_clip, cache_dir=tmp_path / "cache", **options)
     again.index(gallery, progress=False)
-    kept = again.tag_table()  # type: ignore[attr-defined]
+    kept = again.tag_table()
     assert kept.names == ("red square", "blue") and np.allclose(kept.thresholds, taught.thresholds)
-    flipped = again.teach_tag("red square", [], results[2:3])  # type: ignore[attr-defined]
+    flipped = again.teach_tag("red square", [], results[2:3])
     assert "red square" not in flipped.tags_of(results[2].record)  # a later mark wins over an earlier one
     assert "red square" in flipped.tags_of(results[1].record)
     with pytest.raises(InvalidQueryError, match="Expected tags among"):
         engine.search(Text("x"), filter=Filter(tags="snow"))
     with pytest.raises(InvalidQueryError, match="Expected one of the tags"):
-        engine.teach_tag("snow", results[:1], [])  # type: ignore[attr-defined]
+        engine.teach_tag("snow", results[:1], [])
 
 
 def test_new_photos_are_tagged_and_the_pixel_engine_refuses_tags(tiny_clip: str, tmp_path: Path) -> None:
     gallery = make_gallery(tmp_path / "g", per_class=2)
     engine = create_engine("clip", model=tiny_clip, cache_dir=tmp_path / "cache")
     engine.index(gallery, progress=False)
-    assert engine.tag_table() is None  # type: ignore[attr-defined]
-    before = engine.tag("green")  # type: ignore[attr-defined]
+    assert engine.tag_table() is None
+    before = engine.tag("green")
     make_gallery(tmp_path / "g", per_class=4)
     engine.index(gallery, progress=False)
-    after = engine.tag_table()  # type: ignore[attr-defined]
+    after = engine.tag_table()
     assert len(after.records) == len(engine) > len(before.records)
     pixel = create_engine("pixel")
     pixel.index(gallery, progress=False)

@@ -17,6 +17,7 @@ from engines import (
     Text,
     engine_info,
 )
+from engines.clip import UsesEmbedder
 from engines.testing import make_gallery
 from ui import evaluate_tab, feedback, gallery_tab, search_tab
 from ui.actions import searching
@@ -342,8 +343,9 @@ def test_models_picked_by_visitors_are_unloaded_least_recently_used_first(tiny_c
     loaded, models = [], []
     for model in picked[:MAX_PICKED_MODELS]:
         engine, _, _ = service.current("clip", service.config.data, {"model": model})
+        assert isinstance(engine, UsesEmbedder)
         loaded.append(weakref.ref(engine))
-        models.append(weakref.ref(engine.embedder))  # type: ignore[attr-defined]
+        models.append(weakref.ref(engine.embedder))
         del engine
     assert all(ref() is not None for ref in loaded)  # within the bound, every pick stays loaded
     service.current("clip", service.config.data, {"model": picked[0]})  # the first is used again

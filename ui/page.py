@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +37,17 @@ CSS = """
 """
 
 
+#: The service behind each page ``build_demo`` made (a page is dropped with its service).
+_SERVICES: weakref.WeakKeyDictionary[gr.Blocks, SearchService] = weakref.WeakKeyDictionary()
+
+
+def service_of(demo: gr.Blocks) -> SearchService:
+    """The :class:`SearchService` behind a page ``build_demo`` made."""
+    return _SERVICES[demo]
+
+
 def build_demo(config: AppConfig | None = None) -> gr.Blocks:
-    """The whole app for ``config``; ``demo.service`` is its :class:`SearchService`."""
+    """The whole app for ``config``; ``service_of(demo)`` is its :class:`SearchService`."""
     config = config or AppConfig.from_env()
     register_heif()  # before Gradio reads an upload: HEIC photos from phones open too
     service = SearchService(config)
@@ -82,7 +92,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
 
         demo.load(on_page_load, source, [source, counts, thumbs, page, labels, loaded], api_visibility="private")
     name_unexpected_errors(demo)
-    demo.service = service  # for tests and benchmarks
+    _SERVICES[demo] = service  # for launch, tests and benchmarks: service_of(demo)
     return demo
 
 
@@ -95,7 +105,7 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
     from starlette.middleware import Middleware
 
     demo.queue(default_concurrency_limit=4)
-    service: SearchService = demo.service  # type: ignore[attr-defined]
+    service = service_of(demo)
     launched = demo.launch(
         server_name=config.host, server_port=config.port, share=config.share, auth=config.auth,
         # The thumbnails are served under the same guard as the gallery files (ServingGuard).
@@ -140,7 +150,7 @@ def serve(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> i
     for chatty in ("httpx", "httpcore", "urllib3", "gradio"):  # a line per request is noise here
         logging.getLogger(chatty).setLevel(logging.WARNING)
     config = parse_args(argv, AppConfig.from_env(), check=True)
-    app = demo if demo is not None and config == demo.service.config else build_demo(config)  # type: ignore[attr-defined]
+    app = demo if demo is not None and config == service_of(demo).config else build_demo(config)
     started = time.monotonic()
     launch(app, config, prevent_thread_lock=True, quiet=True)
     if config.share and not app.share_url:

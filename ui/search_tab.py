@@ -223,11 +223,14 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     reset.click(on_start_over, session, outputs, api_visibility="private")
 
-    def on_similar(state: SearchSession, rank: int | None) -> tuple[Any, Any]:
-        """Put the selected result in the query box, as a preview (then the search runs with it alone)."""
+    def chosen_file(state: SearchSession | None, rank: int | None) -> str:
         if not state or not rank or not state.results[rank - 1].path:
             raise gr.Error("Select a result with a file first.")
-        return service.uploads.preview(str(state.results[rank - 1].path)), ""
+        return str(state.results[rank - 1].path)
+
+    def on_similar(state: SearchSession, rank: int | None) -> tuple[Any, Any]:
+        """Put the selected result in the query box, as a preview (then the search runs with it alone)."""
+        return service.uploads.preview(chosen_file(state, rank)), ""
 
     def then_search(dependency: Any) -> None:
         dependency.then(in_the_page(on_search, failed), inputs, outputs, api_visibility="private",
@@ -237,10 +240,10 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     def on_person(state: SearchSession, rank: int | None) -> tuple[Any, Any, Any]:
         """The selected photo as the faces engine's query (its largest face): every photo of that person."""
-        path, _ = on_similar(state, rank)  # (a preview: the faces engine searches its original)
+        path = chosen_file(state, rank)
         if service.built("faces", state.source, {}) is None:
             raise gr.Error("Find the people first (People tab, or image-search faces): faces are found only when asked.")
-        return path, "", "faces"
+        return service.uploads.preview(path), "", "faces"  # the faces engine searches the preview's original
 
     then_search(person.click(on_person, [session, selected], [image, text, controls.engine], api_visibility="private"))
 

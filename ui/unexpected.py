@@ -9,6 +9,7 @@ here: an unexpected exception is logged with its traceback and reaches the visit
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -32,50 +33,42 @@ def _named(fn: Callable[..., Any], exc: Exception) -> gr.Error:
     )
 
 
+@contextlib.contextmanager
+def _naming(fn: Callable[..., Any]) -> Iterator[None]:
+    """Let a ``gr.Error`` through; turn anything else raised inside into a worded one."""
+    try:
+        yield
+    except GradioError:
+        raise
+    except Exception as exc:
+        raise _named(fn, exc) from exc
+
+
 def _wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` of the same kind (plain, generator, coroutine, async generator) whose
-    unexpected exceptions become a worded ``gr.Error``."""
+    """``fn`` of the same kind (plain, generator, coroutine, async generator: Gradio tells them
+    apart by that) whose unexpected exceptions become a worded ``gr.Error``."""
     if inspect.isasyncgenfunction(fn):
-        @functools.wraps(fn)
         async def async_stream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            try:
+            with _naming(fn):
                 async for value in fn(*args, **kwargs):
                     yield value
-            except GradioError:
-                raise
-            except Exception as exc:
-                raise _named(fn, exc) from exc
         wrapped: Callable[..., Any] = async_stream
     elif inspect.iscoroutinefunction(fn):
-        @functools.wraps(fn)
         async def coroutine(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _naming(fn):
                 return await fn(*args, **kwargs)
-            except GradioError:
-                raise
-            except Exception as exc:
-                raise _named(fn, exc) from exc
         wrapped = coroutine
     elif inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            try:
+            with _naming(fn):
                 yield from fn(*args, **kwargs)
-            except GradioError:
-                raise
-            except Exception as exc:
-                raise _named(fn, exc) from exc
         wrapped = stream
     else:
-        @functools.wraps(fn)
         def plain(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _naming(fn):
                 return fn(*args, **kwargs)
-            except GradioError:
-                raise
-            except Exception as exc:
-                raise _named(fn, exc) from exc
         wrapped = plain
+    wrapped = functools.wraps(fn)(wrapped)  # Gradio reads the handler's signature (progress, request)
     setattr(wrapped, _WRAPPED, True)
     return wrapped
 

@@ -45,16 +45,17 @@ def _valid(value: object) -> bool:
 
 class PixelHashes:
     """Sizes and pixel hashes of ``items`` (rows), kept by their content hashes under ``folder``
-    (the cache folder; ``None``: in memory only)."""
+    (the cache folder; ``None``: in memory only). A read that fails (a file gone since indexing)
+    is remembered for this run only: the same content may be readable again later."""
 
     def __init__(self, items: Sequence[GalleryItem], content_hashes: Sequence[str | None] | None,
                  folder: Path | None) -> None:
         self.items = items
         self.content = list(content_hashes) if content_hashes is not None else [None] * len(items)
         self.path = Workspace(folder).pixel_hashes if folder is not None else None
-        self._sizes: dict[int, tuple[int, int] | None] = {}
-        self._digests: dict[int, str | None] = {}
-        self._stored: dict[str, list[object]] = self._load()
+        #: [size, pixel hash] by content hash (kept), or by ``row:N`` for a row without one (not kept).
+        self._entries: dict[str, list[object]] = self._load()
+        self._failed: set[tuple[int, int]] = set()  # (row, 0 size / 1 hash) unreadable in this run
         self._changed = False
 
     def _load(self) -> dict[str, list[object]]:
@@ -73,38 +74,37 @@ class PixelHashes:
             log.warning("%d damaged pixel hash entries in %s dropped", len(entries) - len(kept), self.path)
         return kept
 
-    def _known(self, row: int) -> list[object] | None:
-        key = self.content[row]
-        return self._stored.get(key) if key is not None else None
+    def _entry(self, row: int) -> list[object]:
+        key = self.content[row] or f"row:{row}"
+        return self._entries.setdefault(key, [None, None])
+
+    def _fill(self, row: int, slot: int, value: object) -> None:
+        if value is not None:
+            self._entry(row)[slot] = value
+            self._changed = self._changed or self.content[row] is not None
+        else:
+            self._failed.add((row, slot))
 
     def size(self, row: int) -> tuple[int, int] | None:
-        if row not in self._sizes:
-            known = self._known(row)
-            stored = known[0] if known is not None else None
-            if known is not None:
-                self._sizes[row] = (int(stored[0]), int(stored[1])) if isinstance(stored, list) else None
-            else:
-                self._sizes[row] = self._read_size(row)
-                self._remember(row)
-        return self._sizes[row]
+        entry = self._entry(row)
+        if entry[0] is None and (row, 0) not in self._failed:
+            self._fill(row, 0, self._read_size(row))
+        size = entry[0]
+        return (int(size[0]), int(size[1])) if isinstance(size, (list, tuple)) else None
 
-    def _read_size(self, row: int) -> tuple[int, int] | None:
+    def _read_size(self, row: int) -> list[int] | None:
         item = self.items[row]
         try:
             with Image.open(item.checked_path() if item.path is not None else io.BytesIO(item.data or b"")) as image:
-                return image.size
+                return list(image.size)
         except Exception:  # noqa: BLE001 - a file gone or unreadable since indexing is not an exact copy
             return None
 
     def digest(self, row: int) -> str | None:
-        if row not in self._digests:
-            known = self._known(row)
-            if known is not None and known[1] is not None:
-                self._digests[row] = str(known[1])
-            else:
-                self._digests[row] = self._read_digest(row)
-                self._remember(row)
-        return self._digests[row]
+        entry = self._entry(row)
+        if entry[1] is None and (row, 1) not in self._failed:
+            self._fill(row, 1, self._read_digest(row))
+        return None if entry[1] is None else str(entry[1])
 
     def _read_digest(self, row: int) -> str | None:
         try:
@@ -115,43 +115,22 @@ class PixelHashes:
         digest.update(image.tobytes())
         return digest.hexdigest()
 
-    def _remember(self, row: int) -> None:
-        key = self.content[row]
-        if key is None:
-            return
-        size, digest = self._sizes.get(row), self._digests.get(row)
-        known = self._stored.get(key)
-        entry = [list(size) if size is not None else (known[0] if known else None),
-                 digest if digest is not None else (known[1] if known else None)]
-        if entry != known:
-            self._stored[key] = entry
-            self._changed = True
-
     def prepare(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Read, in parallel, the pixel hashes the checks of ``pairs`` will need: both rows of
-        each pair of one size (one row per content)."""
+        each pair of one size, one row per content."""
         wanted: dict[str, int] = {}
-        loose: list[int] = []
         for a, b in pairs:
             size = self.size(a)
             if size is None or size != self.size(b):
                 continue
             for row in (a, b):
-                known = self._known(row)
-                if row in self._digests or known is not None and known[1] is not None:
-                    continue
-                key = self.content[row]
-                if key is None:
-                    loose.append(row)
-                else:
-                    wanted.setdefault(key, row)
-        rows = sorted(set(wanted.values()) | set(loose))
-        if not rows:
-            return
-        with ThreadPoolExecutor(min(WORKERS, len(rows))) as pool:
-            for row, digest in zip(rows, pool.map(self._read_digest, rows), strict=True):
-                self._digests[row] = digest
-                self._remember(row)
+                if self._entry(row)[1] is None:
+                    wanted.setdefault(self.content[row] or f"row:{row}", row)
+        rows = sorted(wanted.values())
+        if rows:
+            with ThreadPoolExecutor(min(WORKERS, len(rows))) as pool:
+                for row, digest in zip(rows, pool.map(self._read_digest, rows), strict=True):
+                    self._fill(row, 1, digest)
 
     def same(self, a: int, b: int) -> bool:
         """Whether rows ``a`` and ``b`` decode to the same pixels."""
@@ -165,8 +144,9 @@ class PixelHashes:
         """Keep what was read for the next run (atomically; a failure only costs that)."""
         if self.path is None or not self._changed:
             return
+        kept = {key: entry for key, entry in self._entries.items() if _HEX.match(key)}
         try:
-            atomic_write_bytes(self.path, json.dumps({"format": FORMAT, "entries": self._stored}).encode())
+            atomic_write_bytes(self.path, json.dumps({"format": FORMAT, "entries": kept}).encode())
             self._changed = False
         except OSError as exc:
             log.warning("pixel hashes not kept in %s (%s)", self.path, exc)

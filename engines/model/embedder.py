@@ -56,6 +56,10 @@ class ClipEmbedder:
         self._error: ModelUnavailableError | None = None
 
     # -- loading ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model now (it otherwise loads on first use): where a caller times its use."""
+        self._load()
+
     @property
     def loaded(self) -> bool:
         """Whether the model is loaded (or failed to): using it now costs nothing more."""
