@@ -85,12 +85,11 @@ def test_int8_vectors_are_kept_apart_from_fp32(tiny_clip: str, tmp_path: Path) -
     assert int8.last_computed == 16  # nothing read back from the fp32 cache
     assert int8.embedder.identity() == {**fp32.embedder.identity(), "precision": "int8"}
     db = str(tmp_path / "db")
-    names = {
-        create_engine("chroma", model=tiny_clip, precision=p, path=db, export_dir=str(tmp_path / "onnx"))
-        ._collections().name("cosine")  # type: ignore[attr-defined]
-        for p in ("fp32", "int8")
-    }
-    assert len(names) == 2
+    for precision in ("fp32", "int8"):  # one database: int8 vectors go to a collection of their own
+        stored = create_engine("chroma", model=tiny_clip, precision=precision, path=db, cache_dir=tmp_path / "c",
+                               export_dir=str(tmp_path / "onnx"))
+        stored.index(gallery / "train", progress=False)
+        assert len(stored) == 16 and stored.vectors().identity == (fp32 if precision == "fp32" else int8).vector_identity()
     assert np.sum(int8.embedder.embed_texts(["red"]) * fp32.embedder.embed_texts(["red"])) > 0.95
 
 

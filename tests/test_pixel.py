@@ -91,7 +91,7 @@ def test_an_unchanged_gallery_is_mapped_from_the_cache_not_read(gallery: Path, m
     again = create_engine("pixel")
     again.index(load_gallery(gallery)["train"], progress=False)
     assert again.last_computed == 0
-    matrix = again._snapshot.vectors.matrix  # type: ignore[union-attr]
+    matrix = again.vectors().matrix
     assert not matrix.flags.owndata and not matrix.flags.writeable and matrix.flags.aligned  # the file, mapped
     for metric, results in expected.items():
         assert again.search(list_image_files(gallery / "test")[0], k=5, metric=metric) == results
