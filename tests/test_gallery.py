@@ -15,6 +15,10 @@ def test_folder_gallery_has_both_splits_with_class_labels(gallery: Path) -> None
     assert loaded.labels == sorted(["red", "green", "blue", "ünïcode class"])
     assert all(item.path and Path(item.path).exists() for item in loaded["test"])
     assert sorted(item.label for item in loaded["test"]) == loaded.labels
+    # A loaded gallery given to index() is its database, not the names of its splits.
+    assert [item.path for item in as_gallery_items(loaded)] == [item.path for item in loaded["train"]]
+    with pytest.raises(GalleryError, match="element of type int"):
+        as_gallery_items([1, 2])  # type: ignore[list-item]
 
 
 def test_class_folders_without_splits_are_a_labelled_database(tmp_path: Path) -> None:

@@ -59,6 +59,57 @@ def test_a_changed_weights_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_
         efficientnet.load_network()
 
 
+def test_the_weights_are_read_without_pytorch_as_pytorch_reads_them(tmp_path: Path) -> None:
+    import pickle
+
+    import torch
+
+    from engines.model.torch_file import CheckpointError, load_state_dict
+
+    path = efficientnet.checked_weights()
+    ours, theirs = load_state_dict(path), torch.load(path, map_location="cpu", weights_only=True)
+    assert ours.keys() == theirs.keys() and len(ours) == 296
+    assert all(np.array_equal(ours[k], theirs[k].numpy()) for k in theirs)
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(raw[:-1000])
+    with pytest.raises(CheckpointError, match="missing or cut short|does not hold"):
+        load_state_dict(cut)
+    # The same file layout, but the object pickle asks for a callable no state dict needs.
+    hostile = tmp_path / "hostile.pth"
+    head = raw[:raw.index(b"\x80\x02c")]  # magic, protocol, system info: the real file's
+    hostile.write_bytes(head + pickle.dumps(os.system, protocol=2))
+    with pytest.raises(CheckpointError, match="asks for posix.system|asks for os.system"):
+        load_state_dict(hostile)
+
+
+def test_without_pytorch_the_packaged_model_exports_and_searches(tmp_path: Path) -> None:
+    """torch made unimportable in a fresh interpreter (as in an install from requirements.txt
+    alone): the graph is written from the weights and an image search answers."""
+    gallery = make_gallery(tmp_path / "g", per_class=2)
+    query = str(next((gallery / "test" / "red").iterdir()))
+    script = (
+        "import sys, importlib.abc\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from engines import create_engine, load_gallery\n"
+        "from engines.galleries.images import load_image\n"
+        f"engine = create_engine('clip', model='efficientnet-lite0', cache_dir={str(tmp_path / 'cache')!r})\n"
+        f"engine.index(load_gallery({str(gallery)!r}))\n"
+        f"hits = engine.search(load_image({query!r}), k=3)\n"
+        "print(hits[0].label, len(hits), 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}  # where the default export folder is
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["red", "3", "False"]
+    assert list((tmp_path / "xdg" / "image-search" / "onnx").glob("*/visual.onnx"))
+
+
 def test_onnx_fp32_equals_pytorch_and_sentences_are_refused(tmp_path: Path) -> None:
     photos = [load_image(str(p)) for p in sorted((ROOT / "data" / "test").glob("*/*"))[:6]]
     onnx = ClipEmbedder(EmbedderConfig("efficientnet-lite0", backend="onnx", export_dir=str(tmp_path)))

@@ -35,8 +35,11 @@ def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:
     * a ``datasets.Dataset`` with an ``image`` column (and optionally a ``label``
       ``ClassLabel``);
     * a sequence of image paths: the label of a file is its parent folder's name;
-    * a folder: every image file below it, labelled the same way.
+    * a folder: every image file below it, labelled the same way;
+    * a loaded :class:`Gallery`: its database (``train``), not its split names.
     """
+    if isinstance(items, Gallery):
+        return list(items["train"])
     if isinstance(items, (str, Path)):
         if not os.path.isdir(items):
             raise GalleryError(f"Expected a folder of images, got {str(items)!r}")
@@ -51,10 +54,8 @@ def as_gallery_items(items: Items | str | Path) -> list[GalleryItem]:
             path = str(item)
             result.append(GalleryItem(label=Path(path).parent.name, path=path, position=position))
         else:
-            raise GalleryError(
-                "Expected a datasets split, image paths or GalleryItems, "
-                f"got an element of type {type(item).__name__}"
-            )
+            raise GalleryError("Expected a gallery, a datasets split, image paths or GalleryItems, "
+                               f"got an element of type {type(item).__name__}")
     return result
 
 

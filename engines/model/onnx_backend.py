@@ -123,10 +123,12 @@ def _version(package: str) -> str:
             return "none"  # an install without it (ONNX Runtime only): exports made elsewhere are looked up
 
 
-def export_folder(root: Path, identity: dict[str, object], precision: str) -> Path:
-    """Where the graphs of this model, precision and these library versions live."""
+def export_folder(root: Path, identity: dict[str, object], precision: str, *, traced: bool = True) -> Path:
+    """Where the graphs of this model, precision and these library versions live (the torch
+    version only for graphs PyTorch traced: ``traced=False`` for graphs written directly)."""
     key = json.dumps(
-        {"identity": identity, "precision": precision, "torch": _version("torch"), "onnxruntime": _version("onnxruntime"),
+        {"identity": identity, "precision": precision, "torch": _version("torch") if traced else "not used",
+         "onnxruntime": _version("onnxruntime"),
          "format": EXPORT_FORMAT, "opset": OPSET},
         sort_keys=True, default=str,
     )

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import ModelUnavailableError
 from ..workspace import Workspace
-from . import efficientnet
+from . import efficientnet, efficientnet_onnx, torch_file
 from .config import EmbedderConfig
 from .family import ModelFamily
 from .onnx_backend import OPSET, export_folder, onnxruntime_available, physical_cores
@@ -33,7 +34,7 @@ PACKAGED = (efficientnet.NAME,)
 CALIBRATION_IMAGES = 64
 CALIBRATION_SEED = 20260101
 #: Bump when the exported graph or its calibration changes.
-PACKAGED_FORMAT = 1
+PACKAGED_FORMAT = 2
 
 IMAGES_ONLY = ModelFamily(
     "EfficientNet-Lite (images only)", (), pad_to_context=False, lowercase=False, sigmoid=None, reads_text=False,
@@ -74,31 +75,37 @@ class OnnxImageModel:
 def load(model: str, config: EmbedderConfig, device: str | None) -> tuple[Any, OnnxImageModel | None, str]:
     """(network on its device, ONNX session or ``None``, device) for the packaged ``model``:
     ONNX Runtime on a CPU unless the config asks for PyTorch; an export that fails falls
-    back to PyTorch in fp32, with one logged reason.
+    back to PyTorch in fp32 where it is installed, with one logged reason.
 
-    Where the export is on disk already, the PyTorch network is not built at all (importing
-    torch alone costs ~1.2 s of a warm command-line query): the session stands in for it."""
+    The ONNX graph is written from the weights without PyTorch (engines/model/efficientnet_onnx.py),
+    so on a CPU torch is never imported (that alone cost ~1.2 s of a warm command-line query)
+    and an install without it searches too: the session stands in for the network."""
     device = device or "cpu"
     backend = config.backend
     wants_onnx = backend == "onnx" or backend == "auto" and device == "cpu" and onnxruntime_available()
-    root = Path(config.export_dir) if config.export_dir else Workspace.at(None).onnx
-    graph = export_folder(root, identity(model), config.precision) / "visual.onnx"
-    if wants_onnx and graph.is_file():
-        try:
-            session = OnnxImageModel(graph)
-            return session, session, device
-        except Exception as exc:  # noqa: BLE001 - a damaged graph: exported again below
-            log.warning("the ONNX export %s cannot be read (%s); exporting it again", graph, type(exc).__name__)
-            graph.unlink(missing_ok=True)
-    network = efficientnet.load_network()
-    onnx = None
     if wants_onnx:
+        root = Path(config.export_dir) if config.export_dir else Workspace.at(None).onnx
         try:
-            onnx = load_onnx(network, model, root, config.precision)
-        except Exception as exc:  # noqa: BLE001 - export and session creation raise many types
+            session = load_onnx(model, root, config.precision)
+            return session, session, device
+        except ModelUnavailableError:
+            raise
+        except Exception as exc:
+            if not _torch_installed():
+                raise ModelUnavailableError(model, f"its ONNX graph could not be made ({type(exc).__name__}: "
+                                                   f"{exc}) and PyTorch is not installed", "broken") from exc
             log.warning("could not run %s on ONNX Runtime (%s: %s); using PyTorch in fp32", model,
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-    return network.to(device), onnx, device
+    if not _torch_installed():
+        raise ModelUnavailableError(model, "the PyTorch backend was asked for, and PyTorch is not installed "
+                                           "(pip install -r requirements-torch.txt)", "not-found")
+    return efficientnet.load_network().to(device), None, device
+
+
+def _torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def calibration_batch() -> np.ndarray:
@@ -113,39 +120,37 @@ def calibration_batch() -> np.ndarray:
     return efficientnet.LitePreprocess()(pictures)
 
 
-def load_onnx(network: Any, model: str, root: Path, precision: str) -> OnnxImageModel:
-    """The network as an ONNX session, exported (and quantised) the first time only."""
-    folder = export_folder(root, identity(model), precision)
+def load_onnx(model: str, root: Path, precision: str) -> OnnxImageModel:
+    """The network as an ONNX session, written (and quantised) the first time only; a graph
+    on disk that ONNX Runtime cannot read is written again."""
+    folder = export_folder(root, identity(model), precision, traced=False)
     graph = folder / "visual.onnx"
-    if not graph.exists():
-        _export(network, folder, precision)
+    if graph.is_file():
+        try:
+            return OnnxImageModel(graph)
+        except Exception as exc:  # noqa: BLE001 - a damaged graph: written again below
+            log.warning("the ONNX export %s cannot be read (%s); writing it again", graph, type(exc).__name__)
+            shutil.rmtree(folder, ignore_errors=True)
+    _export(folder, precision)
     return OnnxImageModel(graph)
 
 
-def _export(network: Any, folder: Path, precision: str) -> None:
-    import torch
+def _export(folder: Path, precision: str) -> None:
+    """The graph written from the checked weights, in a scratch folder renamed into place."""
+    import onnx
 
+    state = torch_file.load_state_dict(efficientnet.checked_weights())
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
     try:
         graph = scratch / "visual.onnx"
-        size = efficientnet.IMAGE_SIZE
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                network, (torch.zeros(2, 3, size, size),), str(graph), input_names=["pixel_values"],
-                output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                dynamic_axes={"pixel_values": {0: "batch"}, "embedding": {0: "batch"}},
-            )
+        onnx.save(efficientnet_onnx.build_model(state, OPSET), str(graph))
         if precision == "int8":
             _quantise_static(graph)
         if not folder.exists():  # another process may have finished the same export first
             os.replace(scratch, folder)
     finally:
-        if scratch.exists():
-            for leftover in scratch.iterdir():
-                leftover.unlink()
-            scratch.rmdir()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _quantise_static(graph: Path) -> None:
