@@ -10,14 +10,21 @@ exports it and indexes the gallery; then a second search; then, after a restart 
 cache folder (a Space woken from sleep keeps nothing, one with storage keeps this), the page and
 a first search again.
 
-Goals (issue 35, 2 cores): the page ready <= 15 s after the process starts; the first image search
-<= 1 s with shipped vectors (not built yet: this measures what a first search costs without them).
+The repository's ``data/`` ships its vectors for the packaged model (``data/.image-search-index``,
+written by ``python -m engines.index --data data --model efficientnet-lite0 --ship``), so a fresh
+start embeds only the query.
 
-    python benchmarks/space_start.py
+Goals (issue 35, 2 cores): the page ready <= 15 s after the process starts; the first image search
+<= 1 s with the shipped vectors.
+
+    python benchmarks/space_start.py                          # this interpreter
+    python benchmarks/space_start.py --python VENV/bin/python # an install made as the builder makes it
+    python benchmarks/space_start.py --python ... --check     # exit 1 past the limits (.ci/space_check)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -39,13 +46,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start(cache: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], float]:
+#: What --check allows (CI machines are busier than a quiet one): the page, and the fresh first search.
+CHECK_LIMITS = {"page_s": 60.0, "first_search_s": 5.0}
+
+
+def start(python: str, cache: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], float]:
     """The app as a Space runs it; the seconds until its page answered."""
     env = {**os.environ, "SPACE_ID": "someone/image-search", "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
            "IMAGE_SEARCH_CACHE": str(cache), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     env.pop("HF_HUB_OFFLINE", None)  # a Space has it unset: the unreachable Hub is found by trying
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
+    server = subprocess.Popen([python, str(ROOT / "app.py")], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115
     while True:
         try:
@@ -66,6 +77,10 @@ def search(url: str, query: Path) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", default=sys.executable, help="the interpreter that runs app.py")
+    parser.add_argument("--check", action="store_true", help=f"exit 1 past {CHECK_LIMITS}")
+    args = parser.parse_args()
     query = next((ROOT / "data" / "test").rglob("*.png"))
     with tempfile.TemporaryDirectory() as scratch:
         cache = Path(scratch) / "cache"
@@ -73,7 +88,7 @@ def main() -> None:
         for run in ("fresh start (empty cache)", "restart with the cache kept"):
             port = free_port()
             url = f"http://127.0.0.1:{port}/"
-            server, page = start(cache, port, Path(scratch) / "server.log")
+            server, page = start(args.python, cache, port, Path(scratch) / "server.log")
             try:
                 first = search(url, query)
                 second = search(url, query)
@@ -88,8 +103,11 @@ def main() -> None:
         fresh = rows[0]
         print(f"\npage ready {fresh[1]:.1f} s (goal <= {GOALS['page_s']:.0f} s): "
               f"{'met' if fresh[1] <= GOALS['page_s'] else 'NOT met'}")
-        print(f"first image search {fresh[2]:.1f} s on a fresh start (goal <= {GOALS['first_search_s']:.0f} s with "
-              f"shipped vectors, which are not built yet): {'met' if fresh[2] <= GOALS['first_search_s'] else 'NOT met'}")
+        print(f"first image search {fresh[2]:.2f} s on a fresh start, with the shipped vectors (goal <= "
+              f"{GOALS['first_search_s']:.0f} s): {'met' if fresh[2] <= GOALS['first_search_s'] else 'NOT met'}")
+        if args.check and (fresh[1] > CHECK_LIMITS["page_s"] or fresh[2] > CHECK_LIMITS["first_search_s"]):
+            raise SystemExit(f"the Space check failed: page {fresh[1]:.1f} s, first search {fresh[2]:.1f} s "
+                             f"(limits {CHECK_LIMITS})")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m engines.index --data DIR_OR_HUB_ID --engine clip|chroma [--model M] [--backend B]
         [--precision P] [--ray [ADDRESS]] [--actors N] [--chroma-host H --chroma-port P]
-        [--chroma-path DIR] [--cache-dir DIR] [--export TARGET [--overwrite]]
+        [--chroma-path DIR] [--cache-dir DIR] [--export TARGET [--overwrite]] [--ship]
 
 Without ``--ray`` the engine indexes here, with a progress bar, resumable after a crash (the
 engine's own store keeps what was written). With ``--ray`` (a local Ray, or ``auto`` / a
@@ -29,6 +29,7 @@ from .model.hub import hide_library_progress
 from .model.packaged import model_or_packaged
 from .registry import available_engines, create_engine, engine_class, uses_a_model
 from .settings import INDEX, add_arguments, from_environment
+from .storage.transfer import ship_vectors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--actors", type=int, help="Ray actors embedding at once (default: the cluster's CPUs - 1)")
     parser.add_argument("--export", metavar="TARGET", help="then write the index as a datasets dataset: a folder or a Hub id")
     parser.add_argument("--overwrite", action="store_true", help="let --export replace an existing folder")
+    parser.add_argument("--ship", action="store_true",
+                        help="then write the vectors beside the folder's images (DIR/.image-search-index): a fresh "
+                             "copy of the folder (a Space) is indexed by the same model without embedding")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -83,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
         if args.export:
             print(f"Exported to {engine.export(args.export, overwrite=args.overwrite)}")
+        if args.ship:
+            print(f"Shipped with the gallery: {ship_vectors(engine, gallery.source)}")
     except (EngineError, ValueError, FileExistsError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

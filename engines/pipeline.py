@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -219,10 +219,14 @@ def _with_stored(
         return parsed[key]
 
     engine = identity.engine if identity is not None else None
-    carried = []
+    carried: list[tuple[VectorIdentity, Any] | None] = []
     for item in items:
         found = identity_of(item.stored[0]) if item.stored is not None else None
-        carried.append((found, item.stored[1]) if found is not None and found.engine == engine else None)  # type: ignore[index]
+        if item.stored is not None and found is not None and found.engine == engine \
+                and (not item.shipped or found == identity):  # a shipped vector of another model: computed
+            carried.append((found, item.stored[1]))
+        else:
+            carried.append(None)
     if not any(carried):
         yield from compute(items)
         return

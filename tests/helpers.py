@@ -38,3 +38,15 @@ def brute_force(matrix: np.ndarray, query: np.ndarray, metric: str) -> np.ndarra
         else:
             raise ValueError(metric)
     return np.array(out)
+
+
+#: Run first in a fresh interpreter, makes ``import torch`` fail as it does in an install from
+#: requirements.txt alone (no PyTorch), while everything else stays installed.
+NO_TORCH = (
+    "import sys, importlib.abc\n"
+    "class NoTorch(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'torch' or name.startswith('torch.'):\n"
+    "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+    "sys.meta_path.insert(0, NoTorch())\n"
+)

@@ -20,6 +20,7 @@ from engines.galleries.images import load_image
 from engines.model import efficientnet
 from engines.model.embedder import ClipEmbedder, EmbedderConfig
 from engines.testing import free_port, make_gallery
+from helpers import NO_TORCH
 
 #: Floors set from benchmarks/quality.py's run (README): fp32 P@10 0.775, int8 0.768 (overlap 0.948).
 P10_FLOOR_FP32 = 0.74
@@ -88,13 +89,7 @@ def test_without_pytorch_the_packaged_model_exports_and_searches(tmp_path: Path)
     alone): the graph is written from the weights and an image search answers."""
     gallery = make_gallery(tmp_path / "g", per_class=2)
     query = str(next((gallery / "test" / "red").iterdir()))
-    script = (
-        "import sys, importlib.abc\n"
-        "class NoTorch(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
-        "sys.meta_path.insert(0, NoTorch())\n"
+    script = NO_TORCH + (
         "from engines import create_engine, load_gallery\n"
         "from engines.galleries.images import load_image\n"
         f"engine = create_engine('clip', model='efficientnet-lite0', cache_dir={str(tmp_path / 'cache')!r})\n"

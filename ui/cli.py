@@ -4,6 +4,7 @@
     image-search index --data ~/Pictures ...        build or export an index (engines.index)
     image-search evaluate --data DIR ...            P@k and mAP (engines.evaluate)
     image-search faces --data DIR [--name 2=Ada]    find the faces, list and name the people
+    image-search export-model --to DIR_OR_HUB_ID    a CLIP model as ONNX that runs without PyTorch
     image-search app [--data DIR] ...               the web app (python app.py)
 
 A sentence that is itself a command's name is searched with ``image-search search "index"``.
@@ -22,6 +23,7 @@ COMMANDS = {
     "index": ("engines.index", "main"),
     "evaluate": ("engines.evaluate", "main"),
     "faces": ("engines.people_command", "main"),
+    "export-model": ("engines.export_model", "main"),
     "app": ("ui.page", "serve"),
 }
 

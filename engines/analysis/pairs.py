@@ -94,8 +94,12 @@ def _similar_unit_rows(rows: np.ndarray, similarity: float, threshold: float, me
     moves a dot product of unit vectors by less than 2^-7, so the bound is lowered by 0.01
     and every candidate is checked again in float32.
     """
-    import torch  # noqa: PLC0415 - installed for CLIP; fast low-precision products
-
+    try:
+        import torch  # noqa: PLC0415 - where installed (for CLIP): fast low-precision products
+    except ImportError:  # an install without PyTorch: the same pairs from numpy's float32 products
+        plain = np.ascontiguousarray(rows, dtype=np.float32)
+        return _scan(plain.shape[0], lambda start, stop: plain[start:stop] @ plain[start:].T, similarity - 1e-5,
+                     threshold, metric)
     fast = torch.cpu._is_amx_tile_supported()
     tensor = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
     if fast:

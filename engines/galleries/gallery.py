@@ -20,6 +20,7 @@ from ..errors import DatasetTooLargeError, GalleryError
 from .images import NotAFileError, file_kind, os_reason
 from .items import OUTSIDE_DATASET, GalleryItem, within
 from .listing import folder_items
+from .shipped import with_shipped
 from .sources import HubSource, SavedDatasetSource, parse_source
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -85,8 +86,7 @@ def _items_from_dataset(dataset: datasets.Dataset, confine_to: Sequence[str] | N
             f"Expected the dataset to have an 'image' column, got columns {list(features)}"
         )
     label_feature = features.get("label")
-    # decode=False hands back {"path", "bytes"} without decoding: decoding happens in
-    # the engines, where a broken image is skipped instead of failing the whole split.
+    # decode=False: {"path", "bytes"} undecoded; engines decode, skipping a broken image, not the split.
     raw = dataset.cast_column(image_column, ImageFeature(decode=False))
     labels: Iterable[Any] = raw["label"] if label_feature is not None else [""] * len(raw)
     # An exported index (Engine.export) carries each image's vector and what made it.
@@ -211,13 +211,13 @@ def _folder_gallery(folder: str) -> Gallery:
                 splits[split] = files
         if "train" not in splits:
             raise GalleryError(f"The gallery folder {train} holds no images")
-        return Gallery(folder, splits, labelled=True)
+        return Gallery(folder, with_shipped(folder, splits), labelled=True)
     items = folder_items(folder, labelled_by="relative")
     if not items:
         raise GalleryError(f"The gallery folder {folder} holds no images")
     classes = {item.label for item in items}
     labelled = len(classes) > 1 and all(item.label and "/" not in item.label for item in items)
-    return Gallery(folder, {"train": items}, labelled=labelled)
+    return Gallery(folder, with_shipped(folder, {"train": items}), labelled=labelled)
 
 
 def _saved_dataset_gallery(folder: str) -> Gallery:

@@ -9,6 +9,7 @@ the model's work make indexing fast without changing a single vector.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -16,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from ..errors import InvalidQueryError, ModelUnavailableError, UnreadableImageEr
 from ..galleries.items import GalleryItem
 from . import efficientnet, packaged
 from .config import EmbedderConfig
-from .exported import load_exported, towers_for
+from .exported import Exported, load_exported, towers_for
 from .family import ModelFamily
 from .hub import load_clip, model_identity
 from .onnx_backend import OnnxTowers
@@ -54,6 +56,7 @@ class ClipEmbedder:
         self._fast_preprocess: ClipPreprocess | efficientnet.LitePreprocess | None = None
         self._family: ModelFamily | None = None
         self._error: ModelUnavailableError | None = None
+        self._exported: Exported | None = None
 
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:
@@ -76,8 +79,8 @@ class ClipEmbedder:
             if packaged.is_packaged(self.model_name):
                 self._load_packaged()
                 return
-            exported = load_exported(self.model_name, self.config, self._device)  # no torch, no weights
             try:
+                exported = load_exported(self.model_name, self.config, self._device)  # no torch, no weights
                 processor, model, device = (exported.processor, exported.model, "cpu") if exported else load_clip(
                     self.model_name, self.config.revision, self._device)
             except ModelUnavailableError as exc:
@@ -92,6 +95,7 @@ class ClipEmbedder:
                                                                       self.config, device)
             self._fast_preprocess = exported.preprocess if exported else ClipPreprocess.for_processor(processor)
             self._processor, self._device, self._model = processor, device, model
+            self._exported = exported
 
     def _load_packaged(self) -> None:
         """An image model whose weights ship in a package (engines/model/packaged.py): no
@@ -104,6 +108,12 @@ class ClipEmbedder:
         self._family, self._onnx = packaged.IMAGES_ONLY, onnx
         self._fast_preprocess = efficientnet.LitePreprocess()
         self._processor, self._device, self._model = None, device, network
+
+    def export_folder(self) -> Path | None:
+        """The folder of the model's ONNX export (graphs, processor, ``runtime.json``), where it
+        runs from one: what ``image-search export-model`` copies; ``None`` on PyTorch."""
+        self._load()
+        return self._onnx.folder if isinstance(self._onnx, OnnxTowers) else None
 
     @property
     def backend(self) -> str:
@@ -176,9 +186,12 @@ class ClipEmbedder:
         """
         self._load()
         identity = (packaged.identity(self.model_name) if self._processor is None
+                    else self._exported.identity if self._exported is not None
                     else model_identity(self.model_name, self._model, self.config.revision))
         # fp32 ONNX vectors equal PyTorch's (the parity gate), so they share one identity;
         # int8 vectors differ, and must never mix with them in a cache or a collection.
+        # In its JSON form (lists, not tuples), as an export's runtime.json gives it back.
+        identity = json.loads(json.dumps(identity, default=str))
         return {**identity, "precision": "int8"} if self.precision == "int8" else identity
 
     # -- embedding -----------------------------------------------------------------------

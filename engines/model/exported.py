@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelUnavailableError
 from ..workspace import Workspace
 from .config import EmbedderConfig
 from .family import ModelFamily
@@ -178,19 +179,73 @@ def _made_elsewhere(root: Path, identity: dict[str, object], precision: str) -> 
 class Exported:
     """What the embedder runs a model with, from its export folder: the processor (or its text
     side alone), a stand-in model whose ``config`` holds the numbers the embedder reads, the
-    family, the ONNX towers and the fast image preprocessing."""
+    family, the ONNX towers, the fast image preprocessing, and the identity of the model the
+    graphs were exported from (so its vectors share caches with that model's)."""
 
     processor: Any
     model: Any
     family: ModelFamily
     towers: OnnxTowers
     preprocess: ClipPreprocess | None
+    identity: dict[str, object]
+
+
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds a whole export (``runtime.json`` is written last)."""
+    return all((folder / name).is_file() for name in ("visual.onnx", "textual.onnx", RUNTIME))
+
+
+def given_export(name: str, revision: str | None) -> Path | None:
+    """The export ``name`` itself is: a folder written by ``image-search export-model``, or a
+    Hub repository holding one (downloaded once, then read from the Hub cache); else ``None``.
+    One request tells a Hub id apart (its ``runtime.json``); an unreachable Hub answers ``None``."""
+    if is_local_path(name):
+        folder = Path(os.path.expanduser(name))
+        return folder if is_export(folder) else None
+    from huggingface_hub import hf_hub_download, snapshot_download, try_to_load_from_cache
+
+    from .hub import hub_offline_reason
+
+    cached = try_to_load_from_cache(name, RUNTIME, revision=revision or "main")
+    if isinstance(cached, str) and is_export(Path(cached).parent):
+        return Path(cached).parent
+    if hub_offline_reason() is not None:
+        return None
+    try:
+        hf_hub_download(name, RUNTIME, revision=revision)
+    except Exception:  # noqa: BLE001 - no such file (a model repo), no such repo, no access: not an export
+        return None
+    return Path(snapshot_download(name, revision=revision))
+
+
+def has_export(name: str, config: EmbedderConfig) -> bool:
+    """Whether ``name`` runs here without PyTorch: it is an export, or its export is in the cache."""
+    if given_export(name, config.revision) is not None:
+        return True
+    identity = cached_identity(name, config.revision)
+    root = _export_root(config)
+    return identity is not None and (is_export(export_folder(root, identity, config.precision))
+                                     or _made_elsewhere(root, identity, config.precision) is not None)
 
 
 def load_exported(name: str, config: EmbedderConfig, device: str | None) -> Exported | None:
-    """The model run from its export folder alone, or ``None`` (see the module's notes)."""
+    """The model run from its export folder alone, or ``None`` (see the module's notes). A
+    model given as an export (a folder or Hub repository of one) that cannot be used raises
+    ``ModelUnavailableError``: there is nothing else to load it from."""
     if config.backend == "torch" or not onnxruntime_available():
         return None
+    given = given_export(name, config.revision)
+    if given is not None:
+        try:
+            saved = json.loads((given / RUNTIME).read_text())
+            if not isinstance(saved, dict) or not isinstance(saved.get("identity"), dict):
+                raise ValueError("runtime.json names no model")
+            if saved.get("precision") not in (None, config.precision):
+                raise ValueError(f"it holds {saved.get('precision')} graphs, and {config.precision} was asked for")
+            return _from_folder(given, saved["identity"])
+        except Exception as exc:  # a damaged or foreign export: said, never half-used
+            raise ModelUnavailableError(name, f"its ONNX export cannot be used ({type(exc).__name__}: "
+                                              f"{first_line(exc)})", "broken") from exc
     if config.backend == "auto" and (device not in (None, "cpu") or device is None and _gpu_possible()):
         return None
     identity = cached_identity(name, config.revision)
@@ -199,34 +254,38 @@ def load_exported(name: str, config: EmbedderConfig, device: str | None) -> Expo
     folder = export_folder(_export_root(config), identity, config.precision)
     if not (folder / RUNTIME).is_file():
         folder = _made_elsewhere(_export_root(config), identity, config.precision) or folder
-    visual, textual, runtime = folder / "visual.onnx", folder / "textual.onnx", folder / RUNTIME
-    if not (visual.is_file() and textual.is_file() and runtime.is_file() and (folder / PROCESSOR).is_dir()):
+    if not (is_export(folder) and (folder / PROCESSOR).is_dir()):
         return None
     try:
-        saved = json.loads(runtime.read_text())
-        if saved.get("format") != FORMAT or saved.get("identity") != json.loads(json.dumps(identity, default=str)):
-            return None
-        fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
-                                  for key, value in saved["family"].items()}
-        family = ModelFamily(**fields)
-        numbers = saved["config"]
-        stand_in = SimpleNamespace(config=SimpleNamespace(
-            **{key: SimpleNamespace(**value) if isinstance(value, dict) else value for key, value in numbers.items()}))
-        light = saved.get("light")
-        if light:
-            preprocess: ClipPreprocess | None = ClipPreprocess(
-                int(light["shortest_edge"]), (int(light["crop"][0]), int(light["crop"][1])), int(light["resample"]),
-                np.asarray(light["table"], dtype=np.float32).reshape(3, 256))
-            processor: Any = TokenizerOnly(folder / PROCESSOR / "tokenizer.json", int(light["pad_id"]),
-                                           str(light["pad_token"]), int(light["shortest_edge"]))
-        else:
-            from transformers import AutoProcessor
-
-            processor = AutoProcessor.from_pretrained(str(folder / PROCESSOR), local_files_only=True)
-            preprocess = ClipPreprocess.for_processor(processor)
-        towers = OnnxTowers(visual, textual, family.text_inputs, lazy=True)  # whole: runtime.json is written last
+        return _from_folder(folder, identity)
     except Exception as exc:  # noqa: BLE001 - a damaged folder: the model is loaded as before
         log.warning("the ONNX export of %s in %s could not be used alone (%s: %s); loading the model",
                     name, folder, type(exc).__name__, first_line(exc))
         return None
-    return Exported(processor, stand_in, family, towers, preprocess)
+
+
+def _from_folder(folder: Path, identity: dict[str, object]) -> Exported:
+    """The export in ``folder``, checked against ``identity``; raises on anything amiss."""
+    saved = json.loads((folder / RUNTIME).read_text())
+    if saved.get("format") != FORMAT or saved.get("identity") != json.loads(json.dumps(identity, default=str)):
+        raise ValueError(f"runtime.json is not format {FORMAT} of this model")
+    fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                              for key, value in saved["family"].items()}
+    family = ModelFamily(**fields)
+    numbers = saved["config"]
+    stand_in = SimpleNamespace(config=SimpleNamespace(
+        **{key: SimpleNamespace(**value) if isinstance(value, dict) else value for key, value in numbers.items()}))
+    light = saved.get("light")
+    if light:
+        preprocess: ClipPreprocess | None = ClipPreprocess(
+            int(light["shortest_edge"]), (int(light["crop"][0]), int(light["crop"][1])), int(light["resample"]),
+            np.asarray(light["table"], dtype=np.float32).reshape(3, 256))
+        processor: Any = TokenizerOnly(folder / PROCESSOR / "tokenizer.json", int(light["pad_id"]),
+                                       str(light["pad_token"]), int(light["shortest_edge"]))
+    else:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(str(folder / PROCESSOR), local_files_only=True)
+        preprocess = ClipPreprocess.for_processor(processor)
+    towers = OnnxTowers(folder / "visual.onnx", folder / "textual.onnx", family.text_inputs, lazy=True)
+    return Exported(processor, stand_in, family, towers, preprocess, dict(saved["identity"]))

@@ -74,6 +74,8 @@ class OnnxTowers:
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.text_inputs = tuple(text_inputs)
+        #: The export folder the graphs are in.
+        self.folder = visual.parent
         if not lazy:
             self._session("visual")
             self._session("textual")

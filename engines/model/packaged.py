@@ -184,25 +184,33 @@ def model_or_packaged(model: str) -> tuple[str, str]:
     When ``model`` is a Hub id that is neither in the local Hugging Face cache nor reachable
     (checked in seconds: one connection attempt), image search still works, with the
     packaged image model, never silently: the note says which model answers, and that
-    sentences need a CLIP-family model, with how to get one. A folder, a packaged model, a
-    cached id or a reachable Hub keep ``model``.
+    sentences need a CLIP-family model, with how to get one. The same where PyTorch is not
+    installed and ``model`` has no ONNX export here (it could not be loaded). A folder, a
+    packaged model, a cached id or a reachable Hub keep ``model``.
     """
+    from .exported import has_export
     from .hub import hub_offline_reason, is_local_path
 
-    if is_packaged(model) or is_local_path(model) or _in_hub_cache(model):
+    if is_packaged(model):
         return model, ""
-    reason = hub_offline_reason()
-    if reason is None:
+    if not _torch_installed() and not has_export(model, EmbedderConfig(model)):
+        where = (f"{model} has no ONNX export here and this install has no PyTorch to load it the first time",
+                 "pip install -r requirements-torch.txt, or start with --model set to an export made by "
+                 "`image-search export-model`")
+    elif is_local_path(model) or _in_hub_cache(model):
         return model, ""
+    else:
+        reason = hub_offline_reason()
+        if reason is None:
+            return model, ""
+        where = (f"{model} is not on this machine and {reason}",
+                 f"get a CLIP-family model (hf download {model}) or start with --model DIR")
     try:
         efficientnet.weights_path()
     except Exception:  # noqa: BLE001 - no packaged model either: the CLIP error will say what to do
         return model, ""
-    return efficientnet.NAME, (
-        f"{model} is not on this machine and {reason}: image searches use the packaged {efficientnet.NAME} "
-        f"model (images only). For sentences, get a CLIP-family model (hf download {model}) or start with "
-        "--model DIR"
-    )
+    return efficientnet.NAME, (f"{where[0]}: image searches use the packaged {efficientnet.NAME} model (images "
+                               f"only). For sentences, {where[1]}")
 
 
 def _in_hub_cache(model: str) -> bool:

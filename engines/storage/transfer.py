@@ -39,10 +39,11 @@ def export_index(engine: SearchEngine, target: str | Path, *, overwrite: bool = 
 
 def write_index(
     vectors: GalleryVectors, target: str | Path, *, overwrite: bool = False, engine: str = "",
-    details: dict[str, str] | None = None,
+    details: dict[str, str] | None = None, with_images: bool = True,
 ) -> str:
     """Write ``vectors`` (with their images and identity) to ``target``: a folder, or a Hub
-    dataset id. Returns where."""
+    dataset id. Returns where. ``with_images=False``: vectors, hashes and paths only, to ship
+    beside the folder the images are in (``ship_vectors``)."""
     import datasets
 
     if vectors.identity is None:
@@ -50,7 +51,7 @@ def write_index(
     identity = vectors.identity.to_json()
     dim = int(vectors.matrix.shape[1])
     features = datasets.Features({
-        "image": datasets.Image(),
+        **({"image": datasets.Image()} if with_images else {}),
         "label": datasets.Value("string"),
         "path": datasets.Value("string"),
         "content_hash": datasets.Value("string"),
@@ -72,8 +73,9 @@ def write_index(
                         data = handle.read()
             except OSError as exc:
                 raise GalleryError(f"Could not read {item.source} to export it: {exc}") from exc
+            image = {"bytes": data, "path": printable(os.path.basename(item.path or "")) or None}
             yield {
-                "image": {"bytes": data, "path": printable(os.path.basename(item.path or "")) or None},
+                **({"image": image} if with_images else {}),
                 "label": printable(item.label),
                 # Where the image was, as text for people: never opened again (load_gallery reads the bytes).
                 "path": printable(item.path or ""),
@@ -136,3 +138,17 @@ def _card(identity: str, count: int, dim: int, engine: str, details: dict[str, s
         "index it with an engine of the same identity: the stored vectors are used, nothing is embedded.\n\n"
         f"{made}\nVector identity (also in every row's `index_identity`):\n\n```json\n{pretty}\n```\n"
     )
+
+
+def ship_vectors(engine: SearchEngine, folder: str | Path) -> str:
+    """Write ``engine``'s vectors beside the folder gallery they were made from
+    (``<folder>/.image-search-index``, vectors and content hashes, no images), so that a fresh
+    copy of the folder (a Space's repository) is indexed by that model without embedding."""
+    from ..galleries.shipped import SHIPPED
+
+    if len(engine) == 0:
+        raise EmptyIndexError(engine.name)
+    if not os.path.isdir(folder):
+        raise GalleryError(f"Vectors ship beside a folder gallery; {folder} is not a folder")
+    return write_index(engine.vectors(), Path(folder) / SHIPPED, overwrite=True, engine=engine.name,
+                       details=engine.export_details(), with_images=False)
