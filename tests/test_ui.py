@@ -409,3 +409,18 @@ def test_a_first_build_says_the_model_loads_and_estimates_only_once_images_are_c
     early = IndexProgress("clip", 3, 1000, 60.0).describe()  # the first batch pays for warming up
     later = IndexProgress("clip", 100, 1000, 10.0).describe()
     assert "left" not in early and "about 2 min left" in later
+
+
+def test_a_space_without_storage_says_an_index_lasts_until_it_restarts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert AppConfig().storage_note == ""  # a laptop: nothing to say
+    monkeypatch.setenv("SPACE_ID", "someone/image-search")
+    assert "lasts until the Space restarts" in AppConfig().storage_note
+    assert AppConfig(cache_dir=str(tmp_path)).storage_note == ""  # storage attached: nothing lost
+    from ui.page import build_demo
+
+    demo = build_demo(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=1))))
+    shown = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "storage-note"]
+    assert shown and shown[0]["props"]["visible"] and "until the Space restarts" in shown[0]["props"]["value"]

@@ -162,7 +162,7 @@ def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library
 
     service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))
     _, _, session = search_tab.search(service, str(library), "ocr", {}, None, 5, [], None, "invoice")
-    line = feedback.selection(service, session, 1)[1]
+    line = feedback.selection(service, session, 1)["chosen"]
     assert "Text in this photo" in line and "42.50" in line
     explanation, result = why(service, session, 1)
     assert explanation.method == "words" and explanation.heatmap.max() == 1.0
@@ -170,7 +170,7 @@ def test_the_page_shows_a_results_text_and_why_outlines_the_matched_line(library
     assert 0.15 < rows.min() / 64 < 0.45  # the first line of the sign (drawn near a quarter of the height)
     pixel = search_tab.search(service, str(library), "pixel", {}, None, 3, [], str(library / "signs" / "invoice.jpg"),
                               "")[2]
-    assert "Text in this photo" not in feedback.selection(service, pixel, 1)[1]  # the positive control's twin
+    assert "Text in this photo" not in feedback.selection(service, pixel, 1)["chosen"]  # the positive control's twin
 
 
 def test_the_words_engine_follows_the_contract(library: Path, tmp_path: Path, watched_paths: list[str]) -> None:

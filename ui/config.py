@@ -59,6 +59,15 @@ class AppConfig:
         return self.share or not local or bool(os.environ.get("SPACE_ID"))
 
     @property
+    def storage_note(self) -> str:
+        """What a visitor must know where nothing built here survives: on a Space without a
+        cache folder on attached storage, the disk is wiped at every restart."""
+        if not os.environ.get("SPACE_ID") or self.cache_dir:
+            return ""
+        return ("This Space keeps no storage: an index built here lasts until the Space restarts. Its owner can "
+                "attach storage and set IMAGE_SEARCH_CACHE (docs/deployment.md).")
+
+    @property
     def roots(self) -> tuple[Path, ...]:
         chosen = self.gallery_roots or ((self.data,) if os.path.isdir(self.data) else ())
         return tuple(Path(root).resolve() for root in chosen)

@@ -155,7 +155,14 @@ def results_csv(service: SearchService, session: SearchSession) -> str:
     return write_csv(service.scratch_file("results-", ".csv"), ["rank", "score", "match", "label", "file", "mark"], rows)
 
 
-def selection(service: SearchService, session: SearchSession | None, rank: int | None) -> tuple[Any, ...]:
+#: What the Search tab shows, by name: the tab maps each name to its component (dict outputs).
+SELECTION = ("selected", "chosen", "path", "relevant", "irrelevant", "similar", "person", "why_button", "again",
+             "reset")
+VIEW = ("results", "summary", "session", "threshold", "marks", *SELECTION, "more", "download", "why_row", "why_text",
+        "order")
+
+
+def selection(service: SearchService, session: SearchSession | None, rank: int | None) -> dict[str, Any]:
     """The selected result's line, its file (to copy) and the buttons that need a selection."""
     chosen = session.results[rank - 1] if session and rank and 0 < rank <= len(session.results) else None
     if chosen is None:
@@ -168,23 +175,26 @@ def selection(service: SearchService, session: SearchSession | None, rank: int |
     on = chosen is not None
     marked = bool(session and (session.relevant or session.irrelevant))
     with_file = on and chosen.path is not None if chosen else False
-    return (rank if on else None, text, printable(where), gr.update(interactive=on), gr.update(interactive=on),
-            gr.update(interactive=with_file), gr.update(interactive=with_file), gr.update(interactive=on),
-            gr.update(interactive=marked), gr.update(interactive=bool(session and (marked or session.rounds))))
+    return {"selected": rank if on else None, "chosen": text, "path": printable(where),
+            "relevant": gr.update(interactive=on), "irrelevant": gr.update(interactive=on),
+            "similar": gr.update(interactive=with_file), "person": gr.update(interactive=with_file),
+            "why_button": gr.update(interactive=on), "again": gr.update(interactive=marked),
+            "reset": gr.update(interactive=bool(session and (marked or session.rounds)))}
 
 
 def view(service: SearchService, session: SearchSession | None, shown: Shown | None = None,
-         rank: int | None = None, keep_order: bool = False) -> tuple[Any, ...]:
-    """Everything the Search tab shows for ``session``: tiles (marked, the selection kept),
-    summary, threshold, marks, the selection and its buttons, more and the CSV; new results
-    come best match first (``keep_order``: as the session holds them)."""
+         rank: int | None = None, keep_order: bool = False) -> dict[str, Any]:
+    """Everything the Search tab shows for ``session``, by name (``VIEW``): tiles (marked, the
+    selection kept), summary, threshold, marks, the selection and its buttons, more and the
+    CSV; new results come best match first (``keep_order``: as the session holds them)."""
     if shown is None and session is not None and session.results:
         shown = (tiles_of(service, session), summary(session, len(session.results)), session)
     tiles, line = (shown[0], shown[1]) if shown else ([], "")
     more = bool(session and session.results and len(session.results) >= session.k and session.k < MAX_K)
     download = results_csv(service, session) if session and session.results else None
-    return (gr.update(value=tiles, selected_index=rank - 1 if rank else None), line, session,
-            threshold_slider(session), marks_text(session), *selection(service, session, rank),
-            gr.update(interactive=more), gr.update(value=download, interactive=download is not None),
-            gr.update(visible=False), "",  # an explanation of earlier results is gone with them
-            gr.update() if keep_order else gr.update(value=photo_filters.ORDERS[0]))
+    return {"results": gr.update(value=tiles, selected_index=rank - 1 if rank else None), "summary": line,
+            "session": session, "threshold": threshold_slider(session), "marks": marks_text(session),
+            **selection(service, session, rank), "more": gr.update(interactive=more),
+            "download": gr.update(value=download, interactive=download is not None),
+            "why_row": gr.update(visible=False), "why_text": "",  # an explanation of earlier results is gone with them
+            "order": gr.update() if keep_order else gr.update(value=photo_filters.ORDERS[0])}

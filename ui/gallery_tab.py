@@ -108,6 +108,7 @@ def build(
                                  elem_id="index-button", scale=4)
         stop_button(service, controls, source, "stop-index-button")
     index_status = gr.Markdown(elem_id="index-status")
+    gr.Markdown(service.config.storage_note, visible=bool(service.config.storage_note), elem_id="storage-note")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
 
     def on_load(value: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:

@@ -15,6 +15,8 @@ from .actions.searching import EXPLAIN_SLOTS, MAX_K, query_of, start_over, why
 from .actions.searching import search as search_session
 from .controls import EngineControls, example_queries, progress_bar, stop_button
 from .feedback import (
+    SELECTION,
+    VIEW,
     Shown,
     apply_threshold,
     mark,
@@ -142,21 +144,30 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 download = gr.DownloadButton("Results as CSV", elem_id="results-csv", interactive=False, scale=1)
 
     n = len(controls.options)
-    outputs = [results, summary_line, session, threshold, marks, selected, chosen, path, relevant, irrelevant,
-               similar, person, why_button, again, reset, more, download, why_row, why_text, order]
+    # Gradio's dict outputs: a handler returns {component: value} for what it changes; ``feedback``
+    # names each part (VIEW), and this is the one place names meet components.
+    parts = {"results": results, "summary": summary_line, "session": session, "threshold": threshold, "marks": marks,
+             "selected": selected, "chosen": chosen, "path": path, "relevant": relevant, "irrelevant": irrelevant,
+             "similar": similar, "person": person, "why_button": why_button, "again": again, "reset": reset,
+             "more": more, "download": download, "why_row": why_row, "why_text": why_text, "order": order}
+    assert tuple(parts) == VIEW
+    outputs = list(parts.values())
+
+    def show(named: dict[str, Any]) -> dict[Any, Any]:
+        return {parts[name]: value for name, value in named.items()}
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[Any, ...]:
+    ) -> dict[Any, Any]:
         choices = controls.choices(values[:n])
         metric, k_value, chosen_labels, image_value, text_value, fuse_value, *picked = values[n:]
-        shown = search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value,
+        found = search(service, source_value, name, choices, metric, k_value, chosen_labels, image_value,
                        text_value, progress, filter_of(*picked), bool(fuse_value))
-        return view(service, shown[2], shown)
+        return show(view(service, found[2], found))
 
     def on_update(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[Any, ...]:
+    ) -> dict[Any, Any]:
         """Read the folder again, update the chosen engine's index, then search as asked."""
         try:
             engine, gallery = service.update(name, source_value, controls.choices(values[:n]),
@@ -166,27 +177,27 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         image_value, text_value = values[n + 3 : n + 5]
         if not image_value and not (text_value or "").strip():
             line = f"Index updated: **{len(engine):,}** images of {service.shown(gallery.source)}."
-            return view(service, None, ([], line, None))  # type: ignore[arg-type]
+            return show(view(service, None, ([], line, None)))  # type: ignore[arg-type]
         return on_search(source_value, name, *values, progress=progress)
 
-    def on_refine(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
-        shown = refine(service, state, progress)  # a refusal is a message; the results stay
-        return view(service, shown[2], shown)
+    def on_refine(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict[Any, Any]:
+        found = refine(service, state, progress)  # a refusal is a message; the results stay
+        return show(view(service, found[2], found))
 
-    def on_more(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
+    def on_more(state: SearchSession, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict[Any, Any]:
         """The same search (and refining) with twice as many results."""
         if not state or not state.results:
             raise gr.Error("Search first.")
         wider = replace(state, k=min(MAX_K, state.k * 2))
         if state.rounds:
-            shown = refine(service, replace(wider, rounds=state.rounds - 1), progress)
+            found = refine(service, replace(wider, rounds=state.rounds - 1), progress)
         else:
-            shown = run(service, replace(wider, original=()), query_of(state.image, state.text), progress)
-        return view(service, shown[2], shown)
+            found = run(service, replace(wider, original=()), query_of(state.image, state.text), progress)
+        return show(view(service, found[2], found))
 
-    def failed(message: str) -> tuple[Any, ...]:
+    def failed(message: str) -> dict[Any, Any]:
         # The message takes the summary line; the results and marks stay (a typo must not lose them).
-        return (gr.skip(), f"**Could not search.** {message}", *[gr.skip()] * (len(outputs) - 2))
+        return {summary_line: f"**Could not search.** {message}"}
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric, k, labels, image, text, fuse,
               *pickers.inputs]
@@ -197,29 +208,29 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     more.click(on_more, session, outputs, api_visibility="private", concurrency_id="search")
     update.click(in_the_page(on_update, failed), inputs, outputs, api_visibility="private", concurrency_id="search")
 
-    def on_select(state: SearchSession | None, evt: gr.SelectData) -> tuple[Any, ...]:
+    def on_select(state: SearchSession | None, evt: gr.SelectData) -> dict[Any, Any]:
         rank = int(evt.index) + 1 if isinstance(evt.index, int) else None
-        return selection(service, state, rank)
+        return show(selection(service, state, rank))
 
-    results.select(on_select, session, outputs[5:15], api_visibility="private")
+    results.select(on_select, session, [parts[name] for name in SELECTION], api_visibility="private")
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
-        def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> tuple[Any, ...]:
+        def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> dict[Any, Any]:
             marked, _ = mark(state, rank, verdict)
-            return view(service, marked, rank=rank, keep_order=True)
+            return show(view(service, marked, rank=rank, keep_order=True))
 
         button.click(on_mark, [session, selected], outputs, api_visibility="private")
 
-    def on_order(state: SearchSession | None, chosen: str) -> tuple[Any, ...]:
+    def on_order(state: SearchSession | None, chosen: str) -> dict[Any, Any]:
         """The same results in another order (by score, or by the date each photo was taken)."""
         if not state or not state.results:
-            return view(service, state, keep_order=True)
-        return view(service, replace(state, results=photo_filters.ordered(service, state.results, chosen)),
-                    keep_order=True)
+            return show(view(service, state, keep_order=True))
+        return show(view(service, replace(state, results=photo_filters.ordered(service, state.results, chosen)),
+                         keep_order=True))
 
     order.input(on_order, [session, order], outputs, api_visibility="private")
 
-    def on_start_over(state: SearchSession | None) -> tuple[Any, ...]:
-        return view(service, start_over(state))
+    def on_start_over(state: SearchSession | None) -> dict[Any, Any]:
+        return show(view(service, start_over(state)))
 
     reset.click(on_start_over, session, outputs, api_visibility="private")
 
@@ -247,14 +258,14 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     then_search(person.click(on_person, [session, selected], [image, text, controls.engine], api_visibility="private"))
 
-    def on_why(state: SearchSession, rank: int | None) -> tuple[Any, ...]:
+    def on_why(state: SearchSession, rank: int | None) -> dict[Any, Any]:
         explanation, result = why(service, state, rank)
         line = (f"**Why #{result.rank}** ({state.metric} {result.score:.4g}; {explanation.method}): "
                 f"{explanation.meaning}")
         if explanation.query_overlay is None:
             line += f" The query was {asked(state)}." if not state.rounds else " The query was refined with your marks."
-        return (gr.update(visible=True), gr.update(value=explanation.query_overlay,
-                visible=explanation.query_overlay is not None), explanation.overlay, line)
+        return {why_row: gr.update(visible=True), why_result: explanation.overlay, why_text: line,
+                why_query: gr.update(value=explanation.query_overlay, visible=explanation.query_overlay is not None)}
 
     # Explanations (seconds of CPU each) have a queue of their own: 16 visitors asking Why?
     # made another visitor's search wait 45 s when they shared the search slots.
