@@ -73,3 +73,21 @@ def test_the_repositorys_gallery_ships_the_packaged_models_vectors(tmp_path: Pat
     engine.index(load_gallery(copy)["train"], progress=False)
     assert len(engine) == 48 and engine.last_computed == 0, (
         "data/ ships stale vectors: python -m engines.index --data data --model efficientnet-lite0 --ship")
+
+
+def test_the_index_command_ships_a_folders_vectors(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    gallery = make_gallery(tmp_path / "g", per_class=1)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    command = [sys.executable, "-m", "engines.index", "--data", str(gallery), "--engine", "clip", "--model",
+               "efficientnet-lite0", "--no-progress"]
+    done = subprocess.run([*command, "--ship"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"Shipped with the gallery: {gallery / SHIPPED}" in done.stdout
+    assert "No images" in (gallery / SHIPPED / "README.md").read_text()
+    env["XDG_CACHE_HOME"] = str(tmp_path / "fresh")  # another machine: nothing cached
+    again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert again.returncode == 0 and "(0 computed, 0 skipped)" in again.stdout, again.stdout + again.stderr

@@ -89,7 +89,7 @@ def write_index(
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         dataset = datasets.Dataset.from_generator(rows, features=features, cache_dir=scratch)
         dataset.info.description = f"An image-search index: {identity}"
-        card = _card(identity, len(vectors.items), dim, engine, details or {})
+        card = _card(identity, len(vectors.items), dim, engine, details or {}, with_images)
         if hub:
             from huggingface_hub import DatasetCard  # noqa: PLC0415
 
@@ -129,13 +129,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _card(identity: str, count: int, dim: int, engine: str, details: dict[str, str]) -> str:
+def _card(identity: str, count: int, dim: int, engine: str, details: dict[str, str], with_images: bool) -> str:
     pretty = json.dumps(json.loads(identity), indent=2, sort_keys=True)
     made = "".join(f"- {key}: {value}\n" for key, value in details.items())
+    use = ("Load it with `engines.load_gallery(<this folder or Hub id>)` and index it" if with_images else
+           "No images: these vectors ship beside the folder they were made from (`index --ship`); "
+           "`load_gallery(<that folder>)` hands them to the files whose bytes they were made from. Index it")
     return (
         f"# Image-search index\n\n{count} images with their {dim}-dimensional vectors, exported by the "
-        f"{engine or 'image-search'} engine. Load it with `engines.load_gallery(<this folder or Hub id>)` and "
-        "index it with an engine of the same identity: the stored vectors are used, nothing is embedded.\n\n"
+        f"{engine or 'image-search'} engine. {use} "
+        "with an engine of the same identity: the stored vectors are used, nothing is embedded.\n\n"
         f"{made}\nVector identity (also in every row's `index_identity`):\n\n```json\n{pretty}\n```\n"
     )
 
