@@ -124,11 +124,9 @@ def build(
     def on_page(source_value: str, number: float) -> Any:
         return turn_page(service, source_value, number)
 
-    def load_failed(message: str) -> tuple[Any, ...]:
+    def load_failed(message: str) -> dict[Any, str]:
         # The active gallery stays, and stays shown: only the line says the new one was not loaded.
-        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), (
-            f"**Could not load that gallery; the one below is still the active gallery.** {message}"
-        )
+        return {loaded: f"**Could not load that gallery; the one below is still the active gallery.** {message}"}
 
     def build_failed(message: str) -> tuple[str, list[list[str]]]:
         return f"**Could not build the index.** {message}", []

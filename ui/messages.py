@@ -26,6 +26,7 @@ from engines.results import printable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+U = TypeVar("U")
 
 _SET_MODEL = "start the app with --model DIR (or set IMAGE_SEARCH_MODEL=DIR)"
 
@@ -90,7 +91,7 @@ def user_error(exc: Exception) -> gr.Error:
     return gr.Error(message, duration=None, print_exception=False)
 
 
-def in_the_page(handler: Callable[..., T], failed: Callable[[str], T]) -> Callable[..., T]:
+def in_the_page(handler: Callable[..., T], failed: Callable[[str], U]) -> Callable[..., T | U]:
     """The page's version of ``handler``: a user error fills the outputs with ``failed(message)``.
 
     Raising leaves the outputs as they were (the previous run's text stays beside the
@@ -99,7 +100,7 @@ def in_the_page(handler: Callable[..., T], failed: Callable[[str], T]) -> Callab
     """
 
     @functools.wraps(handler)  # Gradio reads the wrapped signature (the progress tracker)
-    def shown(*args: Any, **kwargs: Any) -> T:
+    def shown(*args: Any, **kwargs: Any) -> T | U:
         try:
             return handler(*args, **kwargs)
         except gr.Error as exc:

@@ -67,8 +67,8 @@ def build(service: SearchService, source: gr.State) -> None:
         save = gr.Button("Name this person", elem_id="name-person", scale=1)
     keys = gr.State([])
 
-    def failed(message: str) -> tuple[Any, ...]:
-        return gr.skip(), gr.skip(), f"**Could not find the people.** {message}", gr.skip()
+    def failed(message: str) -> dict[Any, str]:
+        return {line: f"**Could not find the people.** {message}"}  # the people shown stay
 
     def on_find(source_value: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         return view(service, source_value, progress)
