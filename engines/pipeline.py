@@ -22,6 +22,7 @@ from .base import SearchEngine, SkippedFile
 from .errors import GalleryError
 from .galleries.images import os_reason
 from .galleries.items import GalleryItem
+from .galleries.shipped import shipped_vector
 from .results import IndexProgress, Progress, VectorIdentity
 
 #: How many new vectors are computed between two writes to the store: the most work a
@@ -221,10 +222,14 @@ def _with_stored(
     engine = identity.engine if identity is not None else None
     carried: list[tuple[VectorIdentity, Any] | None] = []
     for item in items:
-        found = identity_of(item.stored[0]) if item.stored is not None else None
-        if item.stored is not None and found is not None and found.engine == engine \
-                and (not item.shipped or found == identity):  # a shipped vector of another model: computed
-            carried.append((found, item.stored[1]))
+        pair = item.stored
+        shipped = pair is None and item.shipped is not None
+        if shipped:
+            pair = shipped_vector(item)
+        found = identity_of(pair[0]) if pair is not None else None
+        if pair is not None and found is not None and found.engine == engine \
+                and (not shipped or found == identity):  # a shipped vector of another model: computed
+            carried.append((found, pair[1]))
         else:
             carried.append(None)
     if not any(carried):

@@ -78,9 +78,10 @@ class GalleryItem:
     root: str | None = field(default=None, compare=False)
     #: A vector that came with the item (an exported index): (vector identity, vector).
     stored: tuple[str, Any] | None = field(default=None, compare=False, repr=False)
-    #: ``stored`` was shipped beside a folder gallery (``galleries/shipped.py``): used when its
-    #: identity is the engine's, else computed, never refused (any model may index the folder).
-    shipped: bool = field(default=False, compare=False, repr=False)
+    #: The index shipped beside the folder gallery this file is in (``galleries/shipped.py``), read
+    #: only if the file must be embedded: its vector is used when made by the engine's model from
+    #: these bytes, else the file is embedded, never refused (any model may index the folder).
+    shipped: str | None = field(default=None, compare=False, repr=False)
     #: ``stat_key()`` as the folder listing saw the file (not a link), so that re-indexing an
     #: unchanged folder makes no second system call per file. A gallery is the folder as
     #: listed: load it again to see later changes (the app's Index button does).

@@ -2,11 +2,11 @@
 
 ``image-search index --data DIR --ship`` writes ``DIR/.image-search-index``: the product's
 own ``datasets`` export without the images (content hash, vector and the identity of the
-model that made it, per image; never a pickle). ``load_gallery(DIR)`` hands each database
-image whose content hash is listed its vector; an engine of that identity indexes them
-without decoding or embedding (``pipeline.run_pipeline``), any other engine or model
-ignores them and reads the images. A Space ships its ``data/`` gallery this way: its first
-search only embeds the query.
+model that made it, per image; never a pickle). ``load_gallery(DIR)`` points the database
+images at it; when the indexing pipeline must embed one, it first looks for the vector
+shipped for those bytes: an engine of that identity uses it without decoding or embedding,
+any other engine or model ignores it and reads the image. A Space ships its ``data/``
+gallery this way: its first search only embeds the query.
 
 The folder is data from outside like any upload: a row is used only for a file whose bytes
 hash to it (an edited file is embedded anew), and its vector passes the pipeline's checks
@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,23 +65,44 @@ def read_shipped(folder: Path) -> dict[str, tuple[str, Any]]:
 
 
 def with_shipped(folder: str, splits: dict[str, list[GalleryItem]]) -> dict[str, list[GalleryItem]]:
-    """The ``splits`` of the folder gallery at ``folder``, the shipped vectors handed to its database images."""
+    """The ``splits`` of the folder gallery at ``folder``, its database images pointed at the
+    index shipped there. Nothing is read now: an engine whose store already holds a file never
+    asks (a warm start does not import pyarrow or hash a file for it)."""
     shipped = Path(folder) / SHIPPED
     if not shipped.is_dir():
         return splits
-    try:
-        table = read_shipped(shipped)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; the images are indexed instead
-        log.warning("the vectors shipped in %s cannot be used (%s: %s); indexing the images", shipped,
-                    type(exc).__name__, exc)
-        return splits
-    database = []
-    for item in splits["train"]:
-        found = None
-        if item.refused is None:
+    where = str(shipped)
+    return {**splits, "train": [dataclasses.replace(item, shipped=where) for item in splits["train"]]}
+
+
+_tables: dict[str, tuple[int, dict[str, tuple[str, Any]]]] = {}
+_lock = threading.Lock()
+
+
+def shipped_vector(item: GalleryItem) -> tuple[str, Any] | None:
+    """(identity, vector) shipped for ``item``'s bytes, or ``None``: none shipped, the file was
+    edited since, it cannot be read now (the engine then says why), or the shipped index does
+    not read (logged once)."""
+    if item.shipped is None or item.refused is not None:
+        return None
+    folder = Path(item.shipped)
+    with _lock:
+        try:
+            stamp = (folder / "state.json").stat().st_mtime_ns
+        except OSError:
+            return None
+        known = _tables.get(item.shipped)
+        if known is None or known[0] != stamp:
             try:
-                found = table.get(item.content_hash)
-            except (OSError, EngineError):  # unreadable now: the pipeline skips it with its reason
-                found = None
-        database.append(dataclasses.replace(item, stored=found, shipped=True) if found is not None else item)
-    return {**splits, "train": database}
+                table = read_shipped(folder)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the images are embedded instead
+                log.warning("the vectors shipped in %s cannot be used (%s: %s); embedding the images", folder,
+                            type(exc).__name__, exc)
+                table = {}
+            known = _tables[item.shipped] = (stamp, table)
+    if not known[1]:
+        return None
+    try:
+        return known[1].get(item.content_hash)
+    except (OSError, EngineError):
+        return None
