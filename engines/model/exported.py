@@ -209,6 +209,8 @@ def given_export(name: str, revision: str | None) -> Path | None:
     cached = try_to_load_from_cache(name, RUNTIME, revision=revision or "main")
     if isinstance(cached, str) and is_export(Path(cached).parent):
         return Path(cached).parent
+    if isinstance(try_to_load_from_cache(name, "config.json", revision=revision or "main"), str):
+        return None  # a model the cache holds: no request (an offline warm query must not wait for one)
     if hub_offline_reason() is not None:
         return None
     try:

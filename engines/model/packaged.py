@@ -105,7 +105,10 @@ def load(model: str, config: EmbedderConfig, device: str | None) -> tuple[Any, O
 def _torch_installed() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # an import hook refusing it, a broken install: not usable
+        return False
 
 
 def calibration_batch() -> np.ndarray:
