@@ -434,15 +434,17 @@ def test_every_setting_is_in_the_docs_with_its_variable_and_default() -> None:
 
 
 def test_the_page_opens_on_the_learned_engine_with_the_sentence_box_open(tmp_path: Path) -> None:
+    import gradio as gr
+
     from ui.config import startup_problem
     from ui.page import build_demo
 
     def opened(config: AppConfig) -> tuple[str, bool]:
         demo = build_demo(config)
         blocks = demo.blocks.values()
-        engine = next(b for b in blocks if getattr(b, "elem_id", None) == "engine")
-        text = next(b for b in blocks if getattr(b, "elem_id", None) == "query-text")
-        return str(engine.value), bool(text.interactive)  # type: ignore[attr-defined]
+        picker = next(b for b in blocks if isinstance(b, gr.Dropdown) and b.elem_id == "engine")
+        text = next(b for b in blocks if isinstance(b, gr.Textbox) and b.elem_id == "query-text")
+        return str(picker.value), bool(text.interactive)
 
     data = str(make_gallery(tmp_path / "g", per_class=2))
     assert opened(AppConfig(data=data)) == ("clip", True)

@@ -17,7 +17,7 @@ from engines.analysis.duplicates import group_duplicates
 from engines.analysis.pairs import candidate_pairs
 from engines.galleries.images import load_image
 from engines.galleries.items import GalleryItem
-from engines.results import GalleryVectors
+from engines.results import DuplicateGroup, GalleryVectors
 
 DEMO = ROOT / "data"
 
@@ -50,8 +50,8 @@ def copies(tmp_path: Path) -> dict[str, Path]:
     return copies_gallery(tmp_path / "gallery")
 
 
-def names(group: object) -> set[str]:
-    return {Path(m.path).name for m in group.members}  # type: ignore[attr-defined]
+def names(group: DuplicateGroup) -> set[str]:
+    return {Path(m.path or "").name for m in group.members}
 
 
 @pytest.mark.parametrize("features", ["phash", "pixels"])

@@ -83,14 +83,14 @@ def test_int8_vectors_are_kept_apart_from_fp32(tiny_clip: str, tmp_path: Path) -
     int8 = create_engine("clip", model=tiny_clip, precision="int8", export_dir=str(tmp_path / "onnx"))
     int8.index(gallery / "train", progress=False)
     assert int8.last_computed == 16  # nothing read back from the fp32 cache
-    assert int8.embedder.identity() == {**fp32.embedder.identity(), "precision": "int8"}
+    assert int8.vector_identity().settings == {**fp32.vector_identity().settings, "precision": "int8"}
     db = str(tmp_path / "db")
     for precision in ("fp32", "int8"):  # one database: int8 vectors go to a collection of their own
         stored = create_engine("chroma", model=tiny_clip, precision=precision, path=db, cache_dir=tmp_path / "c",
                                export_dir=str(tmp_path / "onnx"))
         stored.index(gallery / "train", progress=False)
         assert len(stored) == 16 and stored.vectors().identity == (fp32 if precision == "fp32" else int8).vector_identity()
-    assert np.sum(int8.embedder.embed_texts(["red"]) * fp32.embedder.embed_texts(["red"])) > 0.95
+    assert np.sum(int8.query_vector(Text("red")) * fp32.query_vector(Text("red"))) > 0.95
 
 
 @pytest.mark.parametrize("backend, precision", [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8")])
@@ -102,7 +102,8 @@ def test_the_app_searches_with_each_backend(tiny_clip: str, tmp_path: Path, back
         tiles, summary, _ = search_tab.search(service, str(gallery), name, {}, "cosine", 3, [], None, "a red square")
         assert len(tiles) == 3 and "3 results" in summary
         engine = service.engine(name, service.gallery(str(gallery)))
-        assert engine.embedder.backend == backend and engine.embedder.precision == precision  # type: ignore[attr-defined]
+        details = engine.export_details()
+        assert (details["backend"], details["precision"]) == (backend, precision)
         assert engine.search(Text("red"), k=1)
 
 
