@@ -39,11 +39,11 @@ def export_index(engine: SearchEngine, target: str | Path, *, overwrite: bool = 
 
 def write_index(
     vectors: GalleryVectors, target: str | Path, *, overwrite: bool = False, engine: str = "",
-    details: dict[str, str] | None = None, with_images: bool = True,
+    details: dict[str, str] | None = None, with_images: bool = True, relative_to: Path | None = None,
 ) -> str:
     """Write ``vectors`` (with their images and identity) to ``target``: a folder, or a Hub
-    dataset id. Returns where. ``with_images=False``: vectors, hashes and paths only, to ship
-    beside the folder the images are in (``ship_vectors``)."""
+    dataset id. Returns where. ``with_images=False``: vectors, hashes and paths only (paths
+    ``relative_to`` the gallery folder), to ship beside the folder the images are in (``ship_vectors``)."""
     import datasets
 
     if vectors.identity is None:
@@ -66,9 +66,10 @@ def write_index(
 
     def rows() -> Iterator[dict[str, Any]]:
         for row, item in enumerate(vectors.items):
+            known = vectors.hashes[row] if vectors.hashes else None
+            data: bytes | None = item.data
             try:
-                data: bytes | None = item.data
-                if item.path is not None:
+                if item.path is not None and (with_images or not known):  # shipped vectors with hashes: no read
                     with open_regular(item.checked_path()) as handle:
                         data = handle.read()
             except OSError as exc:
@@ -78,9 +79,10 @@ def write_index(
                 **({"image": image} if with_images else {}),
                 "label": printable(item.label),
                 # Where the image was, as text for people: never opened again (load_gallery reads the bytes).
-                "path": printable(item.path or ""),
+                "path": printable(os.path.relpath(item.path, relative_to) if relative_to and item.path
+                                  else item.path or ""),
                 # The bytes are in hand: hash them rather than read the file a second time.
-                "content_hash": (vectors.hashes[row] if vectors.hashes else None) or hashlib.sha256(data or b"").hexdigest(),
+                "content_hash": known or hashlib.sha256(data or b"").hexdigest(),
                 "vector": vectors.matrix[row].tolist(),
                 "index_identity": identity,
             }
@@ -154,4 +156,4 @@ def ship_vectors(engine: SearchEngine, folder: str | Path) -> str:
     if not os.path.isdir(folder):
         raise GalleryError(f"Vectors ship beside a folder gallery; {folder} is not a folder")
     return write_index(engine.vectors(), Path(folder) / SHIPPED, overwrite=True, engine=engine.name,
-                       details=engine.export_details(), with_images=False)
+                       details=engine.export_details(), with_images=False, relative_to=Path(folder))
