@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from ..workspace import Workspace
 from .verify import FORMAT, KEYPOINTS, SIDE, Features, compute_features
 
 log = logging.getLogger(__name__)
+
+_READING = threading.Lock()
 
 
 class LocalFeatures:
@@ -54,7 +57,9 @@ class LocalFeatures:
         if path is None or not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as stored:
+            # One reader at a time: an .npy header is parsed by ast.literal_eval, which raced
+            # between threads on CPython 3.11.7 ("AST constructor recursion depth mismatch").
+            with _READING, np.load(path, allow_pickle=False) as stored:
                 xy, descriptors, frame = stored["xy"], stored["descriptors"], stored["frame"]
                 problem = _features_problem(xy, descriptors, frame)
                 if problem is None:
