@@ -197,6 +197,15 @@ def test_the_map_point_becomes_a_query_and_duplicates_are_listed(tmp_path: Path)
         )
         assert "**" not in page.locator("#duplicates-summary").inner_text()
         assert page.locator("#duplicates-gallery img").count() >= 2
+        page.click("#keep-one-button")  # planned on the groups the page holds: a CSV and a script
+        page.wait_for_function(
+            "document.querySelector('#keep-one-summary').innerText.includes('1 file to move')", timeout=30_000
+        )
+        assert page.locator("#keep-one-script a").count() >= 1
+        page.get_by_role("tab", name="Evaluate").click()
+        page.click("#eval-button")
+        page.wait_for_function("document.querySelector('#eval-status').innerText.includes('query')", timeout=60_000)
+        assert page.locator("#eval-table").inner_text().count("pixel") >= 1
 
 
 def test_the_query_box_shows_previews_heic_too_and_find_similar_sends_no_original(tmp_path: Path) -> None:

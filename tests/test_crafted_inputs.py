@@ -256,7 +256,8 @@ def test_a_file_name_that_is_not_utf8_is_indexed_and_shown_escaped(name: str, ti
         assert not isinstance(image, str) or image.encode("utf-8")
     choices = {"features": "phash"} if name == "pixel" else {}
     metric = "l1" if name == "pixel" else None
-    _, summary, rows, csv_path, *_ = duplicates_tab.find(service, str(gallery), name, choices, metric or "cosine", None)
+    shown = duplicates_tab.find(service, str(gallery), name, choices, metric or "cosine", None)
+    rows, csv_path = shown["table"], shown["download"]
     text = Path(csv_path).read_text(encoding="utf-8")
     assert "bad\\xff.png" in text and "exact" in text
     json.dumps(rows).encode("utf-8")
@@ -397,9 +398,11 @@ def test_a_public_app_shows_paths_relative_to_the_gallery(tmp_path: Path) -> Non
                            (True, AppConfig(data=str(gallery), host="0.0.0.0")),
                            (True, AppConfig(data=str(gallery), share=True))):
         service = SearchService(config)
-        status, skipped = gallery_tab.build_index(service, str(gallery), "pixel", {"features": "phash"})
-        _, _, rows, csv_path, *_ = duplicates_tab.find(service, str(gallery), "pixel", {"features": "phash"}, "l1", None)
-        _, loaded, *_ = gallery_tab.show(service, str(gallery), reload=False)[4:]
+        built = gallery_tab.build_index(service, str(gallery), "pixel", {"features": "phash"})
+        status, skipped = built["index_status"], built["skipped"]
+        found = duplicates_tab.find(service, str(gallery), "pixel", {"features": "phash"}, "l1", None)
+        rows, csv_path = found["table"], found["download"]
+        loaded = gallery_tab.show(service, str(gallery), reload=False)["loaded"]
         shown = json.dumps([status, skipped, rows, Path(csv_path).read_text(), loaded])
         assert (str(tmp_path) in shown) is not public, shown
         if public:

@@ -172,7 +172,7 @@ def test_the_gallery_tab_counts_the_faces(people: Path, tmp_path: Path) -> None:
     from ui.service import SearchService
 
     service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
-    status, _ = gallery_tab.build_index(service, str(people), "faces", {})
+    status = gallery_tab.build_index(service, str(people), "faces", {})["index_status"]
     assert "8 faces in 6 of 8 photos" in status
 
 

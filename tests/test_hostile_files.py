@@ -191,7 +191,8 @@ def test_the_keep_one_script_moves_exactly_the_planned_files_whatever_their_name
     # not_utf8 is in both groups: moved once; formula and same_name move too.
     near = DuplicateGroup("near", (member(big, 1), member(same_name, 2), member(not_utf8, 3), member(formula, 4)), 1.0)
     service = SearchService(AppConfig(data=str(library)))
-    table, script, line = duplicates_tab.keep_one(service, [exact, near], "review", str(library))
+    plan = duplicates_tab.keep_one(service, [exact, near], "review", str(library))
+    table, script, line = plan["plan_csv"], plan["plan_script"], plan["plan_line"]
     assert "3 files" in line
     text = Path(script).read_bytes()
     assert b"trip\nrm" not in text and b"\\xff" in text

@@ -159,7 +159,7 @@ def test_a_folder_that_changed_is_noticed_before_a_search(tmp_path: Path, monkey
         make_image((220, 30, 30), 100 + n).save(gallery / "train" / "red" / f"new {n}.png")
     tiles, line, _ = search_tab.search(service, source, "pixel", {}, "l1", 50, [], query, "")
     assert len(tiles) == 18 and "since the index was built" not in line
-    _, line, *_ = duplicates_tab.find(service, source, "pixel", {}, "l1", None)
+    line = duplicates_tab.find(service, source, "pixel", {}, "l1", None)["summary"]
     assert "18 images" in line
     for n in range(5):  # more than update on their own: the page says so, and Update adds them
         make_image((30, 30, 220), 200 + n).save(gallery / "train" / "blue" / f"more {n}.png")

@@ -177,14 +177,16 @@ def test_engine_change_follows_what_the_engine_says() -> None:
 
 
 def test_build_index_reports_count_and_skipped_files(service: SearchService) -> None:
-    status, skipped = gallery_tab.build_index(service, service.config.data, "pixel", PIXELS)
+    built = gallery_tab.build_index(service, service.config.data, "pixel", PIXELS)
+    status, skipped = built["index_status"], built["skipped"]
     assert "Indexed **20** images" in status and "1 skipped" in status
     assert skipped[0][0] == str(gallery_of(service) / "train" / "red" / "broken.jpg")
 
 
 def test_show_gallery_counts_and_roots(service: SearchService) -> None:
     gallery = gallery_of(service)
-    source, counts, thumbs, page, _, message = gallery_tab.show(service, str(gallery), reload=True)
+    shown = gallery_tab.show(service, str(gallery), reload=True)
+    source, counts, thumbs, page, message = (shown[name] for name in ("source", "counts", "thumbs", "page", "loaded"))
     assert source == str(gallery.resolve()) and str(gallery.resolve()) in message
     assert "4 classes, 21 train and 4 test images" in message
     assert counts == [["train", 4, 21], ["test", 4, 4]] and len(thumbs["value"]) == 4
@@ -205,7 +207,8 @@ def test_an_unlabelled_photo_tree_pages_through_every_image(tmp_path: Path) -> N
         folder.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8), (n * 8, 0, 0)).save(folder / f"IMG_{n:04d}.jpg")
     service = SearchService(AppConfig(data=str(tmp_path / "photos")))
-    _, counts, thumbs, page, labels, message = gallery_tab.show(service, str(tmp_path / "photos"), reload=False)
+    shown = gallery_tab.show(service, str(tmp_path / "photos"), reload=False)
+    counts, thumbs, page, labels, message = (shown[name] for name in ("counts", "thumbs", "page", "labels", "loaded"))
     assert "30 images in 6 folders" in message and "evaluation needs a folder per class" in message
     assert counts == [["all photos", 6, 30]] and len(labels["choices"]) == 6
     assert len(thumbs["value"]) == gallery_tab.PAGE_SIZE and page["visible"] is True and page["maximum"] == 2
@@ -221,9 +224,8 @@ def test_an_unlabelled_photo_tree_pages_through_every_image(tmp_path: Path) -> N
 
 
 def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
-    table, plot, csv_file, status = evaluate_tab.run_evaluation(
-        service, service.config.data, ["pixel", "clip"], PIXELS, ["l1", "cosine"], "1,3"
-    )
+    done = evaluate_tab.run_evaluation(service, service.config.data, ["pixel", "clip"], PIXELS, ["l1", "cosine"], "1,3")
+    table, plot, csv_file, status = (done[name] for name in ("table", "plot", "csv_file", "status"))
     assert list(table.columns[:5]) == ["engine", "metric", "queries", "P@1", "P@3"]
     assert list(table["metric"]) == ["l1", "cosine", "l1", "cosine"] and set(table["queries"]) == {4}
     assert table["engine"][0] == "pixel (features=pixels)" and table["engine"][2] == "clip (model=tiny-clip0)"
@@ -234,12 +236,13 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
     assert rows[0] == list(table.columns) and len(rows) == 5
     assert "4 test images query the 21 database images" in status
     assert plot["colors_in_legend"] == list(dict.fromkeys(plot["value"]["run"])) == list(plot["color_map"])
-    _, again, _, _ = evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, ["l2"], "1")
+    again = evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, ["l2"], "1")["plot"]
     assert list(again["color_map"]) == ["pixel features=pixels l2"]  # this run's lines only, not the first run's
     for bad in ("", "0", "1,x"):
         with pytest.raises(gr.Error, match="k"):
             evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, [], bad)
-    table, _, _, status = evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, ["l1"], "1,500")
+    done = evaluate_tab.run_evaluation(service, service.config.data, ["pixel"], PIXELS, ["l1"], "1,500")
+    table, status = done["table"], done["status"]
     assert "capped to 21" in status and list(table.columns[3:5]) == ["P@1", "P@21"]
     assert table["index s"][0].endswith("(reused)")
 
@@ -247,7 +250,8 @@ def test_evaluation_table_plot_and_csv(service: SearchService) -> None:
 def test_an_evaluation_keeps_the_engines_that_worked(tmp_path: Path) -> None:
     gallery = make_gallery(tmp_path / "g")
     service = SearchService(AppConfig(data=str(gallery), model=str(tmp_path / "no-model-here")))
-    table, _, _, status = evaluate_tab.run_evaluation(service, str(gallery), ["pixel", "clip"], PIXELS, ["l1"], "1")
+    done = evaluate_tab.run_evaluation(service, str(gallery), ["pixel", "clip"], PIXELS, ["l1"], "1")
+    table, status = done["table"], done["status"]
     assert list(table["engine"]) == ["pixel (features=pixels)"]
     assert "CLIP failed" in status and "does not exist" in status
 
@@ -260,7 +264,8 @@ def test_evaluation_without_a_test_split_is_leave_one_out_and_needs_labels(tmp_p
     (tmp_path / "photos" / "2024" / "may").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "2024" / "may" / "a.png")
     service = SearchService(AppConfig(data=str(tmp_path), gallery_roots=(str(tmp_path),)))
-    table, _, _, status = evaluate_tab.run_evaluation(service, str(tmp_path / "classes"), ["pixel"], PIXELS, ["l2"], "1,2")
+    done = evaluate_tab.run_evaluation(service, str(tmp_path / "classes"), ["pixel"], PIXELS, ["l2"], "1,2")
+    table, status = done["table"], done["status"]
     assert "leave-one-out" in status and list(table["queries"]) == [6]
     assert list(table["P@1"]) == [1.0] and list(table["P@2"]) == [1.0]  # its own copy never counts
     with pytest.raises(gr.Error, match="Evaluation needs class labels"):
@@ -359,9 +364,9 @@ def test_models_picked_by_visitors_are_unloaded_least_recently_used_first(tiny_c
 
 def test_the_evaluation_shows_the_time_of_the_index_it_built(tmp_path: Path) -> None:
     fresh = SearchService(AppConfig(data=str(make_gallery(tmp_path / "g", per_class=3)), cache_dir=str(tmp_path / "c")))
-    table, *_ = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")
+    table = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")["table"]
     assert "(reused)" not in table["index s"][0]  # built by this run: its build time, not the re-check's
-    again, *_ = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")
+    again = evaluate_tab.run_evaluation(fresh, fresh.config.data, ["pixel"], PIXELS, ["l1"], "1")["table"]
     assert again["index s"][0].endswith("(reused)")  # the positive control: the second run reuses it
 
 
@@ -374,7 +379,8 @@ def test_a_stopped_build_is_said_as_stopped_not_as_a_failure(tmp_path: Path, mon
         raise IndexCancelledError("pixel", 3, 10)
 
     monkeypatch.setattr(fresh, "engine", stopped)
-    status, skipped = gallery_tab.build_index(fresh, fresh.config.data, "pixel", PIXELS)
+    built = gallery_tab.build_index(fresh, fresh.config.data, "pixel", PIXELS)
+    status, skipped = built["index_status"], built["skipped"]
     assert status.startswith("**Stopped.**") and "Could not" not in status and skipped == []
     assert "3 of the 10 images it had to compute" in status and "exact copies" in status
 

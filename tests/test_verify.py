@@ -98,8 +98,8 @@ def test_keep_one_proposes_the_largest_then_oldest_and_writes_a_script_that_move
     big = Image.open(paths["original.jpg"]).resize((1280, 960))
     big.save(tmp_path / "photos" / "large.jpg", quality=90)  # the most pixels: kept, though newest
     service = SearchService(AppConfig(data=str(tmp_path / "photos"), cache_dir=str(tmp_path / "cache")))
-    tiles, *_, groups = duplicates_tab.find(service, str(tmp_path / "photos"), "pixel", {"features": "pixels"}, "l1",
-                                            None)
+    found = duplicates_tab.find(service, str(tmp_path / "photos"), "pixel", {"features": "pixels"}, "l1", None)
+    tiles, groups = found["thumbs"], found["found"]
     near = [g for g in groups if g.kind == "near"]
     assert near and near[0].decided.startswith("the same photo")
     # The page: the copy to keep first, each other one with its edit and its matched part outlined.
@@ -111,7 +111,8 @@ def test_keep_one_proposes_the_largest_then_oldest_and_writes_a_script_that_move
     crop_tile = next(picture for picture, text in shown if "cropped" in text)
     pixels = np.asarray(Image.open(crop_tile).convert("RGB"))
     assert (np.abs(pixels[2, pixels.shape[1] // 2].astype(int) - (255, 210, 0)) < 60).all()  # the outline's edge
-    table, script, line = duplicates_tab.keep_one(service, groups, str(tmp_path / "review"))
+    plan = duplicates_tab.keep_one(service, groups, str(tmp_path / "review"))
+    table, script, line = plan["plan_csv"], plan["plan_script"], plan["plan_line"]
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and {Path(row["keep"]).name for row in rows} == {"large.jpg"}

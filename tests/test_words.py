@@ -208,9 +208,9 @@ def test_the_gallery_tab_counts_the_photos_that_show_text(library: Path, tmp_pat
     from ui.service import SearchService
 
     service = SearchService(AppConfig(data=str(library), cache_dir=str(tmp_path / "cache")))
-    status, _ = gallery_tab.build_index(service, str(library), "ocr", {})
+    status = gallery_tab.build_index(service, str(library), "ocr", {})["index_status"]
     assert "4 of 5 photos show text" in status
-    pixels, _ = gallery_tab.build_index(service, str(library), "pixel", {"features": "pixels"})
+    pixels = gallery_tab.build_index(service, str(library), "pixel", {"features": "pixels"})["index_status"]
     assert "show text" not in pixels  # the positive control's twin: other engines say nothing more
 
 

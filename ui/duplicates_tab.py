@@ -12,10 +12,9 @@ from typing import Any
 
 import gradio as gr
 
-from engines import SearchEngine, available_engines
+from engines import available_engines
 from engines.analysis.keeper import keeper
 from engines.analysis.verify import opencv_available
-from engines.galleries.gallery import Gallery
 from engines.metrics import higher_is_better
 from engines.results import DuplicateGroup, printable
 
@@ -25,6 +24,7 @@ from .downloads import keep_one_script, write_csv
 from .feedback import nice_step
 from .images import caption
 from .messages import count, explain_bad_input, in_the_page
+from .named import Parts
 from .service import SearchService
 
 #: Groups shown as thumbnails (all of them are in the table and the CSV).
@@ -33,22 +33,15 @@ SHOWN_GROUPS = 60
 SHOWN_MEMBERS = 8
 
 
-def groups_of(
-    service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
-    threshold: float | None, progress: Any = None, verify: bool = True,
-) -> tuple[list[DuplicateGroup], Gallery, SearchEngine, float, str]:
-    """(groups, gallery, engine, threshold used, a note on folder changes): :func:`ui.actions.duplicates.find_groups`."""
-    found = find_groups(service, source, name, choices, metric, threshold, progress, verify)
-    return found.groups, found.gallery, found.engine, found.threshold, found.note
-
-
 def find(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str,
     threshold: float | None, progress: Any = None, verify: bool = True,
-) -> tuple[list[tuple[Any, str]], str, list[list[Any]], str, float, list[DuplicateGroup]]:
-    """(thumbnails, summary, table rows, CSV path, threshold used, groups) of the duplicates in ``source``."""
-    groups, gallery, engine, used, note = groups_of(service, source, name, choices, metric, threshold, progress,
-                                                    verify)
+) -> dict[str, Any]:
+    """What the tab shows of the duplicates in ``source``, by name: ``thumbs``, ``summary``,
+    ``table`` (rows), ``download`` (the CSV), ``threshold`` (the slider fitted to the threshold
+    used) and ``found`` (the groups, for Keep one)."""
+    found = find_groups(service, source, name, choices, metric, threshold, progress, verify)
+    groups, gallery, engine, used, note = found.groups, found.gallery, found.engine, found.threshold, found.note
     tiles: list[tuple[Any, str]] = []
     for number, group in enumerate(groups[:SHOWN_GROUPS], start=1):
         regions = group.regions or (None,) * len(group.members)
@@ -68,13 +61,15 @@ def find(
     ]
     direction = "similarity at least" if higher_is_better(metric) else "distance at most"
     line = summary_line(groups, len(engine), available_engines()[name], metric, direction, used)
-    return tiles, line + (f"\n\n**{note}.**" if note else ""), rows, groups_csv(service, groups), used, groups
+    return {"thumbs": tiles, "summary": line + (f"\n\n**{note}.**" if note else ""), "table": rows,
+            "download": groups_csv(service, groups), "threshold": threshold_slider(metric, higher_is_better(metric), used),
+            "found": groups}
 
 
 def keep_one(service: SearchService, groups: list[DuplicateGroup] | None, folder: str,
-             source: str | None = None) -> tuple[str, str, str]:
-    """Per group, the file to keep (most pixels, then oldest) and the others: a CSV, and a
-    bash script that moves the others into ``folder`` (the user runs it; the app moves nothing).
+             source: str | None = None) -> dict[str, str]:
+    """Per group, the file to keep (most pixels, then oldest) and the others: a CSV (``plan_csv``),
+    a line (``plan_line``) and a bash script (``plan_script``) that moves the others into ``folder`` (the user runs it; the app moves nothing).
 
     A file kept by any group is never moved and each other file is moved once (a file can
     be in an exact and a near group). ``folder`` is made absolute against the gallery folder
@@ -116,7 +111,7 @@ def keep_one(service: SearchService, groups: list[DuplicateGroup] | None, folder
     os.chmod(script, 0o755)
     line = (f"Keep one per group: **{count(len(groups), 'group')}**, {count(len(moves), 'file')} to move into "
             f"`{printable(target)}` by the script (review the CSV first; the app itself moves nothing).")
-    return table, script, line
+    return {"plan_csv": table, "plan_script": script, "plan_line": line}
 
 
 def summary_line(groups: list[DuplicateGroup], indexed: int, title: str, metric: str, direction: str, used: float) -> str:
@@ -202,28 +197,31 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
         plan_csv = gr.File(label="Keep and move, as CSV", elem_id="keep-one-csv")
         plan_script = gr.File(label="The script that moves the others", elem_id="keep-one-script")
     found = gr.State(None)
+    parts = Parts(thumbs=thumbs, summary=summary, table=table, download=download, threshold=threshold, fitted=fitted,
+                  found=found, plan_csv=plan_csv, plan_script=plan_script, plan_line=plan_line)
     n = len(controls.options)
 
     def on_find(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[Any, ...]:
+    ) -> dict[Any, Any]:
         choices, (metric, value, was, checked) = controls.choices(values[:n]), values[n:]
         setting = [name, sorted(choices.items()), metric, bool(checked)]
         chosen = float(value) if was == setting and value is not None else None
-        tiles, line, rows, path, used, groups = find(service, source_value, name, choices, metric, chosen, progress,
-                                                     bool(checked))
-        higher = higher_is_better(metric)
-        return tiles, line, rows, path, threshold_slider(metric, higher, used), setting, groups
+        shown = find(service, source_value, name, choices, metric, chosen, progress, bool(checked))
+        return parts.show({**shown, "fitted": setting})
 
-    def failed(message: str) -> tuple[Any, ...]:
-        return [], f"**Could not find duplicates.** {message}", [], None, gr.update(), None, None
+    def failed(message: str) -> dict[Any, Any]:
+        # The groups found before go with their thumbnails: Keep one never plans on groups not shown.
+        return parts.show({"thumbs": [], "summary": f"**Could not find duplicates.** {message}", "table": [],
+                           "download": None, "found": None})
 
-    def on_plan(groups: list[DuplicateGroup] | None, target: str, source_value: str) -> tuple[str, str, str]:
-        return keep_one(service, groups, target, source_value)
+    def on_plan(groups: list[DuplicateGroup] | None, target: str, source_value: str) -> dict[Any, Any]:
+        return parts.show(keep_one(service, groups, target, source_value))
 
-    plan.click(on_plan, [found, folder, source], [plan_csv, plan_script, plan_line], api_visibility="private")
+    plan.click(on_plan, [found, folder, source], parts.outputs("plan_csv", "plan_script", "plan_line"),
+               api_visibility="private")
     inputs = [source, controls.engine, *controls.inputs, controls.metric, threshold, fitted, verify]
-    outputs = [thumbs, summary, table, download, threshold, fitted, found]
+    outputs = parts.outputs("thumbs", "summary", "table", "download", "threshold", "fitted", "found")
     go.click(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",
              concurrency_limit=1, concurrency_id="duplicates")
     threshold.release(in_the_page(on_find, failed), inputs, outputs, api_visibility="private",

@@ -11,6 +11,7 @@ from engines import available_engines, engine_info
 from .actions.evaluation import evaluate_engines
 from .controls import EngineControls, engine_choices
 from .messages import in_the_page
+from .named import Parts
 from .service import SearchService
 
 #: The plot's line colours, in the order of the runs (Tableau 10: distinct, colour-blind friendly).
@@ -21,8 +22,9 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 def run_evaluation(
     service: SearchService, source: str, names: list[str], choices: dict[str, str | None], metrics: list[str],
     ks_text: str, progress: Any = None,
-) -> tuple[Any, Any, str, str]:
-    """(table, plot, CSV path, status) for engines ``names`` on ``source``'s gallery."""
+) -> dict[str, Any]:
+    """What the tab shows for engines ``names`` on ``source``'s gallery, by name: ``table``,
+    ``plot``, ``csv_file`` and ``status``."""
     done = evaluate_engines(service, source, names, choices, metrics, ks_text, progress)
     top = float(done.points["precision"].max())
     # The colours and legend are this run's: named per run, so a later run with other or fewer
@@ -31,7 +33,7 @@ def run_evaluation(
     colours = {run: PALETTE[n % len(PALETTE)] for n, run in enumerate(runs)}
     plot = gr.update(value=done.points, color_map=colours, colors_in_legend=runs, x_lim=[1, done.plot_ks[-1]],
                      y_lim=[0, min(1.0, round(top * 1.15 + 0.005, 2))])
-    return done.table, plot, done.csv_path, done.status
+    return {"table": done.table, "plot": plot, "csv_file": done.csv_path, "status": done.status}
 
 
 def build(service: SearchService, controls: EngineControls, source: gr.State) -> None:
@@ -48,23 +50,25 @@ def build(service: SearchService, controls: EngineControls, source: gr.State) ->
         metrics = gr.CheckboxGroup(all_metrics, value=[], label="Metrics (none chosen: all of each engine's)")
         ks = gr.Textbox("1,5,10", label="k for P@k")
     button = gr.Button("Run evaluation", variant="primary", elem_id="eval-button")
-    status = gr.Markdown()
+    status = gr.Markdown(elem_id="eval-status")
     table = gr.Dataframe(label="Precision at k and mAP", interactive=False, elem_id="eval-table")
     # k is a count: whole-number ticks ("d"); the y range is fitted to the figures after each run.
     plot = gr.LinePlot(x="k", y="precision", color="run", label="Precision at k", y_lim=[0, 1], x_axis_format="d")
     csv_file = gr.File(label="Download the table (CSV)")
 
+    parts = Parts(table=table, plot=plot, csv_file=csv_file, status=status)
     n = len(controls.options)
 
     def on_evaluate(
         source_value: str, names: list[str], *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[Any, Any, str, str]:
+    ) -> dict[Any, Any]:
         choices, (chosen_metrics, ks_text) = controls.choices(values[:n]), values[n:]
-        return run_evaluation(service, source_value, names, choices, chosen_metrics, ks_text, progress)
+        return parts.show(run_evaluation(service, source_value, names, choices, chosen_metrics, ks_text, progress))
 
-    def failed(message: str) -> tuple[Any, Any, Any, str]:
-        return None, None, None, f"**Could not evaluate.** {message}"
+    def failed(message: str) -> dict[Any, Any]:
+        # The figures of an earlier run go: beside this failure they would read as its results.
+        return parts.show({"table": None, "plot": None, "csv_file": None, "status": f"**Could not evaluate.** {message}"})
 
-    inputs, outputs = [source, engines, *controls.inputs, metrics, ks], [table, plot, csv_file, status]
-    button.click(in_the_page(on_evaluate, failed), inputs, outputs, api_visibility="private",
+    inputs = [source, engines, *controls.inputs, metrics, ks]
+    button.click(in_the_page(on_evaluate, failed), inputs, parts.outputs(), api_visibility="private",
                  concurrency_limit=1, concurrency_id="evaluate")

@@ -15,6 +15,7 @@ from . import map_view
 from .actions import galleries
 from .controls import EngineControls, stop_button
 from .messages import USER_ERRORS, in_the_page
+from .named import Parts
 from .service import SearchService
 from .tiles import THUMBNAIL_WORKERS
 
@@ -60,15 +61,18 @@ def page_of(service: SearchService, gallery: Gallery, page: float | None) -> tup
     return thumbs, f"{noun} {start}–{start + len(chosen) - 1} of {len(shown)} (page {number} of {pages})", pages
 
 
-def show(service: SearchService, source: str, *, reload: bool) -> tuple[Any, ...]:
-    """(source, counts, thumbnails, page control, class choices, status) of the gallery at ``source``."""
+#: What loading a gallery changes, by name (the page opens with it too).
+SHOWN = ("source", "counts", "thumbs", "page", "labels", "loaded")
+
+
+def show(service: SearchService, source: str, *, reload: bool) -> dict[str, Any]:
+    """What the page shows of the gallery at ``source``, by name (``SHOWN``): the source, counts,
+    thumbnails, page control, class choices and status line."""
     loaded = galleries.load(service, source, reload=reload)
     thumbs, where, pages = page_of(service, loaded.gallery, 1)
-    return (
-        loaded.source, loaded.rows, gr.update(value=thumbs, label=where),
-        gr.update(maximum=max(2, pages), value=1, visible=pages > 1),
-        gr.update(choices=loaded.gallery.labels, value=[]), loaded.text,
-    )
+    return {"source": loaded.source, "counts": loaded.rows, "thumbs": gr.update(value=thumbs, label=where),
+            "page": gr.update(maximum=max(2, pages), value=1, visible=pages > 1),
+            "labels": gr.update(choices=loaded.gallery.labels, value=[]), "loaded": loaded.text}
 
 
 def turn_page(service: SearchService, source: str, page: float) -> Any:
@@ -82,16 +86,17 @@ def turn_page(service: SearchService, source: str, page: float) -> Any:
 
 def build_index(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], progress: Any = None
-) -> tuple[str, list[list[str]]]:
-    """Read the gallery again and rebuild engine ``name``'s index: (status, skipped files)."""
+) -> dict[str, Any]:
+    """Read the gallery again and rebuild engine ``name``'s index: ``index_status`` and ``skipped`` (files)."""
     report = galleries.build_index(service, source, name, choices, progress)
-    return report.status, report.skipped
+    return {"index_status": report.status, "skipped": report.skipped}
 
 
 def build(
     service: SearchService, controls: EngineControls, source: gr.State, labels: gr.Dropdown
-) -> tuple[Any, Any, Any, Any]:
-    """The tab's components and events; returns the outputs the page's load event fills."""
+) -> Parts:
+    """The tab's components and events; returns those loading a gallery changes (``SHOWN``), for
+    the page's load event."""
     with gr.Row():
         # A public page names the gallery by its folder's name, never the server's path.
         source_box = gr.Textbox(service.shown(service.config.data), label="Gallery folder or Hugging Face dataset id",
@@ -111,52 +116,56 @@ def build(
     gr.Markdown(service.config.storage_note, visible=bool(service.config.storage_note), elem_id="storage-note")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
 
-    def on_load(value: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
-        return show(service, value, reload=True)  # the user asked: read the folder again
+    parts = Parts(source=source, counts=counts, thumbs=thumbs, page=page, labels=labels, loaded=loaded,
+                  index_status=index_status, skipped=skipped)
+
+    def on_load(value: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict[Any, Any]:
+        return parts.show(show(service, value, reload=True))  # the user asked: read the folder again
 
     n = len(controls.options)
 
     def on_build(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[str, list[list[str]]]:
-        return build_index(service, source_value, name, controls.choices(values[:n]), progress)
+    ) -> dict[Any, Any]:
+        return parts.show(build_index(service, source_value, name, controls.choices(values[:n]), progress))
 
     def on_page(source_value: str, number: float) -> Any:
         return turn_page(service, source_value, number)
 
-    def load_failed(message: str) -> dict[Any, str]:
+    def load_failed(message: str) -> dict[Any, Any]:
         # The active gallery stays, and stays shown: only the line says the new one was not loaded.
-        return {loaded: f"**Could not load that gallery; the one below is still the active gallery.** {message}"}
+        return parts.show({"loaded": f"**Could not load that gallery; the one below is still the active gallery.** "
+                                     f"{message}"})
 
-    def build_failed(message: str) -> tuple[str, list[list[str]]]:
-        return f"**Could not build the index.** {message}", []
+    def build_failed(message: str) -> dict[Any, Any]:
+        return parts.show({"index_status": f"**Could not build the index.** {message}", "skipped": []})
 
     # The page shows failures in words (in_the_page); the API endpoints raise them.
-    outputs = [source, counts, thumbs, page, labels, loaded]
-    load_button.click(in_the_page(on_load, load_failed), source_box, outputs, api_visibility="private")
+    load_button.click(in_the_page(on_load, load_failed), source_box, parts.outputs(*SHOWN), api_visibility="private")
     # input: dragging, and a number typed in the slider's box (Enter); the last one wins.
     page.input(on_page, [source, page], thumbs, api_visibility="private", trigger_mode="always_last")
     inputs = [source, controls.engine, *controls.inputs]
-    index_button.click(in_the_page(on_build, build_failed), inputs, [index_status, skipped],
+    index_button.click(in_the_page(on_build, build_failed), inputs, parts.outputs("index_status", "skipped"),
                        api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
-    return counts, thumbs, page, loaded
+    return parts
 
 
 def draw_map(
     service: SearchService, source: str, name: str, choices: dict[str, str | None], metric: str, progress: Any = None
-) -> tuple[Any, str, map_view.Points]:
-    """(map image, description, points) of engine ``name``'s index of ``source``."""
+) -> dict[str, Any]:
+    """Engine ``name``'s map of ``source``, by name: ``picture``, ``described`` and ``points``."""
     drawn = galleries.draw_map(service, source, name, choices, metric, progress)
-    return drawn.picture, drawn.text, drawn.points
+    return {"picture": drawn.picture, "described": drawn.text, "points": drawn.points}
 
 
-def pick(service: SearchService, source: str, points: map_view.Points, where: Any) -> tuple[Any, str, str | None]:
-    """(image, caption, path) of the map point nearest the click at ``where`` (x, y)."""
+def pick(service: SearchService, source: str, points: map_view.Points, where: Any) -> dict[str, Any]:
+    """The map point nearest the click at ``where`` (x, y), by name: ``chosen`` (its image),
+    ``chosen_text`` and ``chosen_path`` (``None`` where there is no file to search with)."""
     if not points or not isinstance(where, (list, tuple)) or len(where) != 2:
-        return None, "Draw the map, then click a point.", None
+        return {"chosen": None, "chosen_text": "Draw the map, then click a point.", "chosen_path": None}
     member = map_view.nearest(points, float(where[0]), float(where[1]))
     if member is None:
-        return None, "", None
+        return {"chosen": None, "chosen_text": "", "chosen_path": None}
     try:
         gallery = service.gallery(source)
     except USER_ERRORS as exc:
@@ -164,7 +173,8 @@ def pick(service: SearchService, source: str, points: map_view.Points, where: An
     tile, note = service.picture(member, gallery)
     label = printable(member.label) or "(top folder)"
     path = member.path if isinstance(tile, str) and member.path is not None else None
-    return tile, f"**{label}** · {service.shown(member.path) if member.path else f'item #{member.position}'} {note}", path
+    where_it_is = service.shown(member.path) if member.path else f"item #{member.position}"
+    return {"chosen": tile, "chosen_text": f"**{label}** · {where_it_is} {note}", "chosen_path": path}
 
 
 def build_map(
@@ -182,32 +192,36 @@ def build_map(
             use = gr.Button("Search with this image", elem_id="map-search")
     points = gr.State([])
     chosen_path = gr.State(None)
+    parts = Parts(picture=picture, described=described, points=points, chosen=chosen, chosen_text=chosen_text,
+                  chosen_path=chosen_path)
     n = len(controls.options)
 
     def on_draw(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[Any, str, list[Any]]:
+    ) -> dict[Any, Any]:
         choices, metric = controls.choices(values[:n]), values[n]
-        return draw_map(service, source_value, name, choices, metric, progress)
+        return parts.show(draw_map(service, source_value, name, choices, metric, progress))
 
-    def draw_failed(message: str) -> tuple[Any, str, list[Any]]:
-        return None, f"**Could not draw the map.** {message}", []
+    def draw_failed(message: str) -> dict[Any, Any]:
+        return parts.show({"picture": None, "described": f"**Could not draw the map.** {message}", "points": []})
 
-    def on_pick(source_value: str, state: list[Any], evt: gr.SelectData) -> tuple[Any, str, str | None]:
-        return pick(service, source_value, state, evt.index)
+    def on_pick(source_value: str, state: list[Any], evt: gr.SelectData) -> dict[Any, Any]:
+        return parts.show(pick(service, source_value, state, evt.index))
 
-    def pick_failed(message: str) -> tuple[Any, str, str | None]:
-        return None, f"**Could not show that image.** {message}", None
+    def pick_failed(message: str) -> dict[Any, Any]:
+        return parts.show({"chosen": None, "chosen_text": f"**Could not show that image.** {message}",
+                           "chosen_path": None})
 
-    def on_use(path: str | None) -> tuple[Any, str, Any]:
+    def on_use(path: str | None) -> dict[Any, Any]:
         if path is None:
             raise gr.Error("Click a point of the map first (an image with a file).")
-        return service.uploads.preview(path), "", gr.Tabs(selected="search")
+        return {search.image: service.uploads.preview(path), search.text: "", tabs: gr.Tabs(selected="search")}
 
     inputs = [source, controls.engine, *controls.inputs, controls.metric]
-    draw_button.click(in_the_page(on_draw, draw_failed), inputs, [picture, described, points],
+    draw_button.click(in_the_page(on_draw, draw_failed), inputs, parts.outputs("picture", "described", "points"),
                       api_visibility="private", concurrency_limit=1, concurrency_id="map")
-    picture.select(in_the_page(on_pick, pick_failed), [source, points], [chosen, chosen_text, chosen_path],
+    picture.select(in_the_page(on_pick, pick_failed), [source, points], parts.outputs("chosen", "chosen_text",
+                                                                                       "chosen_path"),
                    api_visibility="private")
     # The Search tab opens with the image as its query, and searches with it.
     search.then_search(use.click(on_use, chosen_path, [search.image, search.text, tabs], api_visibility="private"))

@@ -75,7 +75,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             with gr.Tab("Search", id="search"):
                 search = search_tab.build(service, controls, source, labels)
             with gr.Tab("Gallery", id="gallery"):
-                counts, thumbs, page, loaded = gallery_tab.build(service, controls, source, labels)
+                shown = gallery_tab.build(service, controls, source, labels)
                 photo_filters.build_gallery_details(service, source, search.cameras)
                 tags_view.build_gallery_tags(service, controls, source, search.tags, demo)
                 gallery_tab.build_map(service, controls, source, search, tabs)
@@ -87,10 +87,10 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
                 evaluate_tab.build(service, controls, source)
         api.build(service)  # the named endpoints a program uses (ui/api.py)
 
-        def on_page_load(value: str) -> tuple[Any, ...]:
-            return gallery_tab.show(service, value, reload=False)
+        def on_page_load(value: str) -> dict[Any, Any]:
+            return shown.show(gallery_tab.show(service, value, reload=False))
 
-        demo.load(on_page_load, source, [source, counts, thumbs, page, labels, loaded], api_visibility="private")
+        demo.load(on_page_load, source, shown.outputs(*gallery_tab.SHOWN), api_visibility="private")
     name_unexpected_errors(demo)
     _SERVICES[demo] = service  # for launch, tests and benchmarks: service_of(demo)
     return demo
