@@ -138,10 +138,12 @@ def test_the_people_tab_and_the_api_find_name_and_filter_people(people: Path, tm
     from ui.service import SearchService
 
     service = SearchService(AppConfig(data=str(people), cache_dir=str(tmp_path / "cache")))
-    tiles, picker, line, keys = people_tab.view(service, str(people))
+    shown = people_tab.view(service, str(people))
+    tiles, line, keys = shown["tiles"], shown["line"], shown["keys"]
     assert len(tiles) >= 2 and tiles[0][1] == "Person 1 · 4 photos" and "Faces stay on this machine" in line
     name_person(service, str(people), keys[1], "Joe")
-    tiles, picker, line, keys = people_tab.view(service, str(people))
+    shown = people_tab.view(service, str(people))
+    tiles, line, keys = shown["tiles"], shown["line"], shown["keys"]
     assert tiles[1][1] == "Joe · 3 photos" and "1 named" in line
     found, _, _ = search_tab.search(service, str(people), "pixel", {}, None, 10, [],
                                     str(people / "trips" / "landscape.jpg"), "", chosen=filter_of(None, None, None,

@@ -137,3 +137,21 @@ def test_no_feature_reaches_into_an_engine() -> None:
              for number, line in enumerate(path.read_text().splitlines(), start=1) if reaching.search(line)]
     assert found == []
     assert reaching.search('x = getattr(engine, "embedder", None)')  # the pattern matches what it forbids
+
+
+def tuple_handlers(source: str) -> list[str]:
+    """The page's event handlers (``on_*`` and ``*failed`` functions) that return a positional tuple."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and (node.name.startswith("on_") or node.name.endswith("failed")):
+            if node.returns is not None and ast.unparse(node.returns).startswith(("tuple", "Tuple")):
+                found.append(node.name)
+    return found
+
+
+def test_the_page_handlers_return_named_outputs() -> None:
+    # Positional outputs tie a handler to the order of a list elsewhere, and a failure must pad
+    # every output it leaves alone; dict outputs name what changes.
+    found = {path.name: tuple_handlers(path.read_text()) for path in sorted((ROOT / "ui").glob("*.py"))}
+    assert {name: handlers for name, handlers in found.items() if handlers} == {}
+    assert tuple_handlers("def on_go() -> tuple[str, str]:\n    return 'a', 'b'\n") == ["on_go"]  # the control

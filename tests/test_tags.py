@@ -100,15 +100,16 @@ def test_the_page_names_tags_filters_and_captions_by_them_and_teaches_one(tiny_c
 
     data = str(make_gallery(tmp_path / "g", per_class=6))
     service = SearchService(AppConfig(data=data, model=tiny_clip, cache_dir=str(tmp_path / "cache")))
-    rows, line, picker, teach_list = tags_view.name_tags(service, data, "clip", {}, "red square, blue")
+    tagged = tags_view.name_tags(service, data, "clip", {}, "red square, blue")
+    rows, line, picker, teach_list = (tagged[name] for name in ("table", "said", "picker", "teach_choice"))
     assert [row[0] for row in rows] == ["red square", "blue"] and "2 tags over 24 photos" in line
     counted = {value: label for label, value in picker["choices"]}  # the picker says how many carry each
     assert set(counted) == {"red square", "blue"} and counted["blue"].startswith("blue (")
     assert teach_list["value"] == "red square"
     # A new page shows the tags the built index has; nothing for an engine with no tags.
-    again_rows, _, again_picker, _ = tags_view.kept_tags(service, data, "clip", {})
-    assert again_rows == rows and again_picker["choices"] == picker["choices"]
-    assert tags_view.kept_tags(service, data, "pixel", {}) == (gr.skip(),) * 4
+    again = tags_view.kept_tags(service, data, "clip", {})
+    assert again["table"] == rows and again["picker"]["choices"] == picker["choices"]
+    assert tags_view.kept_tags(service, data, "pixel", {}) == {}  # changes nothing
     with pytest.raises(gr.Error, match="Tags come from a CLIP-family model"):
         tags_view.name_tags(service, data, "pixel", {}, "blue")
 

@@ -16,6 +16,7 @@ from engines.results import printable
 
 from .actions.people import faces_engine, name_person
 from .messages import count, in_the_page
+from .named import Parts
 from .service import SearchService
 
 #: The side of a face crop in the tab.
@@ -35,8 +36,9 @@ def _crop(path: str | None, box: tuple[float, float, float, float]) -> Image.Ima
     return face
 
 
-def view(service: SearchService, source: str, progress: Any = None) -> tuple[Any, ...]:
-    """Tiles (one face a person), the person picker, the line above, and the people's keys."""
+def view(service: SearchService, source: str, progress: Any = None) -> dict[str, Any]:
+    """What the tab shows, by name: ``tiles`` (one face a person), the person picker
+    (``chosen``), the ``line`` above, and the people's ``keys``."""
     engine = faces_engine(service, source, progress)
     people = engine.people()
     tiles, choices = [], []
@@ -50,7 +52,8 @@ def view(service: SearchService, source: str, progress: Any = None) -> tuple[Any
     faces = sum(len(person.keys) for person in people)
     line = (f"**{count(len(people), 'person', 'people')}** in {count(len(engine), 'photo')} "
             f"({count(faces, 'face')}; {named} named). Faces stay on this machine.")
-    return tiles, gr.update(choices=choices, value=None), line, [list(person.keys) for person in people]
+    return {"tiles": tiles, "chosen": gr.update(choices=choices, value=None), "line": line,
+            "keys": [list(person.keys) for person in people]}
 
 
 def build(service: SearchService, source: gr.State) -> None:
@@ -66,20 +69,20 @@ def build(service: SearchService, source: gr.State) -> None:
         name = gr.Textbox(label="Name", elem_id="person-name", max_length=100, scale=2)
         save = gr.Button("Name this person", elem_id="name-person", scale=1)
     keys = gr.State([])
+    parts = Parts(tiles=tiles, chosen=chosen, line=line, keys=keys)
 
-    def failed(message: str) -> dict[Any, str]:
-        return {line: f"**Could not find the people.** {message}"}  # the people shown stay
+    def failed(message: str) -> dict[Any, Any]:
+        return parts.show({"line": f"**Could not find the people.** {message}"})  # the people shown stay
 
-    def on_find(source_value: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        return view(service, source_value, progress)
+    def on_find(source_value: str, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:
+        return parts.show(view(service, source_value, progress))
 
-    def on_name(source_value: str, people: list[list[str]], picked: str | None, given: str) -> tuple[Any, ...]:
+    def on_name(source_value: str, people: list[list[str]], picked: str | None, given: str) -> dict[Any, Any]:
         if picked is None or not str(picked).isdigit() or int(picked) >= len(people):
             raise gr.Error("Choose a person first (find the people, then pick one).")
         name_person(service, source_value, people[int(picked)], given)
-        return view(service, source_value)
+        return parts.show(view(service, source_value))
 
-    find.click(in_the_page(on_find, failed), source, [tiles, chosen, line, keys], api_visibility="private",
+    find.click(in_the_page(on_find, failed), source, parts.outputs(), api_visibility="private",
                concurrency_limit=1, concurrency_id="build_index")
-    save.click(in_the_page(on_name, failed), [source, keys, chosen, name], [tiles, chosen, line, keys],
-               api_visibility="private")
+    save.click(in_the_page(on_name, failed), [source, keys, chosen, name], parts.outputs(), api_visibility="private")

@@ -56,11 +56,12 @@ def build(service: SearchService, source: gr.State) -> FilterControls:
         read = gr.Button("Read the photos' dates and cameras", size="sm", elem_id="read-photo-details")
         said = gr.Markdown(elem_id="photo-details")
 
-    def on_read(source_value: str) -> tuple[Any, str]:
-        return photo_details(service, source_value)
+    def on_read(source_value: str) -> dict[Any, Any]:
+        choices, line = photo_details(service, source_value)
+        return {cameras: choices, said: line}
 
-    read.click(on_read, source, [cameras, said], api_visibility="private", concurrency_limit=1,
-               concurrency_id="photo_details")
+    read.click(in_the_page(on_read, lambda message: {said: f"**Could not read the photos.** {message}"}), source,
+               [cameras, said], api_visibility="private", concurrency_limit=1, concurrency_id="photo_details")
     return FilterControls(taken_from, taken_to, cameras, located, tags, words, people)
 
 
@@ -71,10 +72,11 @@ def build_gallery_details(service: SearchService, source: gr.State, cameras: gr.
         read = gr.Button("Dates and cameras", size="sm", scale=1, elem_id="gallery-dates-button")
         said = gr.Markdown(elem_id="gallery-dates")
 
-    def on_read(source_value: str) -> tuple[Any, str]:
-        return photo_details(service, source_value)
+    def on_read(source_value: str) -> dict[Any, Any]:
+        choices, line = photo_details(service, source_value)
+        return {cameras: choices, said: line}
 
-    read.click(in_the_page(on_read, lambda message: (gr.update(), f"**Could not read the photos.** {message}")),
+    read.click(in_the_page(on_read, lambda message: {said: f"**Could not read the photos.** {message}"}),
                source, [cameras, said], api_visibility="private", concurrency_id="photo_details")
 
 

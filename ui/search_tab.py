@@ -239,9 +239,9 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
             raise gr.Error("Select a result with a file first.")
         return str(state.results[rank - 1].path)
 
-    def on_similar(state: SearchSession, rank: int | None) -> tuple[Any, Any]:
+    def on_similar(state: SearchSession, rank: int | None) -> dict[Any, Any]:
         """Put the selected result in the query box, as a preview (then the search runs with it alone)."""
-        return service.uploads.preview(chosen_file(state, rank)), ""
+        return {image: service.uploads.preview(chosen_file(state, rank)), text: ""}
 
     def then_search(dependency: Any) -> None:
         dependency.then(in_the_page(on_search, failed), inputs, outputs, api_visibility="private",
@@ -249,12 +249,13 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
 
     then_search(similar.click(on_similar, [session, selected], [image, text], api_visibility="private"))
 
-    def on_person(state: SearchSession, rank: int | None) -> tuple[Any, Any, Any]:
+    def on_person(state: SearchSession, rank: int | None) -> dict[Any, Any]:
         """The selected photo as the faces engine's query (its largest face): every photo of that person."""
         path = chosen_file(state, rank)
         if service.built("faces", state.source, {}) is None:
             raise gr.Error("Find the people first (People tab, or image-search faces): faces are found only when asked.")
-        return service.uploads.preview(path), "", "faces"  # the faces engine searches the preview's original
+        # The faces engine searches the preview's original.
+        return {image: service.uploads.preview(path), text: "", controls.engine: "faces"}
 
     then_search(person.click(on_person, [session, selected], [image, text, controls.engine], api_visibility="private"))
 
@@ -272,8 +273,9 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     why_button.click(on_why, [session, selected], [why_row, why_query, why_result, why_text],
                      api_visibility="private", concurrency_limit=EXPLAIN_SLOTS, concurrency_id="explain")
 
-    def on_threshold(state: SearchSession, value: float) -> tuple[list[tuple[Any, str]], str]:
-        return apply_threshold(service, state, value)
+    def on_threshold(state: SearchSession, value: float) -> dict[Any, Any]:
+        tiles, line = apply_threshold(service, state, value)
+        return {results: tiles, summary_line: line}
 
     threshold.release(on_threshold, [session, threshold], [results, summary_line], api_visibility="private")
     controls.engine.change(text_box_for, controls.engine, text, api_visibility="private")

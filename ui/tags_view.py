@@ -14,6 +14,7 @@ from engines.analysis.tags import TagTable
 
 from .controls import EngineControls, progress_bar
 from .messages import USER_ERRORS, count, in_the_page
+from .named import Parts
 from .service import SearchService
 from .session import SearchSession
 
@@ -50,9 +51,8 @@ def rows(table: TagTable | None) -> list[list[Any]]:
 
 
 def name_tags(service: SearchService, source: str, name: str, choices: Mapping[str, str | None], words: str,
-              progress: Any = None) -> tuple[list[list[Any]], str, Any, Any]:
-    """Tag the gallery's photos with ``words`` (empty: show the tags kept for this model):
-    (table rows, a line, the picker's and the teach list's choices)."""
+              progress: Any = None) -> dict[str, Any]:
+    """Tag the gallery's photos with ``words`` (empty: show the tags kept for this model): :func:`shown`."""
     engine = tagging_engine(service, source, name, choices, progress)
     try:
         table = engine.tag(words if words.strip() else None)
@@ -61,8 +61,9 @@ def name_tags(service: SearchService, source: str, name: str, choices: Mapping[s
     return shown(table, len(engine))
 
 
-def shown(table: TagTable, photos: int) -> tuple[list[list[Any]], str, Any, Any]:
-    """(table rows, a line, the picker's choices with their counts, the teach list's choices)."""
+def shown(table: TagTable, photos: int) -> dict[str, Any]:
+    """The tags, by name: ``table`` (rows), ``said`` (a line), the ``picker``'s choices with their
+    counts and the ``teach_choice`` list's."""
     names = list(table.names)
     if not names:
         line = "No tags yet: type some words, comma-separated (beach, snow, dog, receipt, screenshot)."
@@ -72,16 +73,17 @@ def shown(table: TagTable, photos: int) -> tuple[list[list[Any]], str, Any, Any]
                 "to move a tag's threshold.")
     counts = table.counts()
     picks = [(f"{name} ({counts[name]:,})", name) for name in names]
-    return rows(table), line, gr.update(choices=picks), gr.update(choices=names, value=names[0] if names else None)
+    return {"table": rows(table), "said": line, "picker": gr.update(choices=picks),
+            "teach_choice": gr.update(choices=names, value=names[0] if names else None)}
 
 
-def kept_tags(service: SearchService, source: str, name: str, choices: Mapping[str, str | None]) -> tuple[Any, ...]:
+def kept_tags(service: SearchService, source: str, name: str, choices: Mapping[str, str | None]) -> dict[str, Any]:
     """The tags kept for the engine's index when a page opens (or the engine changes): shown
-    where that index is built already; nothing is built for it."""
+    (:func:`shown`) where that index is built already, nothing changed otherwise; nothing is built for it."""
     engine = service.built(name, source, choices) if engine_info(name).accepts_text else None
     table = engine.tag_table() if engine is not None else None
     if engine is None or table is None or not table.names:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return {}
     return shown(table, len(engine))
 
 
@@ -129,23 +131,26 @@ def build_gallery_tags(service: SearchService, controls: EngineControls, source:
     table = gr.Dataframe(headers=HEADERS, label="Tags", interactive=False, elem_id="tag-table")
     n = len(controls.options)
 
+    parts = Parts(table=table, said=said, picker=search.picker, teach_choice=search.teach_choice)
+
     def on_tag(source_value: str, name: str, *values: Any,
-               progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:
-        return name_tags(service, source_value, name, controls.choices(values[:n]), values[n] or "", progress)
+               progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict[Any, Any]:
+        return parts.show(name_tags(service, source_value, name, controls.choices(values[:n]), values[n] or "",
+                                    progress))
 
-    def failed(message: str) -> tuple[Any, ...]:
-        return [], f"**Could not tag the photos.** {message}", gr.update(), gr.update()
+    def failed(message: str) -> dict[Any, Any]:
+        return parts.show({"table": [], "said": f"**Could not tag the photos.** {message}"})
 
-    outputs = [table, said, search.picker, search.teach_choice]
+    outputs = parts.outputs()
     button.click(in_the_page(on_tag, failed), [source, controls.engine, *controls.inputs, words],
                  outputs, api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
 
-    def on_open(source_value: str, name: str, *values: Any) -> tuple[Any, ...]:
-        return kept_tags(service, source_value, name, controls.choices(values[:n]))
+    def on_open(source_value: str, name: str, *values: Any) -> dict[Any, Any]:
+        return parts.show(kept_tags(service, source_value, name, controls.choices(values[:n])))
 
     # A new page (another browser tab, a reload) shows the tags an index already has.
     for trigger in (page.load, controls.engine.change):
-        trigger(in_the_page(on_open, lambda message: (gr.skip(),) * 4), [source, controls.engine, *controls.inputs],
+        trigger(in_the_page(on_open, lambda message: {}), [source, controls.engine, *controls.inputs],
                 outputs, api_visibility="private")
 
 
