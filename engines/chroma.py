@@ -32,7 +32,6 @@ from .galleries.photo_info import PhotoInfoCache
 from .model.embedder import ClipEmbedder, EmbedderConfig
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress
-from .storage.cache import ContentHashes
 from .storage.chroma_db import (
     ChromaDatabase,
     CollectionMissingError,
@@ -43,6 +42,7 @@ from .storage.chroma_db import (
     record_metadata,
 )
 from .storage.chroma_query import distance_score, nearest_records
+from .storage.file_facts import ContentHashes
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,8 @@ class ChromaEngine(UsesEmbedder):
         self._collections().mark(collections, complete=False)
         limit = self.db.max_write_batch()
         existing = existing_by_space["cosine"]
-        hashes = ContentHashes(Workspace(self.cache_dir).content_hashes)
-        photos = PhotoInfoCache(Workspace(self.cache_dir).photo_info)
+        hashes = ContentHashes(Workspace(self.cache_dir).file_facts)
+        photos = PhotoInfoCache(Workspace(self.cache_dir).file_facts)
         shared = ThroughClipCache(self.embedder, self.cache_dir, hashes)
         try:
             run = run_pipeline(

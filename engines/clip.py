@@ -32,7 +32,8 @@ from .model.embedder import ClipEmbedder, EmbedderConfig
 from .pipeline import FLUSH_EVERY
 from .query import Query, SearchQuery, Text
 from .results import IndexProgress, Progress, SearchResult, VectorIdentity
-from .storage.cache import ContentHashes, VectorCache
+from .storage.cache import VectorCache
+from .storage.file_facts import ContentHashes
 from .vector_engine import VectorEngine
 from .workspace import Workspace
 
@@ -270,7 +271,7 @@ class ClipEngine(UsesEmbedder, VectorEngine):
         return self.embedder.identity()
 
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
-        self._hashes = ContentHashes(Workspace(self.cache_dir).content_hashes) if self.cache_enabled else None
+        self._hashes = ContentHashes(Workspace(self.cache_dir).file_facts) if self.cache_enabled else None
         try:
             return super()._index(gallery, skipped, progress=progress)
         finally:

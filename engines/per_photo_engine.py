@@ -25,7 +25,7 @@ from .errors import IndexCancelledError, UnreadableImageError
 from .galleries.images import os_reason
 from .galleries.items import GalleryItem
 from .results import IndexProgress, Progress
-from .storage.cache import ContentHashes
+from .storage.file_facts import ContentHashes
 from .storage.per_photo import PerPhotoStore
 from .workspace import Workspace
 
@@ -74,7 +74,7 @@ class PerPhotoEngine(SearchEngine, Generic[T]):
         self._rows = rows
 
     def _index(self, gallery: list[GalleryItem], skipped: list[SkippedFile], *, progress: Progress) -> int:
-        hashes = ContentHashes(self.workspace.content_hashes)
+        hashes = ContentHashes(self.workspace.file_facts)
         rows: list[tuple[GalleryItem, str, T]] = []
         todo: list[tuple[GalleryItem, str]] = []
         for item in gallery:

@@ -28,7 +28,8 @@ from .galleries.photo_info import PhotoTable, table_of
 from .ivf import IVF_MIN_ROWS, lists_of
 from .pipeline import run_pipeline
 from .results import GalleryVectors, Progress, VectorIdentity
-from .storage.cache import ContentHashes, VectorCache
+from .storage.cache import VectorCache
+from .storage.file_facts import ContentHashes
 from .vector_index import Blocks, VectorIndex
 from .workspace import Workspace
 
@@ -231,7 +232,7 @@ class VectorEngine(FeaturedEngine):
         """Each row's content hash (the key itself where the engine keys rows by content)."""
         if self._keys_are_content_hashes:
             return list(snapshot.keys)
-        known = ContentHashes(Workspace(self.cache_dir).content_hashes)
+        known = ContentHashes(Workspace(self.cache_dir).file_facts)
         hashes = [hash_or_none(item, known) for item in snapshot.items]
         known.save()
         return hashes
@@ -281,7 +282,7 @@ class VectorEngine(FeaturedEngine):
         duplicates threshold stats nothing), remembered by path, size and time in the cache
         folder (only new or changed files are read); ``None`` where unreadable."""
         if not snapshot.hashes:
-            known = ContentHashes(Workspace(self.cache_dir).content_hashes) if self.cache_enabled else None
+            known = ContentHashes(Workspace(self.cache_dir).file_facts) if self.cache_enabled else None
             try:
                 snapshot.hashes[:] = [tuple(hash_or_none(item, known) for item in snapshot.items)]
             finally:

@@ -2,8 +2,8 @@
 
     ~/.cache/image-search/           (XDG_CACHE_HOME, --cache-dir)
         pixel/, clip/                vectors per engine kind, one folder per model or setting
-        content-hashes.json          SHA-256 of files, by path, size, time, inode, change time
-        photo-info.json              dates, cameras, locations read from photo headers
+        file-facts.json              per file, by path, size, time, inode, change time: its SHA-256,
+                                     and the date, camera and location its header holds
         local-features/              keypoints of verified duplicates, by content
         pixel-hashes.json            sizes and decoded-pixel hashes of duplicate candidates, by content
         tags.json                    tags per model and gallery
@@ -45,12 +45,8 @@ class Workspace:
         return self.root / kind
 
     @property
-    def content_hashes(self) -> Path:
-        return self.root / "content-hashes.json"
-
-    @property
-    def photo_info(self) -> Path:
-        return self.root / "photo-info.json"
+    def file_facts(self) -> Path:
+        return self.root / "file-facts.json"
 
     @property
     def local_features(self) -> Path:

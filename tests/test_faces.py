@@ -244,7 +244,8 @@ def test_find_this_person_from_a_result_tile(people: Path, tmp_path: Path) -> No
     with pytest.raises(gr.Error, match="Find the people first"):  # faces are found only when asked
         on_person(session, rank)
     people_tab.view(service, str(people))  # the People tab's button
-    image, text, engine = on_person(session, rank)
+    shown = {component.elem_id: value for component, value in on_person(session, rank).items()}
+    image, text, engine = shown["query-image"], shown["query-text"], shown["engine"]
     assert (text, engine) == ("", "faces") and Path(image).suffix == ".jpg" and Path(image).stat().st_size < 100_000
     assert Path(service.uploads.original(image)).name == "obama-1.jpg"  # the box shows a preview of it
     # ... and the search that follows (the page runs it next) finds that person's photos only.

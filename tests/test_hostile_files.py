@@ -5,6 +5,7 @@ odd photo never breaks its gallery."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import tracemalloc
 from pathlib import Path
@@ -145,13 +146,20 @@ def test_a_damaged_photo_info_cache_is_read_again_not_trusted(tmp_path: Path) ->
     photo = tmp_path / "p.jpg"
     make_image((10, 200, 10), 2, (64, 48)).save(photo, exif=camera_exif("Canon", "EOS"))
     item = GalleryItem("x", str(photo))
-    cache_file = tmp_path / "photo-info.json"
+    cache_file = tmp_path / "file-facts.json"
     cache = PhotoInfoCache(cache_file)
-    assert cache.of(item).camera == "Canon EOS"  # positive control: read, then remembered
+    assert cache.of(item).camera == "Canon EOS"
     cache.save()
     stamp = item.stat_key()
-    for damaged in ({stamp: {"taken": "soon", "camera": 3}}, {stamp: {"bogus": 1}}, [1, 2], {stamp: None}):
-        cache_file.write_text(__import__("json").dumps(damaged))
+    kept = json.loads(cache_file.read_text())
+    kept["files"][stamp]["photo"]["camera"] = "Remembered"  # positive control: the store is what is read
+    cache_file.write_text(json.dumps(kept))
+    assert PhotoInfoCache(cache_file).of(item).camera == "Remembered"
+    for damaged in ({"taken": "soon", "camera": 3}, {"bogus": 1}, [1, 2], None, "text"):
+        cache_file.write_text(json.dumps({"format": 1, "files": {stamp: {"photo": damaged}}}))
+        assert PhotoInfoCache(cache_file).of(item).camera == "Canon EOS"
+    for whole in ([1, 2], {"format": 1, "files": [1]}, {"format": 99, "files": {}}, "{not json"):
+        cache_file.write_text(whole if isinstance(whole, str) else json.dumps(whole))
         assert PhotoInfoCache(cache_file).of(item).camera == "Canon EOS"
 
 

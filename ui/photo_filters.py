@@ -114,7 +114,7 @@ def ordered(service: SearchService, results: tuple[SearchResult, ...], order: st
     Each result keeps its rank: the place it had by score."""
     if order not in ORDERS[1:]:
         return tuple(sorted(results, key=lambda r: r.rank))
-    cache = PhotoInfoCache(Workspace.at(service.deployment.cache_dir).photo_info)
+    cache = PhotoInfoCache(Workspace.at(service.deployment.cache_dir).file_facts)
     try:
         taken = {r.rank: cache.of(GalleryItem(r.label, r.path)).taken if r.path else None for r in results}
     finally:

@@ -162,7 +162,7 @@ class GalleryItem:
 
 
 def hash_or_none(item: GalleryItem, known: Any = None) -> str | None:
-    """``item``'s content hash (through ``known``, a ``cache.ContentHashes``, when given), or
+    """``item``'s content hash (through ``known``, a ``file_facts.ContentHashes``, when given), or
     ``None`` for a file gone or unreadable since indexing: it is then no copy of anything."""
     try:
         return known.of(item) if known is not None else item.content_hash

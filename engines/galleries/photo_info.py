@@ -4,26 +4,24 @@ Read from the header only (``Image.open`` reads no pixels; ``getexif`` reads the
 for JPEG, HEIC (pillow-heif), PNG and WebP: EXIF ``DateTimeOriginal`` (else ``DateTime``),
 else the file's modification time, marked as such; ``Make`` and ``Model``; the GPS position
 when there is one. Remembered by the file's path, size and time in the cache folder
-(``photo-info.json``), so a library is read once.
+(``file-facts.json``), so a library is read once.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import json
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from ..storage.cache import atomic_write_bytes
+from ..storage.file_facts import FileFacts
 from ..workspace import Workspace
 from .exif import safe_exif
 from .images import open_regular, register_heif
@@ -112,44 +110,26 @@ def read_info(item: GalleryItem) -> PhotoInfo:
 
 
 class PhotoInfoCache:
-    """:class:`PhotoInfo` remembered by the file's path, size and time (one JSON file)."""
+    """:class:`PhotoInfo` remembered by file identity in the workspace's file facts (``None``: in memory)."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._known: dict[str, dict[str, Any]] = {}
-        if path is not None:
-            try:
-                with open_regular(path) as handle:  # a FIFO in its place is refused, not waited on
-                    known = json.loads(handle.read())
-                self._known = known if isinstance(known, dict) else {}
-            except FileNotFoundError:
-                pass
-            except (OSError, ValueError) as exc:  # damaged: read the headers again
-                log.warning("ignoring unreadable %s: %s", path, exc)
-        self._added = 0
+        self.facts = FileFacts(path)
 
     def of(self, item: GalleryItem) -> PhotoInfo:
         try:
             stamp = item.stat_key() if item.path is not None else None
         except OSError:
             return PhotoInfo()
-        if stamp is not None and stamp in self._known:
-            remembered = _remembered(self._known[stamp])
-            if remembered is not None:
-                return remembered
+        remembered = _remembered(self.facts.get(stamp, "photo", lambda entry: True)) if stamp is not None else None
+        if remembered is not None:
+            return remembered
         info = read_info(item)
         if stamp is not None:
-            self._known[stamp] = asdict(info)
-            self._added += 1
+            self.facts.put(stamp, "photo", asdict(info))
         return info
 
     def save(self) -> None:
-        if self._added and self.path is not None:
-            try:
-                atomic_write_bytes(self.path, json.dumps(self._known).encode())
-            except OSError as exc:
-                log.warning("cannot keep photo dates in %s: %s", self.path, exc)
-            self._added = 0
+        self.facts.save()
 
 
 def _remembered(entry: object) -> PhotoInfo | None:
@@ -203,7 +183,7 @@ class PhotoTable:
 
 def table_of(items: Sequence[GalleryItem], cache_dir: Path | None) -> PhotoTable:
     """The details of ``items`` (headers read once, then remembered in ``cache_dir``)."""
-    cache = PhotoInfoCache(Workspace(cache_dir).photo_info if cache_dir is not None else None)
+    cache = PhotoInfoCache(Workspace(cache_dir).file_facts if cache_dir is not None else None)
     try:
         return PhotoTable.of([cache.of(item) for item in items])
     finally:

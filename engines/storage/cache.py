@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ..galleries.items import GalleryItem
+    pass
 
 
 log = logging.getLogger(__name__)
@@ -247,47 +247,3 @@ def _mapped(path: Path, name: str) -> np.ndarray | None:
         # restart does not fault the pages in one by one.
         mapping.madvise(mmap.MADV_WILLNEED)
     return mapped
-
-
-class ContentHashes:
-    """SHA-256 of gallery files, remembered by (path, size, modification time).
-
-    Engines that key vectors by content (CLIP, Chroma) would otherwise read every file
-    again on every index run just to hash it; with this, re-indexing an unchanged folder
-    only lists and stats it. A file whose size or time changed is read and hashed anew.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._known: dict[str, str] = {}
-        try:
-            from ..galleries.images import open_regular  # noqa: PLC0415 - galleries import this module
-
-            with open_regular(path) as handle:  # a FIFO in its place is refused, not waited on
-                found = json.loads(handle.read())
-            # Read by shape: a hash is a 64-character text, anything else is read again.
-            if isinstance(found, dict):
-                self._known = {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:  # damaged: start again, it is only a shortcut
-            log.warning("ignoring unreadable %s: %s", path, exc)
-            self._known = {}
-        self._added = 0
-
-    def of(self, item: GalleryItem) -> str:
-        """The item's content hash; may raise ``OSError`` for a file that cannot be read."""
-        if item.path is None:
-            return item.content_hash
-        stamp = item.stat_key()
-        found = self._known.get(stamp)
-        if found is None:
-            found = self._known[stamp] = item.content_hash
-            self._added += 1
-        return found
-
-    def save(self) -> None:
-        """Write what was learnt (atomically), if anything was."""
-        if self._added:
-            atomic_write_bytes(self.path, json.dumps(self._known).encode())
-            self._added = 0
