@@ -56,6 +56,15 @@ def _locked(path: Path) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _version(path: Path) -> tuple[int, int, int] | None:
+    """What changes when anyone rewrites the store (it is replaced, never edited in place)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
 def _read(path: Path) -> dict[str, dict[str, Any]]:
     """The entries of the store at ``path`` (empty where it is missing, damaged or of another format)."""
     from ..galleries.images import open_regular  # noqa: PLC0415 - galleries import this package
@@ -100,7 +109,9 @@ class FileFacts:
         self._entries: dict[str, dict[str, Any]] = {}
         self._learnt: dict[str, dict[str, Any]] = {}
         self._migrated = False
+        self._version: tuple[int, int, int] | None = None
         if path is not None:
+            self._version = _version(path)
             self._entries = _read(path)
             if not self._entries and any(path.with_name(name).is_file() for name in LEGACY.values()):
                 # Upgrading keeps what the older files knew: a large library is not hashed again.
@@ -123,10 +134,14 @@ class FileFacts:
             return
         try:
             with _locked(self.path):
-                entries = _read(self.path)
-                for stamp, fields in self._learnt.items():
-                    entries.setdefault(stamp, {}).update(fields)
-                atomic_write_bytes(self.path, json.dumps({"format": FORMAT, "files": entries}).encode())
+                if self._version is None or _version(self.path) != self._version:
+                    # Someone saved since this reader opened it: theirs first, then what this one learnt.
+                    entries = _read(self.path)
+                    for stamp, fields in self._learnt.items():
+                        entries.setdefault(stamp, {}).update(fields)
+                    self._entries = entries
+                atomic_write_bytes(self.path, json.dumps({"format": FORMAT, "files": self._entries}).encode())
+                self._version = _version(self.path)
         except OSError as exc:
             log.warning("cannot keep what was learnt of the files in %s: %s", self.path, exc)
             return
