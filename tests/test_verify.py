@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from engines import create_engine
 from engines.analysis.local_features import LocalFeatures
-from engines.analysis.verify import MIN_INLIERS, match
+from engines.analysis.verify import MIN_INLIERS, Features, match
 from engines.galleries.items import GalleryItem
 
 pytest.importorskip("cv2", reason="verification needs opencv-python-headless (requirements.txt)")
@@ -252,3 +252,62 @@ def test_a_copy_with_a_bold_caption_passes_the_quick_check(tmp_path: Path) -> No
     assert cells(copy.xy[:QUICK_KEYPOINTS]) == cells(copy.xy) and len(cells(copy.xy)) > 4
     # Negative control: another person's photo is not this one.
     assert match(compute_features(GalleryItem("", str(faces / "obama-1.jpg"))), copy) is None
+
+
+def reference_pairs(features: list[Features | None]) -> set[tuple[int, int]]:
+    """The shared-keypoint pairs by the definition, with dictionaries: the streamed version's yardstick."""
+    from collections import Counter
+    from itertools import combinations
+
+    from engines.analysis import shared_keypoints as sk
+
+    buckets: dict[tuple[int, int], set[int]] = {}
+    for row, found in enumerate(features):
+        if found is None or not len(found.descriptors):
+            continue
+        bits = np.unpackbits(found.descriptors[: sk.STRONGEST], axis=1)
+        for table in range(sk.TABLES):
+            for key in bits[:, sk._POSITIONS[table]].astype(np.int64) @ sk._WEIGHTS:
+                buckets.setdefault((table, int(key)), set()).add(row)
+    shared: Counter[tuple[int, int]] = Counter()
+    for owners in buckets.values():
+        if 2 <= len(owners) <= sk.MAX_BUCKET:
+            shared.update(combinations(sorted(owners), 2))
+    return {pair for pair, times in shared.items() if times >= sk.MIN_SHARED}
+
+
+def test_shared_keypoint_pairs_streamed_in_chunks_and_slices_are_those_of_the_definition(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from engines.analysis import shared_keypoints as sk
+
+    rng = np.random.default_rng(3)
+    originals = [rng.integers(0, 256, (200, 32), dtype=np.uint8) for _ in range(60)]
+    features: list[Features | None] = []
+    for n in range(300):
+        if n < 60:
+            descriptors = originals[n]
+        elif n < 120:  # a copy: most descriptors kept, a few bits flipped, another order
+            descriptors = originals[n - 60][rng.permutation(200)[:170]].copy()
+            descriptors[rng.random(descriptors.shape) < 0.02] ^= 1
+        elif n % 40 == 0:
+            features.append(None)  # unreadable
+            continue
+        else:
+            descriptors = rng.integers(0, 256, (int(rng.integers(0, 220)), 32), dtype=np.uint8)
+        features.append(Features(np.zeros((len(descriptors), 2), np.float32), descriptors, (1.0, 1.0)))
+    expected = reference_pairs(features)
+    assert len(expected & {(n, n + 60) for n in range(60)}) >= 55  # the copies are there to be found
+    asked: list[int] = []
+
+    def features_of(chunk: list[int]) -> list[Features | None]:
+        asked.append(len(chunk))
+        return [features[row] for row in chunk]
+
+    monkeypatch.setattr(sk, "CHUNK", 32)
+    monkeypatch.setattr(sk, "SLICE", 500)  # many slices: no bucket may be split between two
+    found = sk.streamed_pairs(features_of, range(len(features)))
+    assert {tuple(pair) for pair in found.tolist()} == expected
+    assert max(asked) == 32 and sum(asked) == len(features)  # never more than a chunk at once
+    rows = list(range(0, 300, 2))  # only these take part: the others' descriptors fill no bucket
+    only = reference_pairs([found if row % 2 == 0 else None for row, found in enumerate(features)])
+    assert {tuple(pair) for pair in sk.keypoint_pairs(features, rows).tolist()} == only

@@ -26,7 +26,12 @@ _READING = threading.Lock()
 
 
 class LocalFeatures:
-    """ORB keypoints and descriptors of gallery images, computed once and kept on disk."""
+    """ORB keypoints and descriptors of gallery images, computed once and kept on disk.
+
+    What is kept on disk is read back from there each time (a million pictures' keypoints
+    are ~40 GB); only features that cannot be kept (no cache folder, a read-only one, an
+    unreadable picture) are remembered in memory, so that a run never computes them twice.
+    """
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = Workspace(folder).local_features if folder is not None else None
@@ -42,11 +47,11 @@ class LocalFeatures:
         if key in self._memory:
             return self._memory[key]
         found = self._load(key)
-        if found is None:
-            found = compute_features(item)
-            if found is not None:
-                self._store(key, found)
-        self._memory[key] = found
+        if found is not None:
+            return found
+        found = compute_features(item)
+        if found is None or not self._store(key, found):
+            self._memory[key] = found
         return found
 
     def _path(self, key: str) -> Path | None:
@@ -72,10 +77,11 @@ class LocalFeatures:
         path.unlink(missing_ok=True)
         return None
 
-    def _store(self, key: str, features: Features) -> None:
+    def _store(self, key: str, features: Features) -> bool:
+        """Keep ``features`` on disk; ``False`` when they cannot be."""
         path = self._path(key)
         if path is None:
-            return
+            return False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.partial")
@@ -84,6 +90,8 @@ class LocalFeatures:
             os.replace(partial, path)
         except OSError as exc:  # a read-only cache still verifies, only again next time
             log.warning("cannot keep local features in %s: %s", path.parent, exc)
+            return False
+        return True
 
 
 def _features_problem(xy: np.ndarray, descriptors: np.ndarray, frame: np.ndarray) -> str | None:

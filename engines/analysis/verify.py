@@ -65,6 +65,8 @@ QUICK_MATCHES = 8
 GRID = 4
 #: RANSAC's reprojection tolerance, in pixels at ``SIDE``.
 REPROJECTION_PX = 4.0
+#: Candidate pairs checked at once: their pictures' keypoints (~40 KB each) are held only meanwhile.
+PAIR_CHUNK = 2048
 #: Version of what is stored per image; bump when the features change.
 FORMAT = 4  # 4: keypoints spread over the picture first (3: strongest first; 3: the frame is kept)
 
@@ -206,46 +208,47 @@ class PairVerifier:
         self.items, self.features = items, features
         self.hashes = hashes or [None] * len(items)
         self.workers = workers or min(4, os.cpu_count() or 1)
-        self._found: dict[int, Features | None] = {}
 
     def _features(self, rows: Iterable[int], pool: ThreadPoolExecutor) -> dict[int, Features | None]:
-        missing = [row for row in rows if row not in self._found]
-        self._found.update(zip(missing, pool.map(lambda row: self.features.of(self.items[row], self.hashes[row]),
-                                                 missing), strict=True))
-        return self._found
+        """The features of ``rows``, read (or computed) now: nothing is held between chunks, so
+        a library of a million pictures (~40 KB of keypoints each) never sits in memory."""
+        wanted = sorted(set(rows))
+        return dict(zip(wanted, pool.map(lambda row: self.features.of(self.items[row], self.hashes[row]), wanted),
+                        strict=True))
 
     def candidates(self, rows: Sequence[int]) -> np.ndarray:
         """Pairs (i < j) among ``rows`` whose keypoints are much alike (their features are
-        computed now, once, and kept)."""
-        from .shared_keypoints import keypoint_pairs  # noqa: PLC0415 - it reads this module's Features
+        computed now where they are not kept yet, a chunk at a time)."""
+        from .shared_keypoints import streamed_pairs  # noqa: PLC0415 - it reads this module's Features
 
         with ThreadPoolExecutor(self.workers) as pool:
-            found = self._features(rows, pool)
-        table: list[Features | None] = [None] * len(self.items)
-        for row in rows:
-            table[row] = found[row]
-        return keypoint_pairs(table, rows)
+            return streamed_pairs(lambda chunk: list(self._features(chunk, pool).values()), sorted(rows))
 
     def __call__(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Match]:
         """The pairs that are one photo, and how; checked in parallel (OpenCV releases the
-        GIL). Pairs whose keypoints agree are then compared aligned
-        (``matches.changed_share``): most of their overlap must be alike."""
-        pairs = list(pairs)
+        GIL), ``PAIR_CHUNK`` pairs at a time. Pairs whose keypoints agree are then compared
+        aligned (``matches.changed_share``): most of their overlap must be alike."""
+        pairs = sorted(pairs)  # by first row: a chunk's pictures repeat, and each is read once a chunk
+        kept: dict[tuple[int, int], Match] = {}
         with ThreadPoolExecutor(self.workers) as pool:
-            found = self._features({row for pair in pairs for row in pair}, pool)
-            matches = pool.map(lambda pair: match(found[pair[0]], found[pair[1]]), pairs)
-            agreed = {pair: m for pair, m in zip(pairs, matches, strict=True) if m is not None}
-            shown_rows = sorted({row for pair in agreed for row in pair})
-            pictures = dict(zip(shown_rows, pool.map(lambda row: _small_gray(self.items[row]), shown_rows),
-                                strict=True))
+            for start in range(0, len(pairs), PAIR_CHUNK):
+                kept.update(self._check(pairs[start : start + PAIR_CHUNK], pool))
+        return kept
 
-            def checked(pair: tuple[int, int]) -> Match | None:
-                a, b = pictures[pair[0]], pictures[pair[1]]
-                share = changed_share(a, b, agreed[pair]) if a is not None and b is not None else None
-                return None if share is not None and share > MAX_CHANGED else replace(agreed[pair], changed=share)
+    def _check(self, pairs: list[tuple[int, int]], pool: ThreadPoolExecutor) -> dict[tuple[int, int], Match]:
+        found = self._features((row for pair in pairs for row in pair), pool)
+        matches = pool.map(lambda pair: match(found[pair[0]], found[pair[1]]), pairs)
+        agreed = {pair: m for pair, m in zip(pairs, matches, strict=True) if m is not None}
+        shown_rows = sorted({row for pair in agreed for row in pair})
+        pictures = dict(zip(shown_rows, pool.map(lambda row: _small_gray(self.items[row]), shown_rows), strict=True))
 
-            kept = pool.map(checked, list(agreed))
-            return {pair: m for pair, m in zip(list(agreed), kept, strict=True) if m is not None}
+        def checked(pair: tuple[int, int]) -> Match | None:
+            a, b = pictures[pair[0]], pictures[pair[1]]
+            share = changed_share(a, b, agreed[pair]) if a is not None and b is not None else None
+            return None if share is not None and share > MAX_CHANGED else replace(agreed[pair], changed=share)
+
+        kept = pool.map(checked, list(agreed))
+        return {pair: m for pair, m in zip(list(agreed), kept, strict=True) if m is not None}
 
 
 def _small_gray(item: GalleryItem) -> np.ndarray | None:
