@@ -69,7 +69,8 @@ class LocalFeatures:
                 problem = _features_problem(xy, descriptors, frame)
                 if problem is None:
                     width, height = (float(v) for v in frame)
-                    return Features(xy.astype(np.float32), descriptors.astype(np.uint8), (width, height))
+                    return Features(xy.astype(np.float32, copy=False), descriptors.astype(np.uint8, copy=False),
+                                    (width, height))
         except (OSError, ValueError, KeyError, EOFError) as exc:
             problem = str(exc) or type(exc).__name__
         # A damaged or foreign entry is dropped and computed again: it must never stop a run.

@@ -45,8 +45,8 @@ _WEIGHTS = 1 << np.arange(BITS, dtype=np.int64)
 #: No key (a picture with fewer descriptors, or a repeat): above every real key, so it sorts last.
 EMPTY = 0xFFFFFFFF
 #: Pictures whose keypoints are held at once; sorted entries handled at once; pair files.
-CHUNK = 2048
-SLICE = 1 << 24
+CHUNK = 512
+SLICE = 1 << 22
 PARTS = 16
 
 
@@ -116,11 +116,12 @@ def _write_keys(features_of: Callable[[list[int]], Sequence[Features | None]], r
 def _table_pairs(path: Path, pictures: int, parts: Sequence[BinaryIO]) -> None:
     """Write the picture pairs of each shared bucket of one table (as ``a * pictures + b``, ``a < b``
     positions in the written order) to the pair files, by pair."""
-    keys = np.fromfile(path, dtype=np.uint32)
-    path.unlink()
     # key << 32 | picture: sorting groups a bucket's pictures, in order; no key sorts last.
-    entries = keys.astype(np.uint64)
-    del keys
+    entries = np.empty(pictures * STRONGEST, dtype=np.uint64)
+    with open(path, "rb") as handle:  # a slice at a time: the file is never held beside the entries
+        for low in range(0, len(entries), SLICE):
+            entries[low : low + SLICE] = np.fromfile(handle, dtype=np.uint32, count=min(SLICE, len(entries) - low))
+    path.unlink()
     entries <<= np.uint64(32)
     entries.reshape(pictures, STRONGEST)[:] |= np.arange(pictures, dtype=np.uint64)[:, None]
     entries.sort()
