@@ -168,3 +168,24 @@ def test_each_gallery_keeps_its_own_tags_and_a_bad_tags_file_is_no_error(tiny_cl
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     fresh.tag("dog")
     assert not stale.exists() and [r.name for r in fresh.tag().rules] == ["dog"]
+
+
+def test_a_new_page_without_tags_changes_nothing_and_with_tags_shows_them(tiny_clip: str, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from ui import page, tags_view
+    from ui.config import AppConfig
+    from ui.named import Parts
+
+    data = str(make_gallery(tmp_path / "g", per_class=3))
+    demo = page.build_demo(AppConfig(data=data, model=tiny_clip, cache_dir=str(tmp_path / "cache")))
+    opening = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_open")
+    values = [component.value for component in opening.inputs]
+    values[0], values[1] = data, "pixel"
+    changed = opening.fn(*values)  # Gradio reads an empty dict as one output and fails the event
+    assert len(changed) == 1 and list(changed.values()) == [gr.skip()]
+    tags_view.name_tags(page.service_of(demo), data, "clip", {}, "red square")
+    values[1] = "clip"
+    assert len(opening.fn(*values)) == 4  # the positive control: a built index's tags are shown
+    with pytest.raises(ValueError, match="must change something"):
+        Parts(a=gr.Markdown()).show({})

@@ -24,6 +24,8 @@ class Parts:
         return [self.components[name] for name in names] if names else list(self.components.values())
 
     def show(self, named: dict[str, Any]) -> dict[Any, Any]:
+        if not named:  # Gradio reads an empty dict as one output's value, and fails the event
+            raise ValueError("a handler must change something: return a gr.skip() for one part instead")
         unknown = set(named) - set(self.components)
         if unknown:  # a typo would otherwise change nothing without a word
             raise KeyError(f"no component named {sorted(unknown)}")

@@ -14,6 +14,7 @@ import gradio as gr
 from engines.galleries.images import register_heif
 
 from . import api, duplicates_tab, evaluate_tab, gallery_tab, people_tab, photo_filters, search_tab, tags_view
+from .assets import CSS, HEAD
 from .config import MCP_NEEDS_AUTH, AppConfig, parse_args
 from .controls import build_engine_controls, model_choices, models_table
 from .service import SearchService
@@ -27,15 +28,6 @@ log = logging.getLogger(__name__)
 #: 10,000 of them by default, and every API call without a session is a new one: memory
 #: grew by ~90 MB a minute under load. 500 tabs with their marks are kept at once.
 SESSIONS_KEPT = 500
-
-#: Result captions wrap onto their two lines (rank and score, then the file) instead of being cut;
-#: face crops stay crop-sized (Gradio spreads fewer items than ``columns`` over the whole width).
-CSS = """
-#results .caption-label, #duplicates-gallery .caption-label { white-space: pre-line; max-width: calc(100% - 8px);
-  line-height: 1.25; opacity: .92; }
-#people .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 170px)) !important; }
-"""
-
 
 #: The service behind each page ``build_demo`` made (a page is dropped with its service).
 _SERVICES: weakref.WeakKeyDictionary[gr.Blocks, SearchService] = weakref.WeakKeyDictionary()
@@ -112,7 +104,7 @@ def launch(demo: gr.Blocks, config: AppConfig, **extra: Any) -> Any:
         allowed_paths=[*(str(root) for root in config.roots), str(service.thumbnails.folder)],
         max_file_size=config.max_file_size,
         app_kwargs={"middleware": [Middleware(ServingGuard, service=service)]},
-        state_session_capacity=SESSIONS_KEPT, mcp_server=config.mcp, css=CSS, **extra,
+        state_session_capacity=SESSIONS_KEPT, mcp_server=config.mcp, css=CSS, head=HEAD, **extra,
     )
     if config.mcp and config.auth is not None:
         _log_in_mcp_loopback(demo, config.auth)

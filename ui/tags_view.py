@@ -146,11 +146,13 @@ def build_gallery_tags(service: SearchService, controls: EngineControls, source:
                  outputs, api_visibility="private", concurrency_limit=1, concurrency_id="build_index")
 
     def on_open(source_value: str, name: str, *values: Any) -> dict[Any, Any]:
-        return parts.show(kept_tags(service, source_value, name, controls.choices(values[:n])))
+        # Nothing to show changes nothing (an empty dict would read as one value to Gradio).
+        return parts.show(kept_tags(service, source_value, name, controls.choices(values[:n])) or {"said": gr.skip()})
 
     # A new page (another browser tab, a reload) shows the tags an index already has.
     for trigger in (page.load, controls.engine.change):
-        trigger(in_the_page(on_open, lambda message: {}), [source, controls.engine, *controls.inputs],
+        trigger(in_the_page(on_open, lambda message: parts.show({"said": gr.skip()})),
+                [source, controls.engine, *controls.inputs],
                 outputs, api_visibility="private")
 
 
