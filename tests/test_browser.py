@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from conftest import ROOT
 from engines.testing import free_port, make_image
@@ -279,6 +280,23 @@ def test_an_iphone_heic_named_in_capitals_is_uploaded_and_searched(tmp_path: Pat
         assert "Invalid file type" not in page.content()
         page.click("#search-button")
         page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+
+
+def test_an_uploaded_phone_photo_is_not_sent_back_whole(tmp_path: Path) -> None:
+    import numpy as np
+
+    gallery = tmp_path / "data"
+    shutil.copytree(ROOT / "data", gallery)
+    photo = tmp_path / "IMG_2001.jpg"  # noise: a JPEG as heavy as a phone's
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (1800, 2400, 3), dtype=np.uint8)).save(photo, quality=95)
+    assert photo.stat().st_size > 3_000_000
+    with app_page(gallery, "browser-upload-back.png") as page:
+        asked_back: list[int] = []
+        page.on("response", lambda r: asked_back.append(int(r.headers.get("content-length") or 1 << 40))
+                if r.url.endswith("/" + photo.name) else None)
+        search_by_image(page, photo)
+        assert asked_back  # the box shows the upload by fetching it back ...
+        assert max(asked_back) < 300_000  # ... as a preview, not the 5 MB sent
 
 
 TYPELESS = """async ([data, name, how]) => {

@@ -192,3 +192,24 @@ def test_the_query_box_shows_a_small_preview_and_the_search_uses_the_original(
     assert service.uploads.original(service.uploads.preview(gallery_file)) == gallery_file
     with pytest.raises(gr.Error, match="must be uploaded"):  # only trusted files get a preview
         service.uploads.preview(str(tmp_path / "elsewhere.jpg"))
+
+
+def test_an_upload_asked_back_goes_as_its_preview_and_nothing_else_does(tmp_path: Path, photos: dict[str, Path]) -> None:
+    from ui.uploads import SENT_WHOLE_MAX
+
+    root = str(photos["large"].parents[1])
+    service = SearchService(AppConfig(data=root))
+    heic = uploaded(photos["heic"])  # a browser cannot show it, whatever its size: its preview goes
+    sent = service.uploads.served_as(heic)
+    assert sent is not None and service.uploads.original(sent) == heic and service.uploads.served_as(heic) == sent
+    heavy, small = tmp_path / "heavy.png", tmp_path / "small.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 800, 3), dtype=np.uint8)).save(heavy)
+    Image.new("RGB", (40, 30)).save(small)
+    assert Path(heavy).stat().st_size > SENT_WHOLE_MAX
+    assert service.uploads.served_as(uploaded(heavy)) is not None  # heavy: its preview goes
+    assert service.uploads.served_as(uploaded(small)) is None  # small enough to send as it is
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"x" * (SENT_WHOLE_MAX + 1))
+    assert service.uploads.served_as(uploaded(notes)) is None  # not a picture
+    assert service.uploads.served_as(str(photos["large"])) is None  # a gallery file: the guard decides
+    assert service.uploads.served_as(sent) is None  # a preview itself

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+import anyio
 from starlette.convertors import PathConvertor
 from starlette.routing import Match
 
@@ -60,6 +61,9 @@ class ServingGuard:
         auth = self.service.config.auth
         if requested is not None and ("\x00" in requested or not self.service.may_serve(requested)):
             await _not_found(send)
+        elif requested is not None and (preview := await anyio.to_thread.run_sync(self.service.uploads.served_as,
+                                                                                  requested)):
+            await _send_jpeg(send, preview)  # an upload asked back: the box shows it, a preview will do
         elif auth is not None and _MCP_ROUTE.search(path) and not logged_in(scope, auth):
             await _unauthorised(send)
         elif path == "/" and self.service.config.auth is not None:
@@ -186,6 +190,15 @@ async def _unauthorised(send: Any) -> None:
         (b"content-type", b"text/plain"), (b"www-authenticate", b'Basic realm="image search MCP"')]})
     await send({"type": "http.response.body", "body": b"This app needs a login: send the app's --auth user:password "
                                                       b"as HTTP Basic credentials (Authorization: Basic ...)."})
+
+
+async def _send_jpeg(send: Any, path: str) -> None:
+    with open(path, "rb") as handle:
+        body = handle.read()
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"image/jpeg"), (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"private, max-age=3600")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _not_found(send: Any) -> None:

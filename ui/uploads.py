@@ -25,12 +25,20 @@ from engines.storage.sweep import sweep
 
 from .galleries import Galleries
 
+#: The folder of the upload folder that previews are written to.
+PREVIEWS = "image-search-previews"
 #: How long an inline image (a data URI written to a file) is kept.
 INLINE_MAX_AGE_S = 3600
 #: The longest side of the query box's preview: the page shows it, the server searches the original.
 PREVIEW_SIDE = 512
 #: Previews remembered (preview -> original), least recently made out.
 PREVIEWS_KEPT = 2000
+#: An upload the page asks back for is sent as its preview past this size (``served_as``).
+SENT_WHOLE_MAX = 256 * 1024
+#: What a preview is made of when the page asks for an upload back (Pillow opens these).
+_PICTURES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".hif", ".avif", ".tif", ".tiff", ".bmp", ".gif")
+#: ... and those a browser cannot show at all, whatever their size.
+_UNSHOWN = (".heic", ".heif", ".hif", ".tif", ".tiff")
 
 
 class Uploads:
@@ -62,7 +70,7 @@ class Uploads:
         except EngineError:
             return path
         picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        folder = os.path.join(_upload_folder(), "image-search-previews")
+        folder = os.path.join(_upload_folder(), PREVIEWS)
         os.makedirs(folder, exist_ok=True)
         sweep(folder, INLINE_MAX_AGE_S)
         handle, made = tempfile.mkstemp(suffix=".jpg", dir=folder)
@@ -73,6 +81,32 @@ class Uploads:
             while len(self._previews) > PREVIEWS_KEPT:
                 self._previews.popitem(last=False)
         return made
+
+    def served_as(self, requested: str) -> str | None:
+        """The preview to send in place of an upload the page asks back for, or ``None`` (send
+        the file itself). Gradio's image box shows what was uploaded by fetching it back from
+        the server: a phone photo's 3-4 MB went out again before the box's preview replaced
+        it (and a HEIC one showed as a broken image). Only the box shows it (searches read the
+        file on disk), so a small JPEG will do."""
+        real, uploads = os.path.realpath(requested), _upload_folder()
+        if not _inside(real, uploads) or _inside(real, os.path.join(uploads, PREVIEWS)):
+            return None
+        if not real.lower().endswith(_PICTURES):
+            return None
+        try:
+            if os.stat(real).st_size <= SENT_WHOLE_MAX and not real.lower().endswith(_UNSHOWN):
+                return None
+        except OSError:
+            return None
+        with self._lock:
+            made = next((preview for preview, original in reversed(self._previews.items()) if original == real), None)
+        if made is not None and os.path.isfile(made):
+            return made
+        try:
+            made = self.preview(real)
+        except gr.Error:
+            return None
+        return made if made != real else None
 
     def original(self, path: str) -> str:
         """The image a preview made by ``preview`` stands for; any other path as it is."""
