@@ -123,9 +123,8 @@ def main() -> None:
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for pictures, cold, warm, held in rows:
             ratio = float(held["peak_mb"]) / float(warm["peak_mb"])  # type: ignore[arg-type]
-            baseline = "not run" if ratio != ratio else f"{held['peak_mb']:,} | {ratio:.1f}x"
-            if ratio != ratio:
-                baseline += f" (~{pictures * 40 / 1024:,.0f} MB) | "
+            baseline = (f"not run (it would hold ~{pictures * 40 / 1024:,.0f} MB) | –" if ratio != ratio
+                        else f"{held['peak_mb']:,} | {ratio:.1f}x")
             print(f"| {pictures:,} | {warm['candidates']:,} | {warm['planted_found']} | {warm['false']} | "
                   f"{cold['seconds']} | {warm['seconds']} | {warm['peak_mb']:,} | {baseline} |")
         if len(rows) >= 2:
