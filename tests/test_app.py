@@ -255,6 +255,34 @@ def test_the_login_page_shows_no_api_and_no_gallery_path(gallery: Path) -> None:
         demo.close()
 
 
+def test_an_upload_is_sent_back_as_its_preview_only_after_the_login(gallery: Path, tmp_path: Path) -> None:
+    import http.cookiejar
+    import urllib.error
+    import urllib.parse
+
+    from helpers import uploaded
+
+    heavy = tmp_path / "IMG_3001.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (900, 1200, 3), dtype=np.uint8)).save(heavy)
+    upload = uploaded(heavy)
+    config = AppConfig(data=str(gallery), port=free_port(), host="127.0.0.1", auth=("me", "secret"))
+    demo = page.build_demo(config)
+    page.launch(demo, config, prevent_thread_lock=True, quiet=True)
+    address = f"http://127.0.0.1:{config.port}/gradio_api/file={urllib.parse.quote(upload)}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no login: neither the file nor its preview
+            urllib.request.urlopen(address)
+        assert refused.value.code in (401, 403, 404)
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        opener.open(f"http://127.0.0.1:{config.port}/login",
+                    data=urllib.parse.urlencode({"username": "me", "password": "secret"}).encode())
+        answer = opener.open(address)  # the positive control: logged in, the preview comes
+        body = answer.read()
+        assert answer.headers["content-type"] == "image/jpeg" and len(body) < heavy.stat().st_size // 4
+    finally:
+        demo.close()
+
+
 def test_a_huge_upload_is_refused_before_it_is_decoded(served: tuple[Client, str, Path], tmp_path: Path) -> None:
     client, _, _ = served
     huge = tmp_path / "huge.png"
