@@ -13,6 +13,7 @@
         onnx/                        exported ONNX graphs, per model, precision and versions
         chroma/                      the embedded Chroma database (unless --chroma-path)
         thumbnails/                  the page's thumbnails
+        scratch/                     a verified duplicates run's sorting files (gone when it ends)
 
 Delete the folder (or any entry) to start over: everything is computed again on demand.
 """
@@ -83,3 +84,7 @@ class Workspace:
     @property
     def thumbnails(self) -> Path:
         return self.root / "thumbnails"
+
+    @property
+    def scratch(self) -> Path:
+        return self.root / "scratch"

@@ -311,3 +311,31 @@ def test_shared_keypoint_pairs_streamed_in_chunks_and_slices_are_those_of_the_de
     rows = list(range(0, 300, 2))  # only these take part: the others' descriptors fill no bucket
     only = reference_pairs([found if row % 2 == 0 else None for row, found in enumerate(features)])
     assert {tuple(pair) for pair in sk.keypoint_pairs(features, rows).tolist()} == only
+
+
+def test_the_sorting_files_go_under_the_cache_and_a_killed_runs_are_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from engines.analysis import shared_keypoints as sk
+
+    scratch = tmp_path / "cache" / "scratch"
+    killed, running = scratch / f"{sk.PREFIX}old", scratch / f"{sk.PREFIX}new"
+    for folder in (killed, running):
+        folder.mkdir(parents=True)
+        (folder / "table-0.u32").write_bytes(b"\0" * 8)
+    day_ago = time.time() - sk.KILLED_AFTER_S - 60
+    os.utime(killed, (day_ago, day_ago))
+    seen: list[Path] = []
+    rng = np.random.default_rng(1)
+    shared = rng.integers(0, 256, (200, 32), dtype=np.uint8)
+    features = [Features(np.zeros((200, 2), np.float32), shared, (1.0, 1.0)) for _ in range(2)]
+
+    def features_of(chunk: list[int]) -> list[Features | None]:
+        seen.extend(p for p in scratch.iterdir() if p not in (killed, running))
+        return [features[row] for row in chunk]
+
+    pairs = sk.streamed_pairs(features_of, [0, 1], scratch)
+    assert pairs.tolist() == [[0, 1]]
+    assert len(seen) == 1 and not seen[0].exists()  # this run's folder, under the cache, gone at its end
+    assert not killed.exists() and running.exists()  # a day-old one is a killed run's; a newer one may be running

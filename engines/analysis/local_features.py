@@ -35,6 +35,8 @@ class LocalFeatures:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = Workspace(folder).local_features if folder is not None else None
+        #: Where a run sorts what it read of them (on the cache's disk, not a /tmp that may be memory).
+        self.scratch = Workspace(folder).scratch if folder is not None else None
         self._memory: dict[str, Features | None] = {}
 
     def key(self, item: GalleryItem, content_hash: str | None) -> str:

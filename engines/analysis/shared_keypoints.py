@@ -18,7 +18,9 @@ its buckets yield go to scratch files by pair, each counted on its own. Memory s
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -48,6 +50,9 @@ EMPTY = 0xFFFFFFFF
 CHUNK = 512
 SLICE = 1 << 22
 PARTS = 16
+#: The sorting folder of a run, and the age past which one is a killed run's.
+PREFIX = "image-search-keypoints-"
+KILLED_AFTER_S = 24 * 3600
 
 
 def picture_keys(features: Features) -> np.ndarray:
@@ -67,9 +72,14 @@ def keypoint_pairs(features: Sequence[Features | None], rows: Sequence[int] | No
     return streamed_pairs(lambda chunk: [features[row] for row in chunk], chosen)
 
 
-def streamed_pairs(features_of: Callable[[list[int]], Sequence[Features | None]], rows: Sequence[int]) -> np.ndarray:
-    """:func:`keypoint_pairs` over ``rows``, whose features ``features_of(some rows)`` gives a chunk at a time."""
-    with tempfile.TemporaryDirectory(prefix="image-search-keypoints-") as folder:
+def streamed_pairs(features_of: Callable[[list[int]], Sequence[Features | None]], rows: Sequence[int],
+                   scratch: Path | None = None) -> np.ndarray:
+    """:func:`keypoint_pairs` over ``rows``, whose features ``features_of(some rows)`` gives a chunk
+    at a time; the sorting files go under ``scratch`` (``None``: the system's temporary folder)."""
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        _sweep_killed(scratch)
+    with tempfile.TemporaryDirectory(prefix=PREFIX, dir=scratch) as folder:
         scratch = Path(folder)
         owners = _write_keys(features_of, list(rows), scratch)
         if len(owners) < 2:
@@ -89,6 +99,16 @@ def streamed_pairs(features_of: Callable[[list[int]], Sequence[Features | None]]
     a, b = owners[codes // len(owners)], owners[codes % len(owners)]
     pairs = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1).reshape(-1, 2)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def _sweep_killed(scratch: Path) -> None:
+    """Remove the sorting files a killed run left (a run removes its own when it ends)."""
+    for left in scratch.glob(PREFIX + "*"):
+        try:
+            if left.is_dir() and not left.is_symlink() and time.time() - left.stat().st_mtime > KILLED_AFTER_S:
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _write_keys(features_of: Callable[[list[int]], Sequence[Features | None]], rows: list[int],

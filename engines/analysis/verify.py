@@ -222,7 +222,8 @@ class PairVerifier:
         from .shared_keypoints import streamed_pairs  # noqa: PLC0415 - it reads this module's Features
 
         with ThreadPoolExecutor(self.workers) as pool:
-            return streamed_pairs(lambda chunk: list(self._features(chunk, pool).values()), sorted(rows))
+            return streamed_pairs(lambda chunk: list(self._features(chunk, pool).values()), sorted(rows),
+                                  self.features.scratch)
 
     def __call__(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Match]:
         """The pairs that are one photo, and how; checked in parallel (OpenCV releases the
