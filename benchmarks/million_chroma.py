@@ -14,12 +14,10 @@ deleted and 1,000 added. With ``--server``, the same through a Chroma server (``
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from million import generate, rss_mb
 
 from engines.storage.chroma_db import hnsw_configuration
 from engines.storage.chroma_query import nearest_records
-from engines.testing import free_port
+from engines.testing import free_port, start_chroma_server
 
 
 def percentile(times: list[float], q: float) -> float:
@@ -44,17 +42,7 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        executable = shutil.which("chroma") or "chroma"
-        self.process = subprocess.Popen([executable, "run", "--path", self.folder, "--host", "127.0.0.1",
-                                         "--port", str(self.port)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        for _ in range(1500):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit("chroma run did not answer within 5 minutes")
+        self.process = start_chroma_server(Path(self.folder), self.port, timeout_s=300)
 
     def stop(self) -> None:
         if self.process is not None:

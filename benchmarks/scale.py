@@ -51,21 +51,13 @@ def rate(model: str, files: list[str], cache: Path, ray_actors: int | None) -> t
 
 
 def chroma_server_rate(folder: Path, n: int = 20_000, dim: int = 512) -> float:
-    import subprocess
-    import urllib.request
-
     import chromadb
 
+    from engines.testing import start_chroma_server
+
     port = free_port()
-    server = subprocess.Popen(["chroma", "run", "--path", str(folder / "server"), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_chroma_server(folder / "server", port)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
         client = chromadb.HttpClient(host="127.0.0.1", port=port)
         collection = client.create_collection("bench", embedding_function=None)
         limit = client.get_max_batch_size()

@@ -193,3 +193,29 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def start_chroma_server(folder: Path, port: int, log: Any = None, timeout_s: float = 60.0) -> Any:
+    """``chroma run`` over ``folder`` on 127.0.0.1:``port`` (output to ``log``, a binary file, or
+    dropped), returned once it answers its heartbeat; ``RuntimeError`` if it stops or stays silent."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    executable = shutil.which("chroma")
+    if executable is None:
+        raise RuntimeError("the chroma command (from the chromadb package) is not installed")
+    output = log if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen([executable, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"chroma run did not answer on 127.0.0.1:{port} within {timeout_s:.0f} s") from None
+            time.sleep(0.2)

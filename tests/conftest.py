@@ -55,31 +55,18 @@ def aio() -> Path:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
     """A real Chroma server (``chroma run``) on 127.0.0.1, stopped after the session."""
-    import shutil
     import subprocess
-    import time
-    import urllib.request
 
-    executable = shutil.which("chroma")
-    if executable is None:
-        pytest.fail("the chroma command (from the chromadb package) is not installed")
+    from engines.testing import start_chroma_server
+
     port = free_port()
     folder = tmp_path_factory.mktemp("chroma-server")
     log = open(folder / "server.log", "wb")
-    process = subprocess.Popen(
-        [executable, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"chroma run did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    try:
+        process = start_chroma_server(folder / "db", port, log)
+    except RuntimeError as exc:
+        log.close()
+        pytest.fail(f"{exc}: {(folder / 'server.log').read_text()[-2000:]}")
     yield "127.0.0.1", port
     process.terminate()
     try:

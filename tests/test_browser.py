@@ -69,6 +69,22 @@ def search_by_image(page: Any, image: Path) -> None:
     page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
 
 
+def wait_for_preview(page: Any) -> None:
+    """Until the query box shows the server's JPEG preview of the upload, loaded."""
+    page.wait_for_function(
+        "[...document.querySelectorAll('#query-image img')].some(i => i.src.includes('image-search-previews')"
+        " && i.complete && i.naturalWidth > 0)", timeout=30_000,
+    )
+
+
+def preview_then_search(page: Any) -> None:
+    """An upload taken (its preview shown, no refusal), then searched with."""
+    wait_for_preview(page)
+    assert "Invalid file type" not in page.content()
+    page.click("#search-button")
+    page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+
+
 def test_upload_search_and_see_k_results(tmp_path: Path) -> None:
     gallery = tmp_path / "data"
     shutil.copytree(ROOT / "data", gallery)
@@ -224,10 +240,7 @@ def test_the_query_box_shows_previews_heic_too_and_find_similar_sends_no_origina
         fetched: list[str] = []
         page.on("response", lambda r: fetched.append(r.url))
         search_by_image(page, heic)
-        page.wait_for_function(
-            "[...document.querySelectorAll('#query-image img')].some(i => i.src.includes('image-search-previews')"
-            " && i.complete && i.naturalWidth > 0)", timeout=30_000,
-        )
+        wait_for_preview(page)
         page.locator('#results button[aria-label="Thumbnail 2 of 10"]').first.click()
         page.wait_for_function("document.querySelector('#selected').innerText.includes('#2')", timeout=10_000)
         chosen = page.locator("#selected-path input, #selected-path textarea").first.input_value()
@@ -273,13 +286,7 @@ def test_an_iphone_heic_named_in_capitals_is_uploaded_and_searched(tmp_path: Pat
             page.click("#phone-upload")
         assert ".HEIC" in (chooser.value.element.get_attribute("accept") or "")
         chooser.value.set_files(str(heic))
-        page.wait_for_function(
-            "[...document.querySelectorAll('#query-image img')].some(i => i.src.includes('image-search-previews')"
-            " && i.complete && i.naturalWidth > 0)", timeout=30_000,
-        )
-        assert "Invalid file type" not in page.content()
-        page.click("#search-button")
-        page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+        preview_then_search(page)
 
 
 def test_an_uploaded_phone_photo_is_not_sent_back_whole(tmp_path: Path) -> None:
@@ -334,13 +341,7 @@ def test_the_image_box_itself_takes_an_iphone_heic_picked_or_dropped(tmp_path: P
         page.locator("#query-image input[type=file]").wait_for(state="attached")
         sent = page.evaluate(TYPELESS, [base64.b64encode(heic.read_bytes()).decode(), heic.name, how])
         assert sent == ""  # as the browser hands it over: Gradio's image/* check alone refuses it
-        page.wait_for_function(
-            "[...document.querySelectorAll('#query-image img')].some(i => i.src.includes('image-search-previews')"
-            " && i.complete && i.naturalWidth > 0)", timeout=30_000,
-        )
-        assert "Invalid file type" not in page.content()
-        page.click("#search-button")
-        page.wait_for_function("document.querySelectorAll('#results img').length >= 10", timeout=60_000)
+        preview_then_search(page)
 
 
 def test_a_page_number_typed_in_the_gallery_tab_turns_the_page(tmp_path: Path) -> None:

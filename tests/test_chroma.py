@@ -4,6 +4,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -11,6 +12,27 @@ from PIL import Image
 from engines import BackendUnavailableError, Text, create_engine, list_image_files
 from engines.chroma import ChromaEngine
 from engines.testing import free_port
+
+
+def collections_of(folder: Path) -> list[tuple[Any, str]]:
+    """The collections of the Chroma folder ``folder`` with the model identity each names, as
+    any Chroma client of that folder sees them."""
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(folder), settings=Settings(anonymized_telemetry=False))
+    return [(c, str((c.metadata or {}).get("model_identity"))) for c in client.list_collections()]
+
+
+def mark_identities(folder: Path, identity: str, replacement: str) -> list[str]:
+    """Give the collections of ``folder`` whose model identity is ``identity`` another one (to
+    the engine, a complete index of another model); returns their names."""
+    marked = []
+    for collection, named in collections_of(folder):
+        if named == identity:
+            collection.modify(metadata={**(collection.metadata or {}), "model_identity": replacement, "complete": True})
+            marked.append(collection.name)
+    return marked
 
 
 def chroma(tiny_clip: str, tmp_path: Path, **options: object) -> ChromaEngine:
@@ -75,25 +97,28 @@ def test_another_model_never_mixes_with_stored_vectors(
 ) -> None:
     first = chroma(tiny_clip, tmp_path)
     first.index(gallery / "train", progress=False)
+    (first_identity,) = {identity for _, identity in collections_of(tmp_path / "db")}
     other = chroma(other_tiny_clip, tmp_path)
     assert other.index(gallery / "train", progress=False) == 16 and other.last_computed == 16
-    # A collection whose metadata names another model is rebuilt, not appended to.
-    primary = first._collections().open("cosine", create=False)
-    primary.modify(metadata={**primary.metadata, "model_identity": "something else", "complete": True})
+    # A collection whose metadata names another model is rebuilt, not appended to: edited as any
+    # Chroma client of the same folder would.
+    marked = mark_identities(tmp_path / "db", first_identity, "something else")
+    assert marked  # the positive control: the first model's collections were there to mark
     again = chroma(tiny_clip, tmp_path)
     with caplog.at_level(logging.WARNING):
         assert again.index(gallery / "train", progress=False) == 16
     # rebuilt, with this model's vectors from the CLIP cache (the first build put them there)
     assert again.last_computed == 0 and "rebuilding" in caplog.text
-    assert again._collections().open("cosine", create=False).metadata["model_identity"] != "something else"
+    assert mark_identities(tmp_path / "db", "something else", "something else") == []  # none left marked
 
 
 def test_writes_are_split_at_the_max_batch_size(
     tiny_clip: str, tmp_path: Path, gallery: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = chroma(tiny_clip, tmp_path)
-    client = engine.db.client()
-    monkeypatch.setattr(type(client), "get_max_batch_size", lambda self: 5)
+    from chromadb.api.client import Client
+
+    monkeypatch.setattr(Client, "get_max_batch_size", lambda self: 5)  # as a server with small batches says
     sizes: list[int] = []
     from chromadb.api.models.Collection import Collection
 

@@ -130,13 +130,14 @@ def test_modules_stay_readable() -> None:
 
 def test_no_feature_reaches_into_an_engine() -> None:
     """What a feature needs from an engine is a method the contract declares (engines/capabilities.py)."""
-    reaching = re.compile(r"(getattr|hasattr)\(engine\b|engine\.\w+.*type: ignore\[attr-defined\]")
+    reaching = re.compile(r"(getattr|hasattr)\(engine\b|engine\.\w+.*type: ignore\[attr-defined\]|\bengine\._[a-z]")
     places = [*(ROOT / "ui").rglob("*.py"), *(ROOT / "engines" / "analysis").rglob("*.py"),
               *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
     found = [f"{path.relative_to(ROOT)}:{number}" for path in places if path.name != "test_layers.py"
              for number, line in enumerate(path.read_text().splitlines(), start=1) if reaching.search(line)]
     assert found == []
     assert reaching.search('x = getattr(engine, "embedder", None)')  # the pattern matches what it forbids
+    assert reaching.search("engine._tags = None") and not reaching.search("engine.tag_table()")
 
 
 def tuple_handlers(source: str) -> list[str]:

@@ -212,4 +212,5 @@ def test_an_upload_asked_back_goes_as_its_preview_and_nothing_else_does(tmp_path
     notes.write_bytes(b"x" * (SENT_WHOLE_MAX + 1))
     assert service.uploads.served_as(uploaded(notes)) is None  # not a picture
     assert service.uploads.served_as(str(photos["large"])) is None  # a gallery file: the guard decides
+    assert service.uploads.may_be_upload(heic) and not service.uploads.may_be_upload(str(photos["large"]))
     assert service.uploads.served_as(sent) is None  # a preview itself

@@ -157,8 +157,13 @@ def test_each_gallery_keeps_its_own_tags_and_a_bad_tags_file_is_no_error(tiny_cl
     tags.unlink()
     os.mkfifo(tags)
     found: list[object] = []
-    worker = threading.Thread(target=lambda: found.append(fresh.tag_table()), daemon=True)
-    fresh._tags = None
+    reader = create_engine("clip", model=tiny_clip, cache_dir=cache)  # a new engine reads the tags file again
+
+    def read_tags() -> None:
+        reader.index(first / "train", progress=False)
+        found.append(reader.tag_table())
+
+    worker = threading.Thread(target=read_tags, daemon=True)
     worker.start()
     worker.join(10)
     assert found == [None]

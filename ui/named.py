@@ -16,9 +16,6 @@ class Parts:
     def __init__(self, **components: Any) -> None:
         self.components = components
 
-    def __getitem__(self, name: str) -> Any:
-        return self.components[name]
-
     def outputs(self, *names: str) -> list[Any]:
         """The components a handler may change (all of them when no name is given)."""
         return [self.components[name] for name in names] if names else list(self.components.values())

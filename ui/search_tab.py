@@ -28,6 +28,7 @@ from .feedback import (
     view,
 )
 from .messages import USER_ERRORS, explain_bad_input, in_the_page, only_trusted_files
+from .named import Parts
 from .service import SearchService
 from .session import SearchSession, asked
 
@@ -144,17 +145,13 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
                 download = gr.DownloadButton("Results as CSV", elem_id="results-csv", interactive=False, scale=1)
 
     n = len(controls.options)
-    # Gradio's dict outputs: a handler returns {component: value} for what it changes; ``feedback``
-    # names each part (VIEW), and this is the one place names meet components.
-    parts = {"results": results, "summary": summary_line, "session": session, "threshold": threshold, "marks": marks,
-             "selected": selected, "chosen": chosen, "path": path, "relevant": relevant, "irrelevant": irrelevant,
-             "similar": similar, "person": person, "why_button": why_button, "again": again, "reset": reset,
-             "more": more, "download": download, "why_row": why_row, "why_text": why_text, "order": order}
-    assert tuple(parts) == VIEW
-    outputs = list(parts.values())
-
-    def show(named: dict[str, Any]) -> dict[Any, Any]:
-        return {parts[name]: value for name, value in named.items()}
+    # ``feedback`` names each part the tab shows (VIEW); ``Parts`` is where names meet components.
+    parts = Parts(results=results, summary=summary_line, session=session, threshold=threshold, marks=marks,
+                  selected=selected, chosen=chosen, path=path, relevant=relevant, irrelevant=irrelevant,
+                  similar=similar, person=person, why_button=why_button, again=again, reset=reset, more=more,
+                  download=download, why_row=why_row, why_text=why_text, order=order)
+    assert tuple(parts.components) == VIEW
+    outputs, show = parts.outputs(), parts.show
 
     def on_search(
         source_value: str, name: str, *values: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)
@@ -212,7 +209,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
         rank = int(evt.index) + 1 if isinstance(evt.index, int) else None
         return show(selection(service, state, rank))
 
-    results.select(on_select, session, [parts[name] for name in SELECTION], api_visibility="private")
+    results.select(on_select, session, parts.outputs(*SELECTION), api_visibility="private")
     for button, verdict in ((relevant, "relevant"), (irrelevant, "not relevant")):
         def on_mark(state: SearchSession, rank: int | None, verdict: str = verdict) -> dict[Any, Any]:
             marked, _ = mark(state, rank, verdict)
@@ -283,8 +280,7 @@ def build(service: SearchService, controls: EngineControls, source: gr.State, la
     image.upload(lambda value: service.uploads.preview(value) if value else value, image, image,
                  api_visibility="private", queue=False)
 
-    def on_phone(upload: Any) -> Any:
-        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or getattr(upload, "path", None)
+    def on_phone(path: str | None) -> Any:  # the button's type is "filepath": a path or nothing
         if not path:
             raise gr.Error("Choose a photo to upload.")
         return service.uploads.preview(str(path))  # the upload folder's file: trusted, shown as a JPEG

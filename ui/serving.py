@@ -61,7 +61,8 @@ class ServingGuard:
         auth = self.service.config.auth
         if requested is not None and ("\x00" in requested or not self.service.may_serve(requested)):
             await _not_found(send)
-        elif (requested is not None and (auth is None or logged_in(scope, auth))
+        elif (requested is not None and self.service.uploads.may_be_upload(requested)
+              and (auth is None or logged_in(scope, auth))
               and (preview := await anyio.to_thread.run_sync(self.service.uploads.served_as, requested))):
             # An upload asked back: the box only shows it, so a preview will do. Answered here, so
             # only to the login Gradio's own file route asks for (the others go on to be refused).

@@ -82,6 +82,14 @@ class Uploads:
                 self._previews.popitem(last=False)
         return made
 
+    def may_be_upload(self, requested: str) -> bool:
+        """Whether ``requested`` names a file under the upload folder, read from the name alone:
+        the guard asks this of every file request before ``served_as`` looks at the disk."""
+        from gradio.utils import get_upload_folder
+
+        written = os.path.abspath(requested)  # as named, or through the folder's real location (/tmp on macOS)
+        return _inside(written, os.path.abspath(get_upload_folder())) or _inside(written, _upload_folder())
+
     def served_as(self, requested: str) -> str | None:
         """The preview to send in place of an upload the page asks back for, or ``None`` (send
         the file itself). Gradio's image box shows what was uploaded by fetching it back from

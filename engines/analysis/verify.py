@@ -222,8 +222,12 @@ class PairVerifier:
         from .shared_keypoints import streamed_pairs  # noqa: PLC0415 - it reads this module's Features
 
         with ThreadPoolExecutor(self.workers) as pool:
-            return streamed_pairs(lambda chunk: list(self._features(chunk, pool).values()), sorted(rows),
-                                  self.features.scratch)
+
+            def features_of(chunk: list[int]) -> list[Features | None]:
+                found = self._features(chunk, pool)
+                return [found[row] for row in chunk]  # in the chunk's order, whatever the rows
+
+            return streamed_pairs(features_of, sorted(rows), self.features.scratch)
 
     def __call__(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Match]:
         """The pairs that are one photo, and how; checked in parallel (OpenCV releases the
